@@ -1,0 +1,2 @@
+//! Document benchmarks (being written).
+fn main() {}

@@ -1,0 +1,346 @@
+//! The database handle: opening (with the format check), the one write path, and ids.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use redb::{ReadableDatabase, ReadableTable};
+
+use crate::clock::{self, Clock, SystemClock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::schema::{COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
+
+/// The first bytes of every redb file.
+const REDB_MAGIC: &[u8] = b"redb\x1A\x0A\xA9\x0D\x0A";
+
+/// Default limit on a document's JSON size.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// A handle to one larder database. Cheap to clone; clones share the database and can be sent
+/// to other threads.
+///
+/// ```
+/// # fn main() -> larder::Result<()> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let db = larder::Db::open(dir.path().join("app.redb"))?;
+/// let handle = db.clone();
+/// std::thread::spawn(move || handle.list_collections()).join().unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redb: redb::Database,
+    clock: Arc<dyn Clock>,
+    max_document_bytes: usize,
+    path: Option<PathBuf>,
+    ids: Mutex<uuid::ContextV7>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for opening a [`Db`].
+///
+/// ```
+/// # fn main() -> larder::Result<()> {
+/// let clock = larder::ManualClock::new();
+/// let db = larder::Db::builder()
+///     .clock(clock.clone())
+///     .max_document_bytes(64 * 1024)
+///     .in_memory()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DbBuilder {
+    clock: Arc<dyn Clock>,
+    max_document_bytes: usize,
+    cache_bytes: usize,
+}
+
+impl Default for DbBuilder {
+    fn default() -> Self {
+        DbBuilder {
+            clock: Arc::new(SystemClock),
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            cache_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl DbBuilder {
+    /// The clock used for every timestamp and expiry (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The largest document accepted, in bytes of JSON (default 1 MiB).
+    pub fn max_document_bytes(mut self, bytes: usize) -> Self {
+        self.max_document_bytes = bytes;
+        self
+    }
+
+    /// The size of redb's page cache (default 64 MiB).
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Opens the database file at `path`, creating it when it does not exist.
+    ///
+    /// # Errors
+    /// - `NotALarderFile` if the file exists and is not a larder database,
+    /// - `UnsupportedFormat` if it was written by a newer larder,
+    /// - `AlreadyOpen` if it is open already (in this process or another),
+    /// - `Storage` on I/O errors.
+    ///
+    /// In the first two cases the file is left byte-identical.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
+        let path = path.as_ref();
+        let existing = probe_existing_file(path)?;
+        let redb = redb::Builder::new()
+            .set_cache_size(self.cache_bytes)
+            .create(path)?;
+        if existing == Probe::NeedsRepairCheck {
+            // The file is a redb file that was not closed cleanly; redb has repaired it on open,
+            // and only now can its tables be read.
+            let txn = redb.begin_read()?;
+            check_format(&txn)?;
+        }
+        self.finish(redb, Some(path.to_path_buf()))
+    }
+
+    /// Opens a fresh database held in memory only (redb's in-memory backend).
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn in_memory(self) -> Result<Db> {
+        let redb = redb::Builder::new()
+            .set_cache_size(self.cache_bytes)
+            .create_with_backend(redb::backends::InMemoryBackend::new())?;
+        self.finish(redb, None)
+    }
+
+    fn finish(self, redb: redb::Database, path: Option<PathBuf>) -> Result<Db> {
+        initialize(&redb)?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                redb,
+                clock: self.clock,
+                max_document_bytes: self.max_document_bytes,
+                path,
+                ids: Mutex::new(uuid::ContextV7::new()),
+            }),
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// No file, or an empty one: a new database.
+    New,
+    /// A larder file of a supported format.
+    Larder,
+    /// A redb file that needs crash recovery before its tables can be read.
+    NeedsRepairCheck,
+}
+
+/// Looks at an existing file without modifying it: the redb magic bytes, then (read-only) the
+/// format-version row. Refuses foreign and newer files before redb ever opens them for writing.
+fn probe_existing_file(path: &Path) -> Result<Probe> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Probe::New),
+        Err(e) => return Err(Error::storage(e)),
+    };
+    let mut head = Vec::with_capacity(REDB_MAGIC.len());
+    (&mut file)
+        .take(REDB_MAGIC.len() as u64)
+        .read_to_end(&mut head)
+        .map_err(Error::storage)?;
+    drop(file);
+    if head.is_empty() {
+        return Ok(Probe::New);
+    }
+    if head != REDB_MAGIC {
+        return Err(ErrorKind::NotALarderFile.into());
+    }
+    let readonly = match redb::Builder::new().open_read_only(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::RepairAborted) => return Ok(Probe::NeedsRepairCheck),
+        Err(
+            e @ (redb::DatabaseError::DatabaseAlreadyOpen
+            | redb::DatabaseError::LockProtocolMismatch),
+        ) => {
+            return Err(Error::with_source(ErrorKind::AlreadyOpen, e));
+        }
+        Err(e) => return Err(Error::with_source(ErrorKind::NotALarderFile, e)),
+    };
+    let txn = readonly.begin_read()?;
+    check_format(&txn)?;
+    Ok(Probe::Larder)
+}
+
+/// Checks the format-version row of an existing, non-empty database.
+fn check_format(txn: &redb::ReadTransaction) -> Result<()> {
+    let meta = match txn.open_table(META) {
+        Ok(meta) => meta,
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            // An empty redb file (no tables at all) is a database we created but never
+            // initialised, e.g. a crash right after creation; anything else is foreign.
+            let empty = txn.list_tables()?.next().is_none();
+            return if empty {
+                Ok(())
+            } else {
+                Err(ErrorKind::NotALarderFile.into())
+            };
+        }
+        Err(e) => return Err(Error::with_source(ErrorKind::NotALarderFile, e)),
+    };
+    match meta.get(FORMAT_KEY)?.map(|v| v.value()) {
+        Some(found) if found > FORMAT_VERSION => Err(ErrorKind::UnsupportedFormat {
+            found,
+            supported: FORMAT_VERSION,
+        }
+        .into()),
+        Some(_) => Ok(()),
+        None => Err(ErrorKind::NotALarderFile.into()),
+    }
+}
+
+/// Writes the format row and the fixed tables of a new database (no-op on an existing one).
+fn initialize(redb: &redb::Database) -> Result<()> {
+    {
+        let txn = redb.begin_read()?;
+        if let Ok(meta) = txn.open_table(META)
+            && meta.get(FORMAT_KEY)?.is_some()
+        {
+            return Ok(());
+        }
+    }
+    let mut txn = redb.begin_write()?;
+    txn.set_two_phase_commit(true);
+    {
+        let mut meta = txn.open_table(META)?;
+        if meta.get(FORMAT_KEY)?.is_none() {
+            meta.insert(FORMAT_KEY, FORMAT_VERSION)?;
+        }
+        txn.open_table(COLLECTIONS)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+impl Db {
+    /// Opens (or creates) the database file at `path` with default options.
+    /// See [`DbBuilder::open`].
+    ///
+    /// # Errors
+    /// As [`DbBuilder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Db> {
+        DbBuilder::default().open(path)
+    }
+
+    /// A fresh database in memory, with default options.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn in_memory() -> Result<Db> {
+        DbBuilder::default().in_memory()
+    }
+
+    /// Options for opening a database.
+    pub fn builder() -> DbBuilder {
+        DbBuilder::default()
+    }
+
+    /// The path of the database file (`None` for an in-memory database).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The clock this database uses.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
+    /// Verifies the checksums of the whole file (redb's integrity check). Needs the only handle:
+    /// fails with `InvalidInput` while clones of this `Db` are alive.
+    ///
+    /// # Errors
+    /// `InvalidInput` while other handles exist; `Storage` if the file is corrupt beyond repair.
+    pub fn check_integrity(self) -> Result<bool> {
+        let mut inner = Arc::try_unwrap(self.inner).map_err(|_| {
+            Error::invalid("the integrity check needs the only handle to the database")
+        })?;
+        inner.redb.check_integrity().map_err(Error::from)
+    }
+
+    pub(crate) fn redb(&self) -> &redb::Database {
+        &self.inner.redb
+    }
+
+    pub(crate) fn now_micros(&self) -> i64 {
+        clock::to_micros(self.inner.clock.now())
+    }
+
+    pub(crate) fn max_document_bytes(&self) -> usize {
+        self.inner.max_document_bytes
+    }
+
+    /// A new UUIDv7 document id from the database clock, monotonic within this handle.
+    pub(crate) fn new_id(&self) -> String {
+        let micros = self.now_micros().max(0).unsigned_abs();
+        let context = self.inner.ids.lock();
+        let timestamp = uuid::Timestamp::from_unix(
+            &*context,
+            micros / 1_000_000,
+            u32::try_from((micros % 1_000_000) * 1000).unwrap_or(0),
+        );
+        uuid::Uuid::new_v7(timestamp).to_string()
+    }
+
+    /// The one write path: runs `op` in a write transaction and commits durably (two-phase
+    /// commit, fsync) before returning. If `op` fails nothing is written.
+    ///
+    /// Every mutation in the crate goes through here, so concurrent writers can later share a
+    /// commit without any caller changing.
+    pub(crate) fn write<T>(
+        &self,
+        op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let mut txn = self.inner.redb.begin_write()?;
+        txn.set_two_phase_commit(true);
+        match op(&txn) {
+            Ok(out) => {
+                txn.commit()?;
+                Ok(out)
+            }
+            Err(error) => {
+                txn.abort()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `op` on a consistent snapshot.
+    pub(crate) fn read<T>(
+        &self,
+        op: impl FnOnce(&redb::ReadTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let txn = self.inner.redb.begin_read()?;
+        op(&txn)
+    }
+}

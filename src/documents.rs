@@ -1,0 +1,1149 @@
+//! Documents: JSON objects in a collection, reached through a [`Collection`] handle.
+//!
+//! Every mutation is one call of [`Db::write`](crate::Db) (one durable transaction); every read
+//! runs on one snapshot.
+
+use std::marker::PhantomData;
+use std::ops::ControlFlow;
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::clock::format_rfc3339;
+use crate::collections::{self, SERVER_MANAGED_FIELDS, validate_collection_name};
+use crate::db::Db;
+use crate::error::{Error, ErrorKind, Result};
+use crate::index::{self, IndexDef, IndexScan};
+use crate::query::{self, Aggregate, FieldRef, MetaField, Order, Plan, Query, Row, RowData, Sort};
+use crate::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
+use crate::values;
+
+/// Longest accepted document id.
+const MAX_ID_LEN: usize = 128;
+
+/// A stored document: the server-managed fields and the caller's data.
+///
+/// Serializes flat: `{"id": …, "created_at": …, "updated_at": …, ...data}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc<T = Value> {
+    /// The document's id: a UUIDv7 string unless the caller chose one.
+    pub id: String,
+    /// When it was created (RFC 3339, microseconds, `+00:00`).
+    pub created_at: String,
+    /// When it last changed (same format).
+    pub updated_at: String,
+    /// The document's fields, without the three above.
+    pub data: T,
+}
+
+impl<T: Serialize> Serialize for Doc<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Flat<'a, T> {
+            id: &'a str,
+            created_at: &'a str,
+            updated_at: &'a str,
+            #[serde(flatten)]
+            data: &'a T,
+        }
+        Flat {
+            id: &self.id,
+            created_at: &self.created_at,
+            updated_at: &self.updated_at,
+            data: &self.data,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl Doc<Value> {
+    /// The document as one flat JSON object.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("id".into(), Value::String(self.id.clone()));
+        map.insert("created_at".into(), Value::String(self.created_at.clone()));
+        map.insert("updated_at".into(), Value::String(self.updated_at.clone()));
+        if let Value::Object(data) = &self.data {
+            map.extend(data.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Value::Object(map)
+    }
+}
+
+/// A handle to one collection's documents, typed as `T` (JSON by default). Cheap to create;
+/// errors such as a missing collection surface on use.
+///
+/// The fields `id`, `created_at` and `updated_at` are server-managed: they are never stored in
+/// the data. On insert a non-null `id` in the data is the id the caller chooses; on update the
+/// three may be present only with their current values (so a fetched document can be written
+/// back); any other value is refused.
+///
+/// ```
+/// # fn main() -> larder::Result<()> {
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// struct Note { title: String, stars: u32 }
+///
+/// let db = larder::Db::in_memory()?;
+/// db.create_collection("notes", larder::CollectionSpec::new())?;
+/// let notes = db.collection::<Note>("notes");
+/// let stored = notes.insert(&Note { title: "hello".into(), stars: 3 })?;
+/// assert_eq!(notes.get(&stored.id)?.unwrap().data.stars, 3);
+/// # Ok(()) }
+/// ```
+pub struct Collection<T = Value> {
+    db: Db,
+    name: String,
+    marker: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Collection<T> {
+    fn clone(&self) -> Self {
+        Collection {
+            db: self.db.clone(),
+            name: self.name.clone(),
+            marker: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Collection<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Db {
+    /// A handle to the documents of collection `name`, as values of type `T`
+    /// (`serde_json::Value` when unannotated: `let notes: Collection = db.collection("notes")`).
+    pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
+        Collection {
+            db: self.clone(),
+            name: name.to_owned(),
+            marker: PhantomData,
+        }
+    }
+}
+
+/// A collection resolved inside a transaction.
+struct Target {
+    name: String,
+    docs: String,
+    indexes: Vec<IndexDef>,
+}
+
+impl Target {
+    fn load<C>(collections: &C, name: &str) -> Result<Target>
+    where
+        C: ReadableTable<&'static str, &'static [u8]>,
+    {
+        validate_collection_name(name)?;
+        let stored = collections::load(collections, name)?;
+        let indexes = stored
+            .spec
+            .indexes
+            .iter()
+            .map(|path| IndexDef::new(name, path))
+            .collect::<Result<_>>()?;
+        Ok(Target {
+            name: name.to_owned(),
+            docs: schema::docs_table_name(name),
+            indexes,
+        })
+    }
+
+    fn doc_not_found(&self, id: &str) -> Error {
+        Error::not_found(format!(
+            "document `{}` in `{}`",
+            id.escape_debug(),
+            self.name
+        ))
+    }
+}
+
+/// Data ready to store: the object without server-managed fields, and its JSON.
+struct Prepared {
+    data: Map<String, Value>,
+    json: Vec<u8>,
+}
+
+/// The stored state of an existing document.
+struct Existing {
+    id: String,
+    created_at: i64,
+    updated_at: i64,
+    data: Map<String, Value>,
+}
+
+impl<T: Serialize + DeserializeOwned> Collection<T> {
+    /// The collection's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stores a new document. Its id is generated (UUIDv7) unless the data carries a non-null
+    /// `id`.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `InvalidInput` if the data is not an object, the id
+    /// is malformed or a server-managed field is set; `AlreadyExists` if the chosen id is taken;
+    /// `TooLarge` beyond the document size limit.
+    pub fn insert(&self, doc: &T) -> Result<Doc<T>> {
+        let value = to_value(doc)?;
+        let stored = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            self.insert_in(txn, &target, value)
+        })?;
+        self.typed(stored)
+    }
+
+    /// Stores a new document with the given id.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`].
+    pub fn insert_with_id(&self, id: &str, doc: &T) -> Result<Doc<T>> {
+        let mut value = to_value(doc)?;
+        match &mut value {
+            Value::Object(map) => match map.get("id") {
+                None | Some(Value::Null) => {
+                    map.insert("id".into(), Value::String(id.to_owned()));
+                }
+                Some(Value::String(existing)) if existing == id => {}
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "the data carries an `id` different from the one given",
+                    ));
+                }
+            },
+            _ => return Err(not_an_object()),
+        }
+        let stored = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            self.insert_in(txn, &target, value)
+        })?;
+        self.typed(stored)
+    }
+
+    /// Stores several new documents in one transaction: all of them or none.
+    ///
+    /// # Errors
+    /// As [`Collection::insert`]; the message names the position of the refused item.
+    pub fn insert_many(&self, docs: &[T]) -> Result<Vec<Doc<T>>> {
+        let values = docs.iter().map(to_value).collect::<Result<Vec<_>>>()?;
+        let stored = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            let mut out = Vec::with_capacity(values.len());
+            for (position, value) in values.into_iter().enumerate() {
+                out.push(
+                    self.insert_in(txn, &target, value)
+                        .map_err(|e| at(position, e))?,
+                );
+            }
+            Ok(out)
+        })?;
+        stored.into_iter().map(|doc| self.typed(doc)).collect()
+    }
+
+    /// The document with this id, if any.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection.
+    pub fn get(&self, id: &str) -> Result<Option<Doc<T>>> {
+        self.db.read(|txn| {
+            let docs = self.docs_table(txn)?;
+            let Some(bytes) = docs.get(id)? else {
+                return Ok(None);
+            };
+            let record = DocRecord::decode(bytes.value())?;
+            Ok(Some(self.parse(id, &record)?))
+        })
+    }
+
+    /// Replaces a document's data (the id and `created_at` stay).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection or document; otherwise as [`Collection::insert`].
+    pub fn replace(&self, id: &str, doc: &T) -> Result<Doc<T>> {
+        let value = to_value(doc)?;
+        let stored = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            self.update_in(txn, &target, id, |existing| prepare_update(value, existing))
+        })?;
+        self.typed(stored)
+    }
+
+    /// Applies a JSON merge patch (RFC 7396) to a document: keys set to `null` are removed,
+    /// objects merge recursively, anything else replaces.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the patch is not an object; otherwise as [`Collection::replace`].
+    pub fn patch(&self, id: &str, patch: &Value) -> Result<Doc<T>> {
+        let stored = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            self.update_in(txn, &target, id, |existing| apply_patch(patch, existing))
+        })?;
+        self.typed(stored)
+    }
+
+    /// Applies several merge patches in one transaction: all of them or none.
+    ///
+    /// # Errors
+    /// As [`Collection::patch`]; the message names the position of the refused item.
+    pub fn patch_many(&self, patches: &[(String, Value)]) -> Result<Vec<Doc<T>>> {
+        let stored = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            let mut out = Vec::with_capacity(patches.len());
+            for (position, (id, patch)) in patches.iter().enumerate() {
+                let doc = self.update_in(txn, &target, id, |existing| apply_patch(patch, existing));
+                out.push(doc.map_err(|e| at(position, e))?);
+            }
+            Ok(out)
+        })?;
+        stored.into_iter().map(|doc| self.typed(doc)).collect()
+    }
+
+    /// Deletes a document and returns it as it was.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection or document.
+    pub fn delete(&self, id: &str) -> Result<Doc<T>> {
+        let deleted = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            self.delete_in(txn, &target, id)
+        })?;
+        self.typed(deleted)
+    }
+
+    /// Deletes several documents in one transaction: all of them or none (an unknown id fails
+    /// the whole batch). Returns them as they were.
+    ///
+    /// # Errors
+    /// As [`Collection::delete`]; the message names the position of the refused item.
+    pub fn delete_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<Doc<T>>> {
+        let deleted = self.db.write(|txn| {
+            let target = self.target(txn)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for (position, id) in ids.iter().enumerate() {
+                out.push(
+                    self.delete_in(txn, &target, id.as_ref())
+                        .map_err(|e| at(position, e))?,
+                );
+            }
+            Ok(out)
+        })?;
+        deleted.into_iter().map(|doc| self.typed(doc)).collect()
+    }
+
+    /// The documents matching a query, in its order, paged by its offset and limit.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `InvalidInput` for a malformed query.
+    pub fn find(&self, query: &Query) -> Result<Vec<Doc<T>>> {
+        let plan = Plan::compile(&query.filter, &query.sort)?;
+        self.db.read(|txn| {
+            let target = self.read_target(txn)?;
+            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            let mut out = Vec::new();
+            let window = Window::new(query.offset, query.limit);
+            if window.is_empty() {
+                return Ok(out);
+            }
+            let scan = index::choose(&plan.test, &target.indexes, |f| field_path(&plan, f));
+            let sorted_by_index = match plan.sort.as_slice() {
+                [(field, _)] => {
+                    let path = field_path(&plan, field);
+                    target.indexes.iter().position(|def| def.path == path)
+                }
+                _ => None,
+            };
+            let sort_desc = plan
+                .sort
+                .first()
+                .is_some_and(|(_, order)| *order == Order::Desc);
+
+            match (scan, sorted_by_index) {
+                // The index returns candidates already in the requested order.
+                (Some(scan), Some(sort_index)) if scan.index == sort_index => {
+                    let mut ids = self.index_candidates(txn, &target, &scan)?;
+                    if sort_desc {
+                        ids.reverse();
+                    }
+                    self.stream(
+                        &docs,
+                        &plan,
+                        ids.iter().map(String::as_str),
+                        window,
+                        &mut out,
+                    )?;
+                }
+                // No filter index, a limit, and an indexed sort: walk the sort index in order.
+                (None, Some(sort_index)) if query.limit.is_some() => {
+                    let index =
+                        txn.open_table(IndexTable::new(&target.indexes[sort_index].table))?;
+                    let mut window = window;
+                    index::visit_all(&index, sort_desc, |id| {
+                        self.offer(&docs, &plan, id, &mut window, &mut out)
+                    })?;
+                }
+                (Some(scan), _) => {
+                    let mut ids = self.index_candidates(txn, &target, &scan)?;
+                    if plan.sort.is_empty() {
+                        ids.sort_unstable();
+                        self.stream(
+                            &docs,
+                            &plan,
+                            ids.iter().map(String::as_str),
+                            window,
+                            &mut out,
+                        )?;
+                    } else {
+                        let mut matches = Vec::new();
+                        for id in &ids {
+                            if let Some(bytes) = docs.get(id.as_str())? {
+                                let record = DocRecord::decode(bytes.value())?;
+                                collect_match(&plan, id, &record, &mut matches)?;
+                            }
+                        }
+                        self.sorted_page(&docs, &plan, matches, window, &mut out)?;
+                    }
+                }
+                (None, _) if plan.sort.is_empty() => {
+                    let mut window = window;
+                    for entry in docs.iter()? {
+                        let (id, bytes) = entry?;
+                        let record = DocRecord::decode(bytes.value())?;
+                        if matches(&plan, id.value(), &record)? {
+                            if window.take() {
+                                out.push(self.parse(id.value(), &record)?);
+                            }
+                            if window.done() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                (None, _) => {
+                    let mut matches = Vec::new();
+                    for entry in docs.iter()? {
+                        let (id, bytes) = entry?;
+                        let record = DocRecord::decode(bytes.value())?;
+                        collect_match(&plan, id.value(), &record, &mut matches)?;
+                    }
+                    self.sorted_page(&docs, &plan, matches, window, &mut out)?;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// How many documents match a filter.
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `InvalidInput` for a malformed filter.
+    pub fn count(&self, filter: &query::Filter) -> Result<u64> {
+        let plan = Plan::compile(filter, &[])?;
+        self.db.read(|txn| {
+            let target = self.read_target(txn)?;
+            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            if matches!(filter, query::Filter::All) {
+                return Ok(docs.len()?);
+            }
+            let mut count = 0;
+            self.visit_matches(txn, &target, &docs, &plan, |_, _, _| {
+                count += 1;
+                Ok(())
+            })?;
+            Ok(count)
+        })
+    }
+
+    /// An aggregate over the documents matching a filter: a count, or the sum, mean, minimum
+    /// or maximum of a field's numeric values (`null` when there are none; other values are
+    /// skipped).
+    ///
+    /// # Errors
+    /// `NotFound` for a missing collection; `InvalidInput` for a malformed filter or path.
+    pub fn aggregate(&self, aggregate: &Aggregate, filter: &query::Filter) -> Result<Value> {
+        let path = match aggregate {
+            Aggregate::Count => return self.count(filter).map(Value::from),
+            Aggregate::Sum(path)
+            | Aggregate::Avg(path)
+            | Aggregate::Min(path)
+            | Aggregate::Max(path) => path,
+        };
+        let sort = [Sort {
+            path: path.clone(),
+            order: Order::Asc,
+        }];
+        let plan = Plan::compile(filter, &sort)?;
+        let field = plan.sort[0].0.clone();
+        let mut accumulator = Accumulator::default();
+        self.db.read(|txn| {
+            let target = self.read_target(txn)?;
+            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            self.visit_matches(txn, &target, &docs, &plan, |_, _, row| {
+                if let Some(Value::Number(n)) = row.resolve(&field).as_deref() {
+                    accumulator.add(n);
+                }
+                Ok(())
+            })
+        })?;
+        Ok(accumulator.finish(aggregate))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Write internals
+
+    fn target(&self, txn: &WriteTransaction) -> Result<Target> {
+        Target::load(&txn.open_table(COLLECTIONS)?, &self.name)
+    }
+
+    fn insert_in(
+        &self,
+        txn: &WriteTransaction,
+        target: &Target,
+        value: Value,
+    ) -> Result<Doc<Value>> {
+        let Value::Object(mut map) = value else {
+            return Err(not_an_object());
+        };
+        let id = match map.remove("id") {
+            None | Some(Value::Null) => self.db.new_id(),
+            Some(Value::String(id)) => {
+                validate_id(&id)?;
+                id
+            }
+            Some(_) => return Err(Error::invalid("`id` must be a string")),
+        };
+        for field in ["created_at", "updated_at"] {
+            match map.remove(field) {
+                None | Some(Value::Null) => {}
+                Some(_) => {
+                    return Err(Error::invalid(format!(
+                        "`{field}` is server-managed and cannot be set"
+                    )));
+                }
+            }
+        }
+        let prepared = self.seal(map)?;
+        let now = self.db.now_micros();
+        let mut docs = txn.open_table(DocsTable::new(&target.docs))?;
+        if docs.get(id.as_str())?.is_some() {
+            return Err(Error::already_exists(format!(
+                "document `{id}` in `{}`",
+                target.name
+            )));
+        }
+        docs.insert(
+            id.as_str(),
+            DocRecord::encode(now, now, &prepared.json).as_slice(),
+        )?;
+        drop(docs);
+        for def in &target.indexes {
+            let mut table = txn.open_table(IndexTable::new(&def.table))?;
+            table.insert(
+                def.key(&id, now, now, &prepared.data).as_slice(),
+                id.as_str(),
+            )?;
+        }
+        Ok(doc_of(id, now, now, Value::Object(prepared.data)))
+    }
+
+    fn update_in(
+        &self,
+        txn: &WriteTransaction,
+        target: &Target,
+        id: &str,
+        change: impl FnOnce(&Existing) -> Result<Map<String, Value>>,
+    ) -> Result<Doc<Value>> {
+        let mut docs = txn.open_table(DocsTable::new(&target.docs))?;
+        let existing = {
+            let Some(bytes) = docs.get(id)? else {
+                return Err(target.doc_not_found(id));
+            };
+            let record = DocRecord::decode(bytes.value())?;
+            Existing {
+                id: id.to_owned(),
+                created_at: record.created_at,
+                updated_at: record.updated_at,
+                data: serde_json::from_slice(record.json).map_err(Error::internal)?,
+            }
+        };
+        let prepared = self.seal(change(&existing)?)?;
+        // Keep updated_at strictly increasing even if the clock stalls or steps back.
+        let now = self.db.now_micros().max(existing.updated_at + 1);
+        docs.insert(
+            id,
+            DocRecord::encode(existing.created_at, now, &prepared.json).as_slice(),
+        )?;
+        drop(docs);
+        for def in &target.indexes {
+            let old = def.key(id, existing.created_at, existing.updated_at, &existing.data);
+            let new = def.key(id, existing.created_at, now, &prepared.data);
+            if old != new {
+                let mut table = txn.open_table(IndexTable::new(&def.table))?;
+                table.remove(old.as_slice())?;
+                table.insert(new.as_slice(), id)?;
+            }
+        }
+        Ok(doc_of(
+            id.to_owned(),
+            existing.created_at,
+            now,
+            Value::Object(prepared.data),
+        ))
+    }
+
+    fn delete_in(&self, txn: &WriteTransaction, target: &Target, id: &str) -> Result<Doc<Value>> {
+        let mut docs = txn.open_table(DocsTable::new(&target.docs))?;
+        let removed = {
+            let Some(bytes) = docs.remove(id)? else {
+                return Err(target.doc_not_found(id));
+            };
+            let record = DocRecord::decode(bytes.value())?;
+            let data: Map<String, Value> =
+                serde_json::from_slice(record.json).map_err(Error::internal)?;
+            (record.created_at, record.updated_at, data)
+        };
+        drop(docs);
+        let (created_at, updated_at, data) = removed;
+        for def in &target.indexes {
+            let mut table = txn.open_table(IndexTable::new(&def.table))?;
+            table.remove(def.key(id, created_at, updated_at, &data).as_slice())?;
+        }
+        Ok(doc_of(
+            id.to_owned(),
+            created_at,
+            updated_at,
+            Value::Object(data),
+        ))
+    }
+
+    /// Serializes the data and checks its size.
+    fn seal(&self, data: Map<String, Value>) -> Result<Prepared> {
+        let json = serde_json::to_vec(&data).map_err(Error::internal)?;
+        let limit = self.db.max_document_bytes();
+        if json.len() > limit {
+            return Err(Error::too_large("the document", limit as u64));
+        }
+        Ok(Prepared { data, json })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Read internals
+
+    fn docs_table(
+        &self,
+        txn: &ReadTransaction,
+    ) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>> {
+        validate_collection_name(&self.name)?;
+        match txn.open_table(DocsTable::new(&schema::docs_table_name(&self.name))) {
+            Ok(table) => Ok(table),
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                Err(Error::not_found(format!("collection `{}`", self.name)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn read_target(&self, txn: &ReadTransaction) -> Result<Target> {
+        Target::load(&txn.open_table(COLLECTIONS)?, &self.name)
+    }
+
+    fn parse(&self, id: &str, record: &DocRecord<'_>) -> Result<Doc<T>> {
+        let data: T = serde_json::from_slice(record.json).map_err(|e| {
+            Error::with_source(
+                ErrorKind::InvalidInput {
+                    message: format!(
+                        "document `{}` does not match the requested type",
+                        id.escape_debug()
+                    ),
+                },
+                e,
+            )
+        })?;
+        Ok(Doc {
+            id: id.to_owned(),
+            created_at: format_rfc3339(record.created_at),
+            updated_at: format_rfc3339(record.updated_at),
+            data,
+        })
+    }
+
+    /// Converts a stored JSON document into the handle's type.
+    fn typed(&self, doc: Doc<Value>) -> Result<Doc<T>> {
+        let data = serde_json::from_value(doc.data).map_err(|e| {
+            Error::with_source(
+                ErrorKind::InvalidInput {
+                    message: format!("document `{}` does not match the requested type", doc.id),
+                },
+                e,
+            )
+        })?;
+        Ok(Doc {
+            id: doc.id,
+            created_at: doc.created_at,
+            updated_at: doc.updated_at,
+            data,
+        })
+    }
+
+    fn index_candidates(
+        &self,
+        txn: &ReadTransaction,
+        target: &Target,
+        scan: &IndexScan,
+    ) -> Result<Vec<String>> {
+        let table = txn.open_table(IndexTable::new(&target.indexes[scan.index].table))?;
+        let mut ids = Vec::new();
+        index::visit_ranges(&table, &scan.ranges, |id| {
+            ids.push(id.to_owned());
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(ids)
+    }
+
+    /// Fetches candidates in the given order, keeps the matching ones inside the window.
+    fn stream<'i>(
+        &self,
+        docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        plan: &Plan,
+        ids: impl Iterator<Item = &'i str>,
+        mut window: Window,
+        out: &mut Vec<Doc<T>>,
+    ) -> Result<()> {
+        for id in ids {
+            if self.offer(docs, plan, id, &mut window, out)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn offer(
+        &self,
+        docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        plan: &Plan,
+        id: &str,
+        window: &mut Window,
+        out: &mut Vec<Doc<T>>,
+    ) -> Result<ControlFlow<()>> {
+        if let Some(bytes) = docs.get(id)? {
+            let record = DocRecord::decode(bytes.value())?;
+            if matches(plan, id, &record)? {
+                if window.take() {
+                    out.push(self.parse(id, &record)?);
+                }
+                if window.done() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// Sorts the matches, then fetches and parses only the page.
+    fn sorted_page(
+        &self,
+        docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        plan: &Plan,
+        mut matches: Vec<(Vec<Vec<u8>>, String)>,
+        window: Window,
+        out: &mut Vec<Doc<T>>,
+    ) -> Result<()> {
+        let order = |a: &(Vec<Vec<u8>>, String), b: &(Vec<Vec<u8>>, String)| {
+            query::compare_rows(&plan.sort, (&a.0, &a.1), (&b.0, &b.1))
+        };
+        let end = window.end().min(matches.len());
+        if end < matches.len() && end > 0 {
+            matches.select_nth_unstable_by(end - 1, order);
+            matches.truncate(end);
+        }
+        matches.sort_unstable_by(order);
+        for (_, id) in matches
+            .iter()
+            .skip(window.offset)
+            .take(end.saturating_sub(window.offset))
+        {
+            if let Some(bytes) = docs.get(id.as_str())? {
+                out.push(self.parse(id, &DocRecord::decode(bytes.value())?)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` for every matching document (via an index when one narrows the filter).
+    fn visit_matches(
+        &self,
+        txn: &ReadTransaction,
+        target: &Target,
+        docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        plan: &Plan,
+        mut visit: impl FnMut(&str, &DocRecord<'_>, &Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let mut check = |id: &str, bytes: &[u8]| -> Result<()> {
+            let record = DocRecord::decode(bytes)?;
+            let picked = picked_fields(plan, &record)?;
+            let row = row_of(id, &record, &picked);
+            if row.matches(&plan.test) {
+                visit(id, &record, &row)?;
+            }
+            Ok(())
+        };
+        match index::choose(&plan.test, &target.indexes, |f| field_path(plan, f)) {
+            Some(scan) => {
+                for id in self.index_candidates(txn, target, &scan)? {
+                    if let Some(bytes) = docs.get(id.as_str())? {
+                        check(&id, bytes.value())?;
+                    }
+                }
+            }
+            None => {
+                for entry in docs.iter()? {
+                    let (id, bytes) = entry?;
+                    check(id.value(), bytes.value())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The window `[offset, offset + limit)` of matches to return.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    offset: usize,
+    limit: Option<usize>,
+    seen: usize,
+}
+
+impl Window {
+    fn new(offset: usize, limit: Option<usize>) -> Self {
+        Window {
+            offset,
+            limit,
+            seen: 0,
+        }
+    }
+    fn end(&self) -> usize {
+        self.limit
+            .map_or(usize::MAX, |l| self.offset.saturating_add(l))
+    }
+    fn is_empty(&self) -> bool {
+        self.limit == Some(0)
+    }
+    /// Counts one match; true if it falls inside the window.
+    fn take(&mut self) -> bool {
+        let inside = self.seen >= self.offset && self.seen < self.end();
+        self.seen += 1;
+        inside
+    }
+    fn done(&self) -> bool {
+        self.seen >= self.end()
+    }
+}
+
+fn picked_fields(plan: &Plan, record: &DocRecord<'_>) -> Result<Vec<Option<Value>>> {
+    if plan.slots.is_empty() {
+        Ok(Vec::new())
+    } else {
+        query::pick_fields(record.json, &plan.slots)
+    }
+}
+
+fn row_of<'a>(id: &'a str, record: &DocRecord<'_>, picked: &'a [Option<Value>]) -> Row<'a> {
+    Row {
+        id,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        data: RowData::Picked(picked),
+    }
+}
+
+fn matches(plan: &Plan, id: &str, record: &DocRecord<'_>) -> Result<bool> {
+    let picked = picked_fields(plan, record)?;
+    Ok(row_of(id, record, &picked).matches(&plan.test))
+}
+
+fn collect_match(
+    plan: &Plan,
+    id: &str,
+    record: &DocRecord<'_>,
+    out: &mut Vec<(Vec<Vec<u8>>, String)>,
+) -> Result<()> {
+    let picked = picked_fields(plan, record)?;
+    let row = row_of(id, record, &picked);
+    if row.matches(&plan.test) {
+        out.push((row.sort_keys(&plan.sort), id.to_owned()));
+    }
+    Ok(())
+}
+
+/// The dotted path a compiled field was written as.
+fn field_path(plan: &Plan, field: &FieldRef) -> String {
+    match field {
+        FieldRef::Meta(MetaField::Id) => "id".into(),
+        FieldRef::Meta(MetaField::CreatedAt) => "created_at".into(),
+        FieldRef::Meta(MetaField::UpdatedAt) => "updated_at".into(),
+        FieldRef::Data { slot, rest } => {
+            let mut path = plan.slots.get(*slot).cloned().unwrap_or_default();
+            for segment in rest {
+                path.push('.');
+                path.push_str(segment);
+            }
+            path
+        }
+    }
+}
+
+fn doc_of(id: String, created_at: i64, updated_at: i64, data: Value) -> Doc<Value> {
+    Doc {
+        id,
+        created_at: format_rfc3339(created_at),
+        updated_at: format_rfc3339(updated_at),
+        data,
+    }
+}
+
+fn to_value<T: Serialize>(doc: &T) -> Result<Value> {
+    serde_json::to_value(doc).map_err(|e| {
+        Error::with_source(
+            ErrorKind::InvalidInput {
+                message: "the document cannot be represented as JSON".into(),
+            },
+            e,
+        )
+    })
+}
+
+fn not_an_object() -> Error {
+    Error::invalid("a document must be a JSON object")
+}
+
+/// Prefixes an error from a batch item with its position.
+fn at(position: usize, error: Error) -> Error {
+    let kind = match error.kind().clone() {
+        ErrorKind::InvalidInput { message } => ErrorKind::InvalidInput {
+            message: format!("item {position}: {message}"),
+        },
+        ErrorKind::NotFound { what } => ErrorKind::NotFound {
+            what: format!("item {position}: {what}"),
+        },
+        ErrorKind::AlreadyExists { what } => ErrorKind::AlreadyExists {
+            what: format!("item {position}: {what}"),
+        },
+        ErrorKind::TooLarge { what, limit } => ErrorKind::TooLarge {
+            what: format!("item {position}: {what}"),
+            limit,
+        },
+        _ => return error,
+    };
+    Error::new(kind)
+}
+
+/// Checks a caller-chosen document id: 1 to 128 characters of `A-Z a-z 0-9 _ -`.
+fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid document id `{}`: use 1 to {MAX_ID_LEN} characters of A-Z, a-z, 0-9, _ and -",
+            id.escape_debug()
+        )))
+    }
+}
+
+/// Removes the server-managed fields from an update, refusing any that would change them.
+fn strip_server_managed(map: &mut Map<String, Value>, existing: &Existing) -> Result<()> {
+    for field in SERVER_MANAGED_FIELDS {
+        let current = match field {
+            "id" => existing.id.clone(),
+            "created_at" => format_rfc3339(existing.created_at),
+            _ => format_rfc3339(existing.updated_at),
+        };
+        match map.remove(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(given)) if given == current => {}
+            Some(_) => {
+                return Err(Error::invalid(format!(
+                    "`{field}` is server-managed and cannot be changed"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn prepare_update(value: Value, existing: &Existing) -> Result<Map<String, Value>> {
+    let Value::Object(mut map) = value else {
+        return Err(not_an_object());
+    };
+    strip_server_managed(&mut map, existing)?;
+    Ok(map)
+}
+
+fn apply_patch(patch: &Value, existing: &Existing) -> Result<Map<String, Value>> {
+    let Value::Object(patch) = patch else {
+        return Err(Error::invalid("a merge patch must be a JSON object"));
+    };
+    let mut patch = patch.clone();
+    strip_server_managed(&mut patch, existing)?;
+    let mut data = existing.data.clone();
+    merge_patch(&mut data, patch);
+    Ok(data)
+}
+
+/// RFC 7396 on an object target.
+fn merge_patch(target: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(&key);
+            }
+            Value::Object(inner) => match target.get_mut(&key) {
+                Some(Value::Object(existing)) => merge_patch(existing, inner),
+                _ => {
+                    let mut fresh = Map::new();
+                    merge_patch(&mut fresh, inner);
+                    target.insert(key, Value::Object(fresh));
+                }
+            },
+            other => {
+                target.insert(key, other);
+            }
+        }
+    }
+}
+
+/// Running sum/min/max over numeric values.
+#[derive(Default)]
+struct Accumulator {
+    count: u64,
+    int_sum: Option<i64>,
+    float_sum: f64,
+    all_int: bool,
+    min: Option<serde_json::Number>,
+    max: Option<serde_json::Number>,
+}
+
+impl Accumulator {
+    fn add(&mut self, n: &serde_json::Number) {
+        if self.count == 0 {
+            self.all_int = true;
+            self.int_sum = Some(0);
+        }
+        self.count += 1;
+        self.float_sum += n.as_f64().unwrap_or(0.0);
+        match n.as_i64() {
+            Some(i) => self.int_sum = self.int_sum.and_then(|s| s.checked_add(i)),
+            None => self.all_int = false,
+        }
+        let value = Value::Number(n.clone());
+        let below = |current: &serde_json::Number| {
+            values::compare_typed(&value, &Value::Number(current.clone()))
+                == Some(std::cmp::Ordering::Less)
+        };
+        if self.min.as_ref().is_none_or(below) {
+            self.min = Some(n.clone());
+        }
+        let above = |current: &serde_json::Number| {
+            values::compare_typed(&value, &Value::Number(current.clone()))
+                == Some(std::cmp::Ordering::Greater)
+        };
+        if self.max.as_ref().is_none_or(above) {
+            self.max = Some(n.clone());
+        }
+    }
+
+    fn finish(self, aggregate: &Aggregate) -> Value {
+        if self.count == 0 {
+            return Value::Null;
+        }
+        match aggregate {
+            Aggregate::Count => Value::from(self.count),
+            Aggregate::Sum(_) => match (self.all_int, self.int_sum) {
+                (true, Some(sum)) => Value::from(sum),
+                _ => float(self.float_sum),
+            },
+            Aggregate::Avg(_) => float(self.float_sum / self.count as f64),
+            Aggregate::Min(_) => self.min.map_or(Value::Null, Value::Number),
+            Aggregate::Max(_) => self.max.map_or(Value::Null, Value::Number),
+        }
+    }
+}
+
+fn float(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396_examples() {
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (
+                json!({"a":"b","b":"c"}),
+                json!({"a":null}),
+                json!({"b":"c"}),
+            ),
+            (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"c"}), json!({"a":["b"]}), json!({"a":["b"]})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
+        ];
+        for (target, patch, expected) in cases {
+            let Value::Object(mut target) = target else {
+                unreachable!()
+            };
+            let Value::Object(patch) = patch else {
+                unreachable!()
+            };
+            merge_patch(&mut target, patch);
+            assert_eq!(Value::Object(target), expected);
+        }
+    }
+
+    #[test]
+    fn window_counts_offset_and_limit() {
+        let mut window = Window::new(2, Some(3));
+        let taken: Vec<bool> = (0..6).map(|_| window.take()).collect();
+        assert_eq!(taken, [false, false, true, true, true, false]);
+        assert!(window.done());
+    }
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "A-b_9", &"x".repeat(128)] {
+            assert!(validate_id(ok).is_ok());
+        }
+        for bad in ["", "a b", "a/b", "../x", "é", &"x".repeat(129), "a\0"] {
+            assert!(validate_id(bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The one error type of the crate.
+//!
+//! Every fallible call returns [`Error`]; [`Error::kind`] tells the caller what happened in terms
+//! of what they can do about it. Messages are written for the caller: they never carry storage
+//! internals, file paths of other tables, or secrets. The underlying cause of a storage failure
+//! stays reachable through [`std::error::Error::source`] for logging by the embedding program.
+
+use std::fmt;
+
+/// The result type of every fallible larder call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error from larder. Cheap to move (one pointer); inspect it with [`Error::kind`].
+pub struct Error(Box<Inner>);
+
+struct Inner {
+    kind: ErrorKind,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// What went wrong, named for what the caller can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input was refused; fix it and retry. Nothing was changed.
+    InvalidInput {
+        /// Why the input was refused, in words meant for the caller.
+        message: String,
+    },
+    /// The named thing does not exist (or is not visible to the caller).
+    NotFound {
+        /// What was looked for, e.g. ``collection `notes` ``.
+        what: String,
+    },
+    /// The named thing exists already; nothing was overwritten.
+    AlreadyExists {
+        /// What clashed, e.g. ``document `abc` in `notes` ``.
+        what: String,
+    },
+    /// The input is larger than the configured limit.
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The database file is already open, in this process or another one.
+    AlreadyOpen,
+    /// The file exists but is not a larder database; it was left untouched.
+    NotALarderFile,
+    /// The file was written by a newer larder with a format this version cannot read; it was
+    /// left untouched.
+    UnsupportedFormat {
+        /// The format version found in the file.
+        found: u64,
+        /// The newest format version this build reads.
+        supported: u64,
+    },
+    /// The storage failed (I/O error, corruption, full disk). If [`Error::is_fatal`] is true the
+    /// database refuses further writes until it is reopened.
+    Storage {
+        /// Whether the database must be reopened before it accepts writes again.
+        fatal: bool,
+    },
+    /// A bug in larder; please report it. No state was changed.
+    Internal,
+}
+
+impl Error {
+    /// The kind of this error.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.0.kind
+    }
+
+    /// Whether the database must be closed and reopened before it accepts writes again (a commit
+    /// failed half-way; redb refuses writes until repaired by a reopen).
+    pub fn is_fatal(&self) -> bool {
+        matches!(self.0.kind, ErrorKind::Storage { fatal: true })
+    }
+
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Error(Box::new(Inner { kind, source: None }))
+    }
+
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error(Box::new(Inner {
+            kind,
+            source: Some(Box::new(source)),
+        }))
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput {
+            message: message.into(),
+        })
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound { what: what.into() })
+    }
+
+    pub(crate) fn already_exists(what: impl Into<String>) -> Self {
+        Self::new(ErrorKind::AlreadyExists { what: what.into() })
+    }
+
+    pub(crate) fn too_large(what: impl Into<String>, limit: u64) -> Self {
+        Self::new(ErrorKind::TooLarge {
+            what: what.into(),
+            limit,
+        })
+    }
+
+    pub(crate) fn storage(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::with_source(ErrorKind::Storage { fatal: false }, source)
+    }
+
+    pub(crate) fn fatal_storage(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::with_source(ErrorKind::Storage { fatal: true }, source)
+    }
+
+    pub(crate) fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::with_source(ErrorKind::Internal, source)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::InvalidInput { message } => write!(f, "{message}"),
+            ErrorKind::NotFound { what } => write!(f, "{what} not found"),
+            ErrorKind::AlreadyExists { what } => write!(f, "{what} already exists"),
+            ErrorKind::TooLarge { what, limit } => {
+                write!(f, "{what} is larger than the limit of {limit} bytes")
+            }
+            ErrorKind::AlreadyOpen => write!(
+                f,
+                "the database file is already open (in this process or another one)"
+            ),
+            ErrorKind::NotALarderFile => {
+                write!(
+                    f,
+                    "the file is not a larder database; it was left untouched"
+                )
+            }
+            ErrorKind::UnsupportedFormat { found, supported } => write!(
+                f,
+                "the file has format version {found}, newer than the supported version \
+                 {supported}; upgrade larder to open it (the file was left untouched)"
+            ),
+            ErrorKind::Storage { fatal: false } => write!(f, "storage error"),
+            ErrorKind::Storage { fatal: true } => write!(
+                f,
+                "storage error; the database refuses writes until it is reopened"
+            ),
+            ErrorKind::Internal => write!(f, "internal error"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.kind.fmt(f)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Error");
+        debug.field("kind", &self.0.kind);
+        if let Some(source) = &self.0.source {
+            debug.field("source", source);
+        }
+        debug.finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0
+            .source
+            .as_deref()
+            .map(|source| source as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Error::new(kind)
+    }
+}
+
+// redb's error family. Every one of them is a storage failure from the caller's point of view,
+// except the few that our own code prevents (a table type mismatch means a bug in `schema.rs`).
+
+impl From<redb::StorageError> for Error {
+    fn from(error: redb::StorageError) -> Self {
+        match error {
+            redb::StorageError::ValueTooLarge(limit) => Error::with_source(
+                ErrorKind::TooLarge {
+                    what: "the value".into(),
+                    limit: limit as u64,
+                },
+                error,
+            ),
+            // After a failed write redb poisons the database until it is reopened.
+            redb::StorageError::PreviousIo | redb::StorageError::LockPoisoned(_) => {
+                Error::fatal_storage(error)
+            }
+            other => Error::storage(other),
+        }
+    }
+}
+
+impl From<redb::TransactionError> for Error {
+    fn from(error: redb::TransactionError) -> Self {
+        match error {
+            redb::TransactionError::Storage(storage) => storage.into(),
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<redb::TableError> for Error {
+    fn from(error: redb::TableError) -> Self {
+        match error {
+            redb::TableError::Storage(storage) => storage.into(),
+            other => Error::internal(other),
+        }
+    }
+}
+
+impl From<redb::CommitError> for Error {
+    fn from(error: redb::CommitError) -> Self {
+        // A failed commit leaves redb refusing writes until the database is reopened.
+        Error::fatal_storage(error)
+    }
+}
+
+impl From<redb::DatabaseError> for Error {
+    fn from(error: redb::DatabaseError) -> Self {
+        match error {
+            redb::DatabaseError::DatabaseAlreadyOpen
+            | redb::DatabaseError::LockProtocolMismatch => {
+                Error::with_source(ErrorKind::AlreadyOpen, error)
+            }
+            redb::DatabaseError::Storage(storage) => storage.into(),
+            other => Error::storage(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn storage_message_hides_the_cause_but_keeps_it_as_source() {
+        let io = std::io::Error::other("/secret/path exploded");
+        let error: Error = redb::StorageError::Io(io).into();
+        assert_eq!(error.to_string(), "storage error");
+        assert!(!error.is_fatal());
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert!(source.is_some_and(|s| s.contains("exploded")));
+    }
+
+    #[test]
+    fn failed_commit_is_fatal() {
+        let error: Error = redb::CommitError::TransactionPoisoned.into();
+        assert!(error.is_fatal());
+    }
+}

@@ -1,0 +1,70 @@
+//! # larder — a backend in one file
+//!
+//! larder keeps an application's collections of JSON documents (and, as it grows, its users,
+//! sessions, API keys, permissions, files and settings) in **one [redb] file**. Link it as a
+//! library, embed it in a desktop app, or start it as a fixture in a test suite: there is no
+//! server to install and it opens in microseconds.
+//!
+//! Every write is one transaction, acknowledged only after a durable commit. Documents are JSON
+//! objects with server-assigned UUIDv7 ids and RFC 3339 timestamps; queries filter with typed
+//! comparison (`"30"` matches `30`, `"True"` matches `true`), sort on several keys, page, count
+//! and aggregate, and use secondary indexes where declared.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use larder::{CollectionSpec, Db, Filter, Query};
+//! use serde_json::json;
+//!
+//! # fn main() -> larder::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("app.redb");
+//! let db = Db::open(&path)?; // creates the file on first use
+//! db.create_collection("tasks", CollectionSpec::new().index("priority"))?;
+//!
+//! let tasks: larder::Collection = db.collection("tasks");
+//! let first = tasks.insert(&json!({"title": "write docs", "priority": 2, "done": false}))?;
+//! tasks.insert(&json!({"title": "ship", "priority": 5, "done": false}))?;
+//! tasks.patch(&first.id, &json!({"done": true}))?;
+//!
+//! let urgent = tasks.find(
+//!     &Query::new()
+//!         .filter(Filter::gte("priority", "3").and(Filter::eq("done", "False")))
+//!         .sort_desc("priority")
+//!         .limit(10),
+//! )?;
+//! assert_eq!(urgent.len(), 1);
+//! assert_eq!(urgent[0].data["title"], "ship");
+//! assert_eq!(tasks.count(&Filter::eq("done", true))?, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! Typed access works with your own structs through serde: see [`Collection`].
+//!
+//! ## Errors
+//!
+//! Every fallible call returns [`Error`]; [`Error::kind`] says what the caller can do
+//! ([`ErrorKind`]). Refused input changes nothing.
+//!
+//! [redb]: https://docs.rs/redb
+
+mod clock;
+mod collections;
+mod db;
+mod documents;
+mod error;
+mod index;
+mod query;
+mod schema;
+mod values;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
+pub use documents::{Collection, Doc};
+pub use error::{Error, ErrorKind, Result};
+pub use query::{Aggregate, Filter, Op, Order, Query, Sort};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,2 @@
+//! The `larder` command line.
+fn main() {}

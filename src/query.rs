@@ -1,0 +1,772 @@
+//! Queries: the filter tree every dialect compiles to, sorting, paging and aggregates; their
+//! compiled form and evaluation.
+//!
+//! Evaluation never parses a whole document to test it: a compiled query knows which top-level
+//! fields it reads, and [`pick_fields`] extracts just those while skipping the rest of the JSON.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::clock;
+use crate::collections::validate_field_path;
+use crate::error::{Error, Result};
+use crate::values::{self, JsonType};
+
+/// Most nodes a filter tree may have.
+const MAX_FILTER_NODES: usize = 1024;
+/// Deepest nesting of a filter tree.
+const MAX_FILTER_DEPTH: usize = 32;
+/// Most sort keys in one query.
+const MAX_SORT_KEYS: usize = 8;
+
+/// A comparison operator of [`Filter::Compare`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Equal (typed: `"30"` matches `30`, `"True"` matches `true`).
+    Eq,
+    /// Not equal; also true when the field is missing.
+    Ne,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Gte,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Lte,
+    /// A string containing the value, or an array with an element equal to it.
+    Contains,
+    /// A string containing the value, ignoring case.
+    ContainsIgnoreCase,
+    /// A string starting with the value.
+    StartsWith,
+    /// A string starting with the value, ignoring case.
+    StartsWithIgnoreCase,
+    /// A string ending with the value.
+    EndsWith,
+    /// A string ending with the value, ignoring case.
+    EndsWithIgnoreCase,
+}
+
+/// A filter over documents. Paths are dotted (`stats.likes`, `tags.0`); `id`, `created_at` and
+/// `updated_at` address the server-managed fields.
+///
+/// ```
+/// use larder::Filter;
+/// let adults_named_a = Filter::gte("age", 18).and(Filter::starts_with("name", "A"));
+/// let not_archived = !Filter::eq("archived", true);
+/// let either = adults_named_a.or(not_archived);
+/// # let _ = either;
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Filter {
+    /// Every document.
+    #[default]
+    All,
+    /// `path op value`.
+    Compare {
+        /// The field path.
+        path: String,
+        /// The operator.
+        op: Op,
+        /// The value compared with (typed comparison).
+        value: Value,
+    },
+    /// The field equals one of the values.
+    In {
+        /// The field path.
+        path: String,
+        /// The accepted values.
+        values: Vec<Value>,
+    },
+    /// The field equals none of the values (or is missing).
+    NotIn {
+        /// The field path.
+        path: String,
+        /// The refused values.
+        values: Vec<Value>,
+    },
+    /// The field is missing or null.
+    IsNull {
+        /// The field path.
+        path: String,
+    },
+    /// Every filter matches.
+    And(Vec<Filter>),
+    /// At least one filter matches.
+    Or(Vec<Filter>),
+    /// The filter does not match.
+    Not(Box<Filter>),
+}
+
+macro_rules! compare_constructors {
+    ($($(#[$doc:meta])* $name:ident => $op:ident),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(path: impl Into<String>, value: impl Into<Value>) -> Filter {
+                Filter::Compare { path: path.into(), op: Op::$op, value: value.into() }
+            }
+        )*
+    };
+}
+
+impl Filter {
+    compare_constructors! {
+        /// `path == value`.
+        eq => Eq,
+        /// `path != value` (true when missing).
+        ne => Ne,
+        /// `path > value`.
+        gt => Gt,
+        /// `path >= value`.
+        gte => Gte,
+        /// `path < value`.
+        lt => Lt,
+        /// `path <= value`.
+        lte => Lte,
+        /// The string contains `value`, or the array has an element equal to it.
+        contains => Contains,
+        /// The string starts with `value`.
+        starts_with => StartsWith,
+        /// The string ends with `value`.
+        ends_with => EndsWith,
+    }
+
+    /// `path` equals one of `values`.
+    pub fn is_in(
+        path: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<Value>>,
+    ) -> Filter {
+        Filter::In {
+            path: path.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// `path` equals none of `values`.
+    pub fn not_in(
+        path: impl Into<String>,
+        values: impl IntoIterator<Item = impl Into<Value>>,
+    ) -> Filter {
+        Filter::NotIn {
+            path: path.into(),
+            values: values.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// `path` is missing or null.
+    pub fn is_null(path: impl Into<String>) -> Filter {
+        Filter::IsNull { path: path.into() }
+    }
+
+    /// Both this filter and `other`.
+    pub fn and(self, other: Filter) -> Filter {
+        match (self, other) {
+            (Filter::All, f) | (f, Filter::All) => f,
+            (Filter::And(mut a), Filter::And(b)) => {
+                a.extend(b);
+                Filter::And(a)
+            }
+            (Filter::And(mut a), f) => {
+                a.push(f);
+                Filter::And(a)
+            }
+            (f, g) => Filter::And(vec![f, g]),
+        }
+    }
+
+    /// This filter or `other`.
+    pub fn or(self, other: Filter) -> Filter {
+        match (self, other) {
+            (Filter::Or(mut a), Filter::Or(b)) => {
+                a.extend(b);
+                Filter::Or(a)
+            }
+            (Filter::Or(mut a), f) => {
+                a.push(f);
+                Filter::Or(a)
+            }
+            (f, g) => Filter::Or(vec![f, g]),
+        }
+    }
+}
+
+impl std::ops::Not for Filter {
+    type Output = Filter;
+    fn not(self) -> Filter {
+        match self {
+            Filter::Not(inner) => *inner,
+            other => Filter::Not(Box::new(other)),
+        }
+    }
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Smallest first.
+    #[default]
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// One sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sort {
+    /// The field path.
+    pub path: String,
+    /// The direction.
+    pub order: Order,
+}
+
+/// A list request: filter, sort keys, offset and limit.
+///
+/// Without sort keys documents come in id order (for generated ids, creation order). Values of
+/// different types sort missing < null < booleans < numbers < strings < arrays < objects; ties
+/// are broken by id, in the direction of the first sort key.
+///
+/// ```
+/// use larder::{Filter, Query};
+/// let page = Query::new()
+///     .filter(Filter::eq("status", "open"))
+///     .sort_desc("priority")
+///     .sort_asc("title")
+///     .offset(20)
+///     .limit(10);
+/// # let _ = page;
+/// ```
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Query {
+    /// Which documents.
+    pub filter: Filter,
+    /// In which order.
+    pub sort: Vec<Sort>,
+    /// How many matching documents to skip.
+    pub offset: usize,
+    /// How many to return at most (`None`: all).
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    /// All documents, in id order.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the filter (replacing any previous one).
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Adds an ascending sort key.
+    pub fn sort_asc(mut self, path: impl Into<String>) -> Self {
+        self.sort.push(Sort {
+            path: path.into(),
+            order: Order::Asc,
+        });
+        self
+    }
+
+    /// Adds a descending sort key.
+    pub fn sort_desc(mut self, path: impl Into<String>) -> Self {
+        self.sort.push(Sort {
+            path: path.into(),
+            order: Order::Desc,
+        });
+        self
+    }
+
+    /// Skips the first `offset` matches.
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Returns at most `limit` documents.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// An aggregate over the documents matching a filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aggregate {
+    /// How many documents match.
+    Count,
+    /// The sum of the numeric values of a field (an integer when every value is an integer
+    /// and the sum fits in 64 bits).
+    Sum(String),
+    /// The mean of the numeric values of a field.
+    Avg(String),
+    /// The smallest numeric value of a field.
+    Min(String),
+    /// The largest numeric value of a field.
+    Max(String),
+}
+
+// ---------------------------------------------------------------------------------------------
+// Compiled form
+
+/// A server-managed field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetaField {
+    Id,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// A resolved path: a server-managed field, or a slot (picked top-level key) plus the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FieldRef {
+    Meta(MetaField),
+    Data { slot: usize, rest: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Test {
+    All,
+    Compare(FieldRef, Op, Value),
+    In(FieldRef, Vec<Value>),
+    NotIn(FieldRef, Vec<Value>),
+    IsNull(FieldRef),
+    And(Vec<Test>),
+    Or(Vec<Test>),
+    Not(Box<Test>),
+}
+
+/// A compiled filter and sort, with the list of top-level keys they read.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    /// Top-level data keys read by the filter and sort, in slot order.
+    pub(crate) slots: Vec<String>,
+    pub(crate) test: Test,
+    pub(crate) sort: Vec<(FieldRef, Order)>,
+}
+
+/// Compiles paths against a growing slot table.
+#[derive(Default)]
+pub(crate) struct Compiler {
+    slots: Vec<String>,
+    nodes: usize,
+}
+
+impl Compiler {
+    pub(crate) fn field(&mut self, path: &str) -> Result<FieldRef> {
+        validate_field_path(path)?;
+        Ok(match path {
+            "id" => FieldRef::Meta(MetaField::Id),
+            "created_at" => FieldRef::Meta(MetaField::CreatedAt),
+            "updated_at" => FieldRef::Meta(MetaField::UpdatedAt),
+            _ => {
+                let mut segments = path.split('.').map(str::to_owned);
+                let top = segments.next().unwrap_or_default();
+                let slot = match self.slots.iter().position(|s| *s == top) {
+                    Some(slot) => slot,
+                    None => {
+                        self.slots.push(top);
+                        self.slots.len() - 1
+                    }
+                };
+                FieldRef::Data {
+                    slot,
+                    rest: segments.collect(),
+                }
+            }
+        })
+    }
+
+    fn test(&mut self, filter: &Filter, depth: usize) -> Result<Test> {
+        self.nodes += 1;
+        if self.nodes > MAX_FILTER_NODES || depth > MAX_FILTER_DEPTH {
+            return Err(Error::invalid(format!(
+                "the filter is too complex (at most {MAX_FILTER_NODES} conditions, \
+                 nested at most {MAX_FILTER_DEPTH} deep)"
+            )));
+        }
+        Ok(match filter {
+            Filter::All => Test::All,
+            Filter::Compare { path, op, value } => {
+                let field = self.field(path)?;
+                let value = normalize_for(&field, value);
+                Test::Compare(field, *op, value)
+            }
+            Filter::In { path, values } | Filter::NotIn { path, values } => {
+                self.nodes += values.len();
+                let field = self.field(path)?;
+                let values = values.iter().map(|v| normalize_for(&field, v)).collect();
+                if matches!(filter, Filter::In { .. }) {
+                    Test::In(field, values)
+                } else {
+                    Test::NotIn(field, values)
+                }
+            }
+            Filter::IsNull { path } => Test::IsNull(self.field(path)?),
+            Filter::And(all) => Test::And(
+                all.iter()
+                    .map(|f| self.test(f, depth + 1))
+                    .collect::<Result<_>>()?,
+            ),
+            Filter::Or(any) => Test::Or(
+                any.iter()
+                    .map(|f| self.test(f, depth + 1))
+                    .collect::<Result<_>>()?,
+            ),
+            Filter::Not(inner) => Test::Not(Box::new(self.test(inner, depth + 1)?)),
+        })
+    }
+
+    pub(crate) fn into_slots(self) -> Vec<String> {
+        self.slots
+    }
+}
+
+/// Timestamps given in any RFC 3339 form compare against the stored canonical form.
+fn normalize_for(field: &FieldRef, value: &Value) -> Value {
+    if let (FieldRef::Meta(MetaField::CreatedAt | MetaField::UpdatedAt), Value::String(text)) =
+        (field, value)
+        && let Some(micros) = clock::parse_rfc3339(text)
+    {
+        return Value::String(clock::format_rfc3339(micros));
+    }
+    value.clone()
+}
+
+impl Plan {
+    pub(crate) fn compile(filter: &Filter, sort: &[Sort]) -> Result<Plan> {
+        if sort.len() > MAX_SORT_KEYS {
+            return Err(Error::invalid(format!(
+                "at most {MAX_SORT_KEYS} sort keys are allowed"
+            )));
+        }
+        let mut compiler = Compiler::default();
+        let test = compiler.test(filter, 0)?;
+        let sort = sort
+            .iter()
+            .map(|s| Ok((compiler.field(&s.path)?, s.order)))
+            .collect::<Result<_>>()?;
+        Ok(Plan {
+            slots: compiler.into_slots(),
+            test,
+            sort,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+/// The fields of one document as a compiled query sees them.
+pub(crate) struct Row<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) data: RowData<'a>,
+}
+
+/// Where a row's data fields come from.
+pub(crate) enum RowData<'a> {
+    /// Only the top-level keys a plan reads, by slot.
+    Picked(&'a [Option<Value>]),
+    /// A whole parsed document, looked up by top-level key name.
+    Full(&'a Map<String, Value>, &'a [String]),
+}
+
+impl<'a> Row<'a> {
+    pub(crate) fn resolve(&self, field: &FieldRef) -> Option<Cow<'a, Value>> {
+        match field {
+            FieldRef::Meta(MetaField::Id) => Some(Cow::Owned(Value::String(self.id.to_owned()))),
+            FieldRef::Meta(MetaField::CreatedAt) => Some(Cow::Owned(Value::String(
+                clock::format_rfc3339(self.created_at),
+            ))),
+            FieldRef::Meta(MetaField::UpdatedAt) => Some(Cow::Owned(Value::String(
+                clock::format_rfc3339(self.updated_at),
+            ))),
+            FieldRef::Data { slot, rest } => {
+                let top = match &self.data {
+                    RowData::Picked(values) => values.get(*slot)?.as_ref()?,
+                    RowData::Full(map, slots) => map.get(slots.get(*slot)?)?,
+                };
+                values::descend(top, rest).map(Cow::Borrowed)
+            }
+        }
+    }
+
+    pub(crate) fn matches(&self, test: &Test) -> bool {
+        match test {
+            Test::All => true,
+            Test::Compare(field, op, value) => {
+                let stored = self.resolve(field);
+                compare(stored.as_deref(), *op, value)
+            }
+            Test::In(field, values) => self
+                .resolve(field)
+                .is_some_and(|stored| values.iter().any(|v| values::equals_typed(&stored, v))),
+            Test::NotIn(field, values) => !self
+                .resolve(field)
+                .is_some_and(|stored| values.iter().any(|v| values::equals_typed(&stored, v))),
+            Test::IsNull(field) => {
+                matches!(self.resolve(field).as_deref(), None | Some(Value::Null))
+            }
+            Test::And(all) => all.iter().all(|t| self.matches(t)),
+            Test::Or(any) => any.iter().any(|t| self.matches(t)),
+            Test::Not(inner) => !self.matches(inner),
+        }
+    }
+
+    /// The sort keys of this row, one per compiled sort key.
+    pub(crate) fn sort_keys(&self, sort: &[(FieldRef, Order)]) -> Vec<Vec<u8>> {
+        sort.iter()
+            .map(|(field, _)| values::sort_key(self.resolve(field).as_deref()))
+            .collect()
+    }
+}
+
+fn compare(stored: Option<&Value>, op: Op, value: &Value) -> bool {
+    let Some(stored) = stored else {
+        return op == Op::Ne;
+    };
+    match op {
+        Op::Eq => values::equals_typed(stored, value),
+        Op::Ne => !values::equals_typed(stored, value),
+        Op::Gt => values::compare_typed(stored, value) == Some(Ordering::Greater),
+        Op::Gte => matches!(
+            values::compare_typed(stored, value),
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
+        Op::Lt => values::compare_typed(stored, value) == Some(Ordering::Less),
+        Op::Lte => matches!(
+            values::compare_typed(stored, value),
+            Some(Ordering::Less | Ordering::Equal)
+        ),
+        Op::Contains => match stored {
+            Value::Array(items) => items.iter().any(|item| values::equals_typed(item, value)),
+            _ => text_test(stored, value, false, |s, v| s.contains(v)),
+        },
+        Op::ContainsIgnoreCase => text_test(stored, value, true, |s, v| s.contains(v)),
+        Op::StartsWith => text_test(stored, value, false, |s, v| s.starts_with(v)),
+        Op::StartsWithIgnoreCase => text_test(stored, value, true, |s, v| s.starts_with(v)),
+        Op::EndsWith => text_test(stored, value, false, |s, v| s.ends_with(v)),
+        Op::EndsWithIgnoreCase => text_test(stored, value, true, |s, v| s.ends_with(v)),
+    }
+}
+
+fn text_test(
+    stored: &Value,
+    value: &Value,
+    ignore_case: bool,
+    test: fn(&str, &str) -> bool,
+) -> bool {
+    let (Value::String(stored), Some(Value::String(value))) =
+        (stored, values::coerce(value, JsonType::String))
+    else {
+        return false;
+    };
+    if ignore_case {
+        test(&stored.to_lowercase(), &value.to_lowercase())
+    } else {
+        test(stored, &value)
+    }
+}
+
+/// Orders two rows' sort keys; ties are broken by id in the direction of the first key.
+pub(crate) fn compare_rows(
+    sort: &[(FieldRef, Order)],
+    a: (&[Vec<u8>], &str),
+    b: (&[Vec<u8>], &str),
+) -> Ordering {
+    for ((key_a, key_b), (_, order)) in a.0.iter().zip(b.0).zip(sort) {
+        let ordering = key_a.cmp(key_b);
+        if ordering != Ordering::Equal {
+            return if *order == Order::Desc {
+                ordering.reverse()
+            } else {
+                ordering
+            };
+        }
+    }
+    let by_id = a.1.cmp(b.1);
+    match sort.first() {
+        Some((_, Order::Desc)) => by_id.reverse(),
+        _ => by_id,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Picking fields out of stored JSON
+
+/// Parses only the top-level keys named in `slots` out of a JSON object, skipping the rest.
+pub(crate) fn pick_fields(json: &[u8], slots: &[String]) -> Result<Vec<Option<Value>>> {
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    Picker { slots }
+        .deserialize(&mut deserializer)
+        .map_err(Error::internal)
+}
+
+struct Picker<'s> {
+    slots: &'s [String],
+}
+
+impl<'de> DeserializeSeed<'de> for Picker<'_> {
+    type Value = Vec<Option<Value>>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Picker<'_> {
+    type Value = Vec<Option<Value>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut picked = vec![None; self.slots.len()];
+        while let Some(slot) = map.next_key_seed(SlotOfKey { slots: self.slots })? {
+            match slot {
+                Some(slot) => picked[slot] = Some(map.next_value()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(picked)
+    }
+}
+
+/// Deserializes an object key into the index of the slot it names, without allocating.
+struct SlotOfKey<'s> {
+    slots: &'s [String],
+}
+
+impl<'de> DeserializeSeed<'de> for SlotOfKey<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for SlotOfKey<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.slots.iter().position(|slot| slot == key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row_matches(doc: &Value, filter: Filter) -> bool {
+        let plan = Plan::compile(&filter, &[]).unwrap();
+        let map = doc.as_object().unwrap();
+        let row = Row {
+            id: "x",
+            created_at: 0,
+            updated_at: 0,
+            data: RowData::Full(map, &plan.slots),
+        };
+        let picked = pick_fields(doc.to_string().as_bytes(), &plan.slots).unwrap();
+        let picked_row = Row {
+            id: "x",
+            created_at: 0,
+            updated_at: 0,
+            data: RowData::Picked(&picked),
+        };
+        let full = row.matches(&plan.test);
+        assert_eq!(
+            full,
+            picked_row.matches(&plan.test),
+            "picked and full rows agree"
+        );
+        full
+    }
+
+    #[test]
+    fn operators() {
+        let doc = json!({"n": 5, "s": "Hello", "b": true, "tags": ["x", "y"], "o": {"k": null}});
+        assert!(row_matches(&doc, Filter::eq("n", "5")));
+        assert!(row_matches(&doc, Filter::gt("n", 4)));
+        assert!(!row_matches(&doc, Filter::gt("n", 5)));
+        assert!(row_matches(&doc, Filter::lte("n", "5")));
+        assert!(row_matches(&doc, Filter::ne("missing", 1)));
+        assert!(!row_matches(&doc, Filter::eq("missing", 1)));
+        assert!(row_matches(&doc, Filter::contains("s", "ell")));
+        assert!(!row_matches(&doc, Filter::contains("s", "ELL")));
+        assert!(row_matches(
+            &doc,
+            Filter::Compare {
+                path: "s".into(),
+                op: Op::ContainsIgnoreCase,
+                value: json!("ELL")
+            }
+        ));
+        assert!(row_matches(&doc, Filter::contains("tags", "y")));
+        assert!(row_matches(&doc, Filter::starts_with("s", "He")));
+        assert!(row_matches(&doc, Filter::ends_with("s", "lo")));
+        assert!(row_matches(
+            &doc,
+            Filter::is_in("n", [json!(1), json!("5")])
+        ));
+        assert!(row_matches(&doc, Filter::not_in("n", [1, 2])));
+        assert!(row_matches(&doc, Filter::is_null("o.k")));
+        assert!(row_matches(&doc, Filter::is_null("nope")));
+        assert!(!row_matches(&doc, Filter::is_null("n")));
+        assert!(row_matches(&doc, Filter::eq("b", "True")));
+        assert!(row_matches(&doc, Filter::eq("tags.1", "y")));
+        assert!(row_matches(&doc, !Filter::eq("n", 6)));
+        assert!(row_matches(
+            &doc,
+            Filter::eq("n", 5).and(Filter::eq("b", 1))
+        ));
+        assert!(row_matches(&doc, Filter::eq("n", 6).or(Filter::eq("b", 1))));
+    }
+
+    #[test]
+    fn picker_handles_escaped_keys_and_duplicates() {
+        let json = br#"{"a\u0062": 1, "skip": {"deep": [1, 2, {"x": "y"}]}, "ab": 2}"#;
+        let picked = pick_fields(json, &["ab".to_owned()]).unwrap();
+        assert_eq!(picked, vec![Some(json!(2))]);
+    }
+
+    #[test]
+    fn filters_too_complex_are_refused() {
+        let mut filter = Filter::eq("a", 1);
+        for _ in 0..40 {
+            filter = !Filter::And(vec![filter]);
+        }
+        assert!(Plan::compile(&filter, &[]).is_err());
+        let wide = Filter::Or((0..2000).map(|i| Filter::eq("a", i)).collect());
+        assert!(Plan::compile(&wide, &[]).is_err());
+    }
+
+    #[test]
+    fn bad_paths_are_refused() {
+        assert!(Plan::compile(&Filter::eq("a..b", 1), &[]).is_err());
+        assert!(
+            Plan::compile(
+                &Filter::All,
+                &[Sort {
+                    path: "".into(),
+                    order: Order::Asc
+                }]
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! The on-disk format: every redb table, the layout of every stored record, and the format
+//! version checked on open. Nothing else in the crate names a table or lays out bytes.
+//!
+//! Table names carry a version suffix (`_v1`), so a later format can add a new table beside an
+//! old one and migrate on open.
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use crate::collections::CollectionSpec;
+use crate::error::{Error, Result};
+
+/// The format version this build writes and the newest it reads.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+/// `key → u64`. Holds [`FORMAT_KEY`]; its presence marks a larder file.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("larder_meta");
+/// The row of [`META`] holding the format version.
+pub(crate) const FORMAT_KEY: &str = "format_version";
+
+/// Collection name → [`StoredCollection`] (postcard).
+pub(crate) const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("collections_v1");
+
+/// The table of one collection's documents: document id → [`DocRecord`] bytes.
+pub(crate) type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
+
+/// The table of one index: `sort_key(value) ++ document id` → document id.
+pub(crate) type IndexTable<'a> = TableDefinition<'a, &'static [u8], &'static str>;
+
+/// Name of the documents table of collection `collection`.
+pub(crate) fn docs_table_name(collection: &str) -> String {
+    format!("docs_v1/{collection}")
+}
+
+/// Name of the table of the index on `path` in collection `collection`.
+pub(crate) fn index_table_name(collection: &str, path: &str) -> String {
+    format!("idx_v1/{collection}/{path}")
+}
+
+/// A collection's stored configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredCollection {
+    pub(crate) spec: CollectionSpec,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl StoredCollection {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_allocvec(self).map_err(Error::internal)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        postcard::from_bytes(bytes).map_err(Error::internal)
+    }
+}
+
+/// A stored document: a fixed header followed by the document's JSON object (without the
+/// server-managed `id`, `created_at` and `updated_at`, which live in the key and the header).
+///
+/// ```text
+/// [0]      record version (1)
+/// [1..9]   created_at, microseconds since the Unix epoch, i64 little-endian
+/// [9..17]  updated_at, same encoding
+/// [17..]   the JSON object, UTF-8
+/// ```
+pub(crate) struct DocRecord<'a> {
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+    pub(crate) json: &'a [u8],
+}
+
+const DOC_RECORD_VERSION: u8 = 1;
+const DOC_HEADER_LEN: usize = 17;
+
+impl<'a> DocRecord<'a> {
+    pub(crate) fn encode(created_at: i64, updated_at: i64, json: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(DOC_HEADER_LEN + json.len());
+        bytes.push(DOC_RECORD_VERSION);
+        bytes.extend_from_slice(&created_at.to_le_bytes());
+        bytes.extend_from_slice(&updated_at.to_le_bytes());
+        bytes.extend_from_slice(json);
+        bytes
+    }
+
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self> {
+        let corrupt = || Error::internal(CorruptRecord);
+        if bytes.len() < DOC_HEADER_LEN || bytes[0] != DOC_RECORD_VERSION {
+            return Err(corrupt());
+        }
+        let created_at = i64::from_le_bytes(bytes[1..9].try_into().map_err(|_| corrupt())?);
+        let updated_at = i64::from_le_bytes(bytes[9..17].try_into().map_err(|_| corrupt())?);
+        Ok(DocRecord {
+            created_at,
+            updated_at,
+            json: &bytes[DOC_HEADER_LEN..],
+        })
+    }
+}
+
+#[derive(Debug)]
+struct CorruptRecord;
+
+impl std::fmt::Display for CorruptRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a stored document record has an unknown layout")
+    }
+}
+
+impl std::error::Error for CorruptRecord {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doc_record_round_trips() {
+        let bytes = DocRecord::encode(-3, 7, br#"{"a":1}"#);
+        let record = DocRecord::decode(&bytes).unwrap();
+        assert_eq!(record.created_at, -3);
+        assert_eq!(record.updated_at, 7);
+        assert_eq!(record.json, br#"{"a":1}"#);
+    }
+
+    #[test]
+    fn unknown_record_layout_is_an_error_not_a_panic() {
+        assert!(DocRecord::decode(b"").is_err());
+        assert!(DocRecord::decode(&[9; 40]).is_err());
+    }
+}
