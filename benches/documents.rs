@@ -129,7 +129,7 @@ fn main() -> BenchResult<()> {
     print_header(&sizes, dir.path());
     let started = Instant::now();
 
-    let docs = make_docs(sizes.bulk_docs.max(sizes.single_inserts), 0x1a7d_e5);
+    let docs = make_docs(sizes.bulk_docs.max(sizes.single_inserts), 42);
     println!();
     durable_single_inserts(dir.path(), &docs[..sizes.single_inserts])?;
 

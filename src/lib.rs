@@ -48,6 +48,8 @@
 //!
 //! [redb]: https://docs.rs/redb
 
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod clock;
 mod collections;
 mod db;

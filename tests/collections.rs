@@ -26,7 +26,8 @@ fn create_get_list_and_delete() {
     assert_eq!(created.document_count, 0);
     assert!(created.created_at.ends_with("+00:00"));
 
-    db.create_collection("comments", CollectionSpec::new()).unwrap();
+    db.create_collection("comments", CollectionSpec::new())
+        .unwrap();
     let names: Vec<String> = db
         .list_collections()
         .unwrap()
@@ -58,13 +59,25 @@ fn new_collections_are_admin_only_by_default() {
 #[test]
 fn names_are_checked_and_reserved_names_refused() {
     let (db, _) = memory_db();
-    for bad in ["", "Users", "users", "_internal", "9lives", "has-dash", "white space", &"a".repeat(65)] {
+    for bad in [
+        "",
+        "Users",
+        "users",
+        "_internal",
+        "9lives",
+        "has-dash",
+        "white space",
+        &"a".repeat(65),
+    ] {
         assert!(
             is_invalid(db.create_collection(bad, CollectionSpec::new())),
             "{bad:?} should be refused"
         );
     }
-    assert!(db.list_collections().unwrap().is_empty(), "nothing was created");
+    assert!(
+        db.list_collections().unwrap().is_empty(),
+        "nothing was created"
+    );
     db.create_collection(&"a".repeat(64), CollectionSpec::new())
         .unwrap();
 }
@@ -92,7 +105,10 @@ fn bad_specs_are_refused() {
         CollectionSpec::new().owner_field("created_at"),
         CollectionSpec::new().hidden_field("x."),
     ] {
-        assert!(is_invalid(db.create_collection("c", spec.clone())), "{spec:?}");
+        assert!(
+            is_invalid(db.create_collection("c", spec.clone())),
+            "{spec:?}"
+        );
     }
     assert!(db.list_collections().unwrap().is_empty());
 }
@@ -108,7 +124,9 @@ fn unknown_collections_are_not_found_everywhere() {
     assert!(not_found(kind(missing.count(&Filter::All))));
     assert!(not_found(kind(missing.delete("x"))));
     assert!(not_found(kind(db.delete_collection("missing"))));
-    assert!(not_found(kind(db.update_collection("missing", CollectionSpec::new()))));
+    assert!(not_found(kind(
+        db.update_collection("missing", CollectionSpec::new())
+    )));
     // A malformed name through a handle is invalid input, not a lookup.
     let bad: larder::Collection = db.collection("Bad Name");
     assert!(is_invalid(bad.insert(&json!({}))));
@@ -129,7 +147,11 @@ fn delete_drops_documents_and_indexes_in_one_go() {
         .unwrap();
     assert_eq!(c.count(&Filter::All).unwrap(), 0);
     assert_eq!(c.count(&Filter::eq("k", 1)).unwrap(), 0);
-    assert!(c.find(&larder::Query::new().sort_asc("k").limit(5)).unwrap().is_empty());
+    assert!(
+        c.find(&larder::Query::new().sort_asc("k").limit(5))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -48,7 +48,11 @@ fn a_chosen_id_is_used_and_never_overwritten() {
     let (_, _, notes) = notes();
     let doc = notes.insert(&json!({"id": "my-note_1", "v": 1})).unwrap();
     assert_eq!(doc.id, "my-note_1");
-    assert_eq!(doc.data, json!({"v": 1}), "the id is not stored in the data");
+    assert_eq!(
+        doc.data,
+        json!({"v": 1}),
+        "the id is not stored in the data"
+    );
     assert!(matches!(
         kind(notes.insert(&json!({"id": "my-note_1", "v": 2}))),
         ErrorKind::AlreadyExists { .. }
@@ -63,10 +67,17 @@ fn a_chosen_id_is_used_and_never_overwritten() {
 #[test]
 fn malformed_ids_and_server_managed_fields_are_refused() {
     let (_, _, notes) = notes();
-    for bad in [json!({"id": "../etc"}), json!({"id": ""}), json!({"id": 5}), json!({"id": "a b"})] {
+    for bad in [
+        json!({"id": "../etc"}),
+        json!({"id": ""}),
+        json!({"id": 5}),
+        json!({"id": "a b"}),
+    ] {
         assert!(is_invalid(notes.insert(&bad)), "{bad}");
     }
-    assert!(is_invalid(notes.insert(&json!({"created_at": "2020-01-01"}))));
+    assert!(is_invalid(
+        notes.insert(&json!({"created_at": "2020-01-01"}))
+    ));
     assert!(is_invalid(notes.insert(&json!({"updated_at": 1}))));
     // null means "not given"
     notes
@@ -78,7 +89,13 @@ fn malformed_ids_and_server_managed_fields_are_refused() {
 #[test]
 fn only_objects_are_documents() {
     let (_, _, notes) = notes();
-    for bad in [json!([1, 2]), json!("text"), json!(3), json!(null), json!(true)] {
+    for bad in [
+        json!([1, 2]),
+        json!("text"),
+        json!(3),
+        json!(null),
+        json!(true),
+    ] {
         assert!(is_invalid(notes.insert(&bad)), "{bad}");
     }
     assert!(snapshot(&notes).is_empty());
@@ -156,8 +173,15 @@ fn delete_returns_the_document_and_removes_it() {
     let doc = notes.insert(&json!({"tag": "a"})).unwrap();
     assert_eq!(notes.delete(&doc.id).unwrap(), doc);
     assert!(notes.get(&doc.id).unwrap().is_none());
-    assert_eq!(notes.count(&Filter::eq("tag", "a")).unwrap(), 0, "index entry gone");
-    assert!(matches!(kind(notes.delete(&doc.id)), ErrorKind::NotFound { .. }));
+    assert_eq!(
+        notes.count(&Filter::eq("tag", "a")).unwrap(),
+        0,
+        "index entry gone"
+    );
+    assert!(matches!(
+        kind(notes.delete(&doc.id)),
+        ErrorKind::NotFound { .. }
+    ));
 }
 
 #[test]
@@ -205,8 +229,16 @@ fn documents_over_the_size_limit_are_refused() {
 fn the_default_limit_is_one_mebibyte() {
     let (_, _, notes) = notes();
     let big = json!({"s": "x".repeat(1024 * 1024)});
-    assert!(matches!(kind(notes.insert(&big)), ErrorKind::TooLarge { limit: 1_048_576, .. }));
-    notes.insert(&json!({"s": "x".repeat(1024 * 1000)})).unwrap();
+    assert!(matches!(
+        kind(notes.insert(&big)),
+        ErrorKind::TooLarge {
+            limit: 1_048_576,
+            ..
+        }
+    ));
+    notes
+        .insert(&json!({"s": "x".repeat(1024 * 1000)}))
+        .unwrap();
 }
 
 #[test]
@@ -219,12 +251,24 @@ fn insert_many_is_all_or_nothing() {
     let before = snapshot(&notes);
 
     let error = notes
-        .insert_many(&[json!({"tag": "c"}), json!({"tag": "d"}), json!({"id": "fixed"})])
+        .insert_many(&[
+            json!({"tag": "c"}),
+            json!({"tag": "d"}),
+            json!({"id": "fixed"}),
+        ])
         .unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::AlreadyExists { what } if what.starts_with("item 2:")));
-    assert!(is_invalid(notes.insert_many(&[json!({"tag": "e"}), json!(7)])));
+    assert!(
+        matches!(error.kind(), ErrorKind::AlreadyExists { what } if what.starts_with("item 2:"))
+    );
+    assert!(is_invalid(
+        notes.insert_many(&[json!({"tag": "e"}), json!(7)])
+    ));
     assert_eq!(snapshot(&notes), before, "a failing batch leaves nothing");
-    assert_eq!(notes.count(&Filter::eq("tag", "c")).unwrap(), 0, "nor index entries");
+    assert_eq!(
+        notes.count(&Filter::eq("tag", "c")).unwrap(),
+        0,
+        "nor index entries"
+    );
 }
 
 #[test]
@@ -243,7 +287,10 @@ fn patch_many_is_all_or_nothing() {
     assert_eq!(snapshot(&notes), before);
 
     let patched = notes
-        .patch_many(&[(a.id.clone(), json!({"n": 10})), (b.id.clone(), json!({"n": 20}))])
+        .patch_many(&[
+            (a.id.clone(), json!({"n": 10})),
+            (b.id.clone(), json!({"n": 20})),
+        ])
         .unwrap();
     assert_eq!(patched[1].data, json!({"n": 20}));
     assert_eq!(notes.get(&a.id).unwrap().unwrap().data, json!({"n": 10}));

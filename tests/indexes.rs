@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 /// Two collections with the same documents, one indexed on `v`, `nested.n` and `created_at`.
 fn twins(db: &Db) -> (Collection, Collection) {
-    db.create_collection("plain", CollectionSpec::new()).unwrap();
+    db.create_collection("plain", CollectionSpec::new())
+        .unwrap();
     db.create_collection(
         "indexed",
         CollectionSpec::new()
@@ -64,7 +65,13 @@ fn fill(plain: &Collection, indexed: &Collection, clock: &larder::ManualClock) {
 
 fn filters() -> Vec<Filter> {
     let mut out = vec![Filter::All];
-    for v in values().into_iter().chain([json!("1"), json!("0"), json!(1), json!("2.5"), json!("false")]) {
+    for v in values().into_iter().chain([
+        json!("1"),
+        json!("0"),
+        json!(1),
+        json!("2.5"),
+        json!("false"),
+    ]) {
         out.push(Filter::eq("v", v.clone()));
         out.push(Filter::gt("v", v.clone()));
         out.push(Filter::gte("v", v.clone()));
@@ -72,7 +79,10 @@ fn filters() -> Vec<Filter> {
         out.push(Filter::lte("v", v.clone()));
         out.push(Filter::gt("v", v.clone()).and(Filter::lt("v", 10)));
     }
-    out.push(Filter::is_in("v", [json!(0), json!("2"), json!(true), json!("a")]));
+    out.push(Filter::is_in(
+        "v",
+        [json!(0), json!("2"), json!(true), json!("a")],
+    ));
     out.push(Filter::is_in("v", [json!("10"), json!(10)]));
     out.push(Filter::is_null("v"));
     out.push(Filter::eq("nested.n", 3).and(Filter::gte("i", 50)));
@@ -89,9 +99,26 @@ fn queries() -> Vec<Query> {
         out.push(Query::new().filter(filter.clone()));
         out.push(Query::new().filter(filter.clone()).sort_asc("v"));
         out.push(Query::new().filter(filter.clone()).sort_desc("v").limit(7));
-        out.push(Query::new().filter(filter.clone()).sort_asc("v").offset(3).limit(5));
-        out.push(Query::new().filter(filter.clone()).sort_desc("nested.n").sort_asc("i").limit(9));
-        out.push(Query::new().filter(filter.clone()).sort_desc("created_at").limit(4));
+        out.push(
+            Query::new()
+                .filter(filter.clone())
+                .sort_asc("v")
+                .offset(3)
+                .limit(5),
+        );
+        out.push(
+            Query::new()
+                .filter(filter.clone())
+                .sort_desc("nested.n")
+                .sort_asc("i")
+                .limit(9),
+        );
+        out.push(
+            Query::new()
+                .filter(filter.clone())
+                .sort_desc("created_at")
+                .limit(4),
+        );
         out.push(Query::new().filter(filter).offset(2).limit(3));
     }
     out
@@ -99,12 +126,26 @@ fn queries() -> Vec<Query> {
 
 fn assert_same(plain: &Collection, indexed: &Collection) {
     for query in queries() {
-        let a: Vec<String> = plain.find(&query).unwrap().into_iter().map(|d| d.id).collect();
-        let b: Vec<String> = indexed.find(&query).unwrap().into_iter().map(|d| d.id).collect();
+        let a: Vec<String> = plain
+            .find(&query)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        let b: Vec<String> = indexed
+            .find(&query)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
         assert_eq!(a, b, "{query:?}");
     }
     for filter in filters() {
-        assert_eq!(plain.count(&filter).unwrap(), indexed.count(&filter).unwrap(), "{filter:?}");
+        assert_eq!(
+            plain.count(&filter).unwrap(),
+            indexed.count(&filter).unwrap(),
+            "{filter:?}"
+        );
         let sum = Aggregate::Sum("i".into());
         assert_eq!(
             plain.aggregate(&sum, &filter).unwrap(),
@@ -128,17 +169,25 @@ fn indexes_follow_every_kind_of_write() {
     let (plain, indexed) = twins(&db);
     fill(&plain, &indexed, &clock);
     for c in [&plain, &indexed] {
-        c.replace("d001", &json!({"v": "replaced", "nested": {"n": 100}})).unwrap();
+        c.replace("d001", &json!({"v": "replaced", "nested": {"n": 100}}))
+            .unwrap();
         c.patch("d002", &json!({"v": null})).unwrap();
         c.patch("d003", &json!({"nested": {"n": -1}})).unwrap();
         c.patch("d004", &json!({"v": 10})).unwrap();
         c.delete("d005").unwrap();
         c.delete_many(&["d006", "d010"]).unwrap();
-        c.patch_many(&[("d011".into(), json!({"v": 2})), ("d012".into(), json!({"v": "2"}))])
+        c.patch_many(&[
+            ("d011".into(), json!({"v": 2})),
+            ("d012".into(), json!({"v": "2"})),
+        ])
+        .unwrap();
+        c.insert_many(&[json!({"id": "new1", "v": 2}), json!({"id": "new2"})])
             .unwrap();
-        c.insert_many(&[json!({"id": "new1", "v": 2}), json!({"id": "new2"})]).unwrap();
         // A failing batch must not leave index entries behind.
-        assert!(c.insert_many(&[json!({"id": "ghost", "v": 2}), json!({"id": "new1"})]).is_err());
+        assert!(
+            c.insert_many(&[json!({"id": "ghost", "v": 2}), json!({"id": "new1"})])
+                .is_err()
+        );
     }
     clock.advance(std::time::Duration::from_secs(1));
     assert_same(&plain, &indexed);
@@ -150,11 +199,15 @@ fn indexes_follow_every_kind_of_write() {
 fn an_index_added_later_is_backfilled() {
     let (db, clock) = memory_db();
     let (plain, indexed) = twins(&db);
-    db.update_collection("indexed", CollectionSpec::new()).unwrap();
+    db.update_collection("indexed", CollectionSpec::new())
+        .unwrap();
     fill(&plain, &indexed, &clock);
     db.update_collection(
         "indexed",
-        CollectionSpec::new().index("v").index("nested.n").index("created_at"),
+        CollectionSpec::new()
+            .index("v")
+            .index("nested.n")
+            .index("created_at"),
     )
     .unwrap();
     assert_same(&plain, &indexed);
@@ -168,7 +221,10 @@ fn large_integers_beyond_f64_precision_are_told_apart() {
     let exact = Filter::eq("v", 9_007_199_254_740_993_i64);
     let a = indexed.find(&Query::new().filter(exact.clone())).unwrap();
     assert!(!a.is_empty());
-    assert!(a.iter().all(|d| d.data["v"] == json!(9_007_199_254_740_993_i64)));
+    assert!(
+        a.iter()
+            .all(|d| d.data["v"] == json!(9_007_199_254_740_993_i64))
+    );
     assert_eq!(a.len() as u64, plain.count(&exact).unwrap());
     let above = Filter::gt("v", 9_007_199_254_740_992_i64);
     assert_eq!(indexed.count(&above).unwrap(), plain.count(&above).unwrap());
@@ -180,7 +236,9 @@ fn indexed_sort_with_limit_returns_the_top_documents() {
     db.create_collection("scores", CollectionSpec::new().index("score"))
         .unwrap();
     let scores: Collection = db.collection("scores");
-    let docs: Vec<Value> = (0..500).map(|i| json!({"score": (i * 7919) % 500})).collect();
+    let docs: Vec<Value> = (0..500)
+        .map(|i| json!({"score": (i * 7919) % 500}))
+        .collect();
     scores.insert_many(&docs).unwrap();
     let top = scores
         .find(&Query::new().sort_desc("score").limit(3))
@@ -188,7 +246,13 @@ fn indexed_sort_with_limit_returns_the_top_documents() {
     let top: Vec<&Value> = top.iter().map(|d| &d.data["score"]).collect();
     assert_eq!(top, [&json!(499), &json!(498), &json!(497)]);
     let page = scores
-        .find(&Query::new().filter(Filter::lt("score", 100)).sort_asc("score").offset(10).limit(2))
+        .find(
+            &Query::new()
+                .filter(Filter::lt("score", 100))
+                .sort_asc("score")
+                .offset(10)
+                .limit(2),
+        )
         .unwrap();
     assert_eq!(page[0].data["score"], 10);
     assert_eq!(page[1].data["score"], 11);

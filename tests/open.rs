@@ -100,7 +100,10 @@ fn a_newer_format_is_refused_and_left_byte_identical() {
     );
     assert_eq!(fs::read(&path).unwrap(), before);
     let message = Db::open(&path).unwrap_err().to_string();
-    assert!(message.contains("99") && message.contains("upgrade"), "{message}");
+    assert!(
+        message.contains("99") && message.contains("upgrade"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -153,7 +156,8 @@ fn the_handle_is_cheap_clone_send_and_sync() {
     assert_send_sync::<Db>();
     assert_send_sync::<larder::Collection>();
     let db = Db::in_memory().unwrap();
-    db.create_collection("shared", CollectionSpec::new()).unwrap();
+    db.create_collection("shared", CollectionSpec::new())
+        .unwrap();
     let threads: Vec<_> = (0..4)
         .map(|i| {
             let db = db.clone();

@@ -17,17 +17,33 @@ impl TestDb {
     pub fn new() -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("test.redb");
-        let clock = ManualClock::at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
+        let clock =
+            ManualClock::at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
         let db = Db::builder().clock(clock.clone()).open(&path).unwrap();
-        TestDb { db, clock, path, dir }
+        TestDb {
+            db,
+            clock,
+            path,
+            dir,
+        }
     }
 
     /// Closes and reopens the file, keeping the clock.
     pub fn reopen(self) -> TestDb {
-        let TestDb { db, clock, path, dir } = self;
+        let TestDb {
+            db,
+            clock,
+            path,
+            dir,
+        } = self;
         drop(db);
         let db = Db::builder().clock(clock.clone()).open(&path).unwrap();
-        TestDb { db, clock, path, dir }
+        TestDb {
+            db,
+            clock,
+            path,
+            dir,
+        }
     }
 
     pub fn with_collection(self, name: &str, spec: CollectionSpec) -> TestDb {
@@ -38,8 +54,12 @@ impl TestDb {
 
 /// An in-memory database with a manual clock.
 pub fn memory_db() -> (Db, ManualClock) {
-    let clock = ManualClock::at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
-    (Db::builder().clock(clock.clone()).in_memory().unwrap(), clock)
+    let clock =
+        ManualClock::at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000));
+    (
+        Db::builder().clock(clock.clone()).in_memory().unwrap(),
+        clock,
+    )
 }
 
 /// The kind of an error result, for terse assertions.
