@@ -8,9 +8,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use redb::{ReadableDatabase, ReadableTable};
 
+use std::time::Duration;
+
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::schema::{COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
+use crate::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
+use crate::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
+use crate::throttle::{Throttle, ThrottleConfig};
+use crate::tokens::KeyRing;
 
 /// The first bytes of every redb file.
 const REDB_MAGIC: &[u8] = b"redb\x1A\x0A\xA9\x0D\x0A";
@@ -40,6 +45,11 @@ struct Inner {
     max_document_bytes: usize,
     path: Option<PathBuf>,
     ids: Mutex<uuid::ContextV7>,
+    keys: KeyRing,
+    identities: IdentityCache,
+    throttle: Throttle,
+    session_lifetime: Duration,
+    public_profile_fields: Vec<String>,
 }
 
 impl std::fmt::Debug for Db {
@@ -67,6 +77,9 @@ pub struct DbBuilder {
     clock: Arc<dyn Clock>,
     max_document_bytes: usize,
     cache_bytes: usize,
+    throttle: ThrottleConfig,
+    session_lifetime: Duration,
+    public_profile_fields: Vec<String>,
 }
 
 impl Default for DbBuilder {
@@ -75,6 +88,9 @@ impl Default for DbBuilder {
             clock: Arc::new(SystemClock),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             cache_bytes: 64 * 1024 * 1024,
+            throttle: ThrottleConfig::default(),
+            session_lifetime: DEFAULT_SESSION_LIFETIME,
+            public_profile_fields: Vec::new(),
         }
     }
 }
@@ -95,6 +111,27 @@ impl DbBuilder {
     /// The size of redb's page cache (default 64 MiB).
     pub fn cache_bytes(mut self, bytes: usize) -> Self {
         self.cache_bytes = bytes;
+        self
+    }
+
+    /// Login and signup throttles (on by default, see [`ThrottleConfig`]).
+    pub fn throttle(mut self, config: ThrottleConfig) -> Self {
+        self.throttle = config;
+        self
+    }
+
+    /// The absolute lifetime of a session and its refresh tokens (default 30 days).
+    pub fn session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.session_lifetime = lifetime;
+        self
+    }
+
+    /// The profile `data` fields a public profile shows (default: none).
+    pub fn public_profile_fields(
+        mut self,
+        fields: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.public_profile_fields = fields.into_iter().map(Into::into).collect();
         self
     }
 
@@ -135,6 +172,7 @@ impl DbBuilder {
 
     fn finish(self, redb: redb::Database, path: Option<PathBuf>) -> Result<Db> {
         initialize(&redb)?;
+        let keys = KeyRing::load_or_create(&redb, clock::to_micros(self.clock.now()))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 redb,
@@ -142,6 +180,11 @@ impl DbBuilder {
                 max_document_bytes: self.max_document_bytes,
                 path,
                 ids: Mutex::new(uuid::ContextV7::new()),
+                keys,
+                identities: IdentityCache::default(),
+                throttle: Throttle::new(self.throttle),
+                session_lifetime: self.session_lifetime,
+                public_profile_fields: self.public_profile_fields,
             }),
         })
     }
@@ -238,6 +281,14 @@ fn initialize(redb: &redb::Database) -> Result<()> {
             meta.insert(FORMAT_KEY, FORMAT_VERSION)?;
         }
         txn.open_table(COLLECTIONS)?;
+        txn.open_table(schema::USERS)?;
+        txn.open_table(schema::USERS_BY_EMAIL)?;
+        txn.open_table(schema::USERS_BY_USERNAME)?;
+        txn.open_table(schema::SESSIONS)?;
+        txn.open_multimap_table(schema::SESSIONS_BY_USER)?;
+        txn.open_table(schema::REFRESH_TOKENS)?;
+        txn.open_table(schema::SIGNING_KEYS)?;
+        txn.open_table(schema::SETTINGS)?;
     }
     txn.commit()?;
     Ok(())
@@ -294,6 +345,26 @@ impl Db {
 
     pub(crate) fn now_micros(&self) -> i64 {
         clock::to_micros(self.inner.clock.now())
+    }
+
+    pub(crate) fn key_ring(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    pub(crate) fn identities(&self) -> &IdentityCache {
+        &self.inner.identities
+    }
+
+    pub(crate) fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
+    }
+
+    pub(crate) fn session_lifetime(&self) -> Duration {
+        self.inner.session_lifetime
+    }
+
+    pub(crate) fn public_profile_fields(&self) -> &[String] {
+        &self.inner.public_profile_fields
     }
 
     pub(crate) fn max_document_bytes(&self) -> usize {

@@ -46,6 +46,22 @@ pub enum ErrorKind {
     },
     /// The database file is already open, in this process or another one.
     AlreadyOpen,
+    /// No valid credential was presented (missing, malformed, expired or revoked token or key,
+    /// or a wrong password). The message never says which.
+    Unauthenticated {
+        /// A generic reason, safe to show.
+        message: String,
+    },
+    /// The caller is known but not allowed to do this.
+    Forbidden {
+        /// Why, in words safe to show.
+        message: String,
+    },
+    /// Too many attempts; retry after the given number of seconds.
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+    },
     /// The file exists but is not a larder database; it was left untouched.
     NotALarderFile,
     /// The file was written by a newer larder with a format this version cannot read; it was
@@ -113,6 +129,24 @@ impl Error {
         })
     }
 
+    pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated {
+            message: message.into(),
+        })
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden {
+            message: message.into(),
+        })
+    }
+
+    pub(crate) fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(ErrorKind::RateLimited {
+            retry_after_secs: retry_after_secs.max(1),
+        })
+    }
+
     pub(crate) fn storage(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::with_source(ErrorKind::Storage { fatal: false }, source)
     }
@@ -134,6 +168,12 @@ impl fmt::Display for ErrorKind {
             ErrorKind::AlreadyExists { what } => write!(f, "{what} already exists"),
             ErrorKind::TooLarge { what, limit } => {
                 write!(f, "{what} is larger than the limit of {limit} bytes")
+            }
+            ErrorKind::Unauthenticated { message } | ErrorKind::Forbidden { message } => {
+                write!(f, "{message}")
+            }
+            ErrorKind::RateLimited { retry_after_secs } => {
+                write!(f, "too many attempts; retry in {retry_after_secs} s")
             }
             ErrorKind::AlreadyOpen => write!(
                 f,

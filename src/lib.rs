@@ -55,9 +55,16 @@ mod collections;
 mod db;
 mod documents;
 mod error;
+mod ids;
 mod index;
+mod password;
 mod query;
 mod schema;
+mod sessions;
+mod settings;
+mod throttle;
+mod tokens;
+mod users;
 mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -65,7 +72,12 @@ pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use documents::{Collection, Doc};
 pub use error::{Error, ErrorKind, Result};
+pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 pub use query::{Aggregate, Filter, Op, Order, Query, Sort};
+pub use sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
+pub use settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};
+pub use throttle::ThrottleConfig;
+pub use users::{Client, NewUser, PublicProfile, User};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

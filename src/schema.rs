@@ -4,7 +4,7 @@
 //! Table names carry a version suffix (`_v1`), so a later format can add a new table beside an
 //! old one and migrate on open.
 
-use redb::TableDefinition;
+use redb::{MultimapTableDefinition, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::collections::CollectionSpec;
@@ -20,6 +20,31 @@ pub(crate) const FORMAT_KEY: &str = "format_version";
 
 /// Collection name → [`StoredCollection`] (postcard).
 pub(crate) const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("collections_v1");
+
+/// User id → [`StoredUser`](crate::users::StoredUser) (postcard).
+pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
+/// Case-folded email → user id.
+pub(crate) const USERS_BY_EMAIL: TableDefinition<&str, &str> =
+    TableDefinition::new("users_by_email_v1");
+/// Case-folded username → user id.
+pub(crate) const USERS_BY_USERNAME: TableDefinition<&str, &str> =
+    TableDefinition::new("users_by_username_v1");
+
+/// Session id → [`StoredSession`](crate::sessions::StoredSession) (postcard).
+pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_v1");
+/// User id → its session ids.
+pub(crate) const SESSIONS_BY_USER: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("sessions_by_user_v1");
+/// SHA-256 of a refresh token → the session it belongs to. Raw tokens are never stored.
+pub(crate) const REFRESH_TOKENS: TableDefinition<&[u8], &str> =
+    TableDefinition::new("refresh_tokens_v1");
+
+/// Key id → [`StoredSigningKey`](crate::tokens::StoredSigningKey) (postcard).
+pub(crate) const SIGNING_KEYS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("signing_keys_v1");
+
+/// Setting name → its value as JSON text.
+pub(crate) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings_v1");
 
 /// The table of one collection's documents: document id → [`DocRecord`] bytes.
 pub(crate) type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
@@ -45,13 +70,23 @@ pub(crate) struct StoredCollection {
     pub(crate) updated_at: i64,
 }
 
+/// Encodes an internal record with postcard.
+pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(record).map_err(Error::internal)
+}
+
+/// Decodes an internal record written by [`encode`].
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(Error::internal)
+}
+
 impl StoredCollection {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        postcard::to_allocvec(self).map_err(Error::internal)
+        encode(self)
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
-        postcard::from_bytes(bytes).map_err(Error::internal)
+        decode(bytes)
     }
 }
 

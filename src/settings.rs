@@ -1,0 +1,139 @@
+//! Project settings, stored in the file and read on every use, so a change applies to the next
+//! request without a restart.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::schema::SETTINGS;
+
+/// The role every user has.
+pub const DEFAULT_ROLE: &str = "user";
+/// Roles that can never be self-assigned, whatever `ALLOWED_SELF_ROLES` says.
+pub const PRIVILEGED_ROLES: &[&str] = &["admin"];
+
+/// The typed project settings. Setting names are the seed's upper-case keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub struct Settings {
+    /// Lifetime of access tokens in minutes (at least 1; default 60). The hosted services
+    /// default to 2880 (two days); larder keeps it short because a leaked access token is
+    /// usable until it expires, even though ended sessions are refused at once.
+    pub jwt_expiry_minutes: u64,
+    /// Roles users may give themselves at signup or in a profile update, besides
+    /// [`DEFAULT_ROLE`]. Empty (the default) means only the default role: a deliberate
+    /// deviation from the hosted service, where unset means any role. `admin` is never
+    /// self-assignable.
+    pub allowed_self_roles: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            jwt_expiry_minutes: 60,
+            allowed_self_roles: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// Whether a user may give themselves this role.
+    pub fn is_self_assignable(&self, role: &str) -> bool {
+        role == DEFAULT_ROLE
+            || (!PRIVILEGED_ROLES.contains(&role)
+                && self.allowed_self_roles.iter().any(|r| r == role))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.jwt_expiry_minutes < 1 || self.jwt_expiry_minutes > 60 * 24 * 365 {
+            return Err(Error::invalid(
+                "JWT_EXPIRY_MINUTES must be between 1 and 525600",
+            ));
+        }
+        for role in &self.allowed_self_roles {
+            crate::users::validate_role(role)?;
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// The current settings.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn settings(&self) -> Result<Settings> {
+        self.read(|txn| read_settings(&txn.open_table(SETTINGS)?))
+    }
+
+    /// Changes some settings: `changes` is a JSON object of setting names (`"JWT_EXPIRY_MINUTES"`,
+    /// `"ALLOWED_SELF_ROLES"`, which also accepts a comma-separated string) to new values.
+    /// Unknown names and invalid values are refused and nothing changes.
+    ///
+    /// # Errors
+    /// `InvalidInput` for unknown names or invalid values.
+    pub fn update_settings(&self, changes: &Value) -> Result<Settings> {
+        let Value::Object(changes) = changes else {
+            return Err(Error::invalid("settings must be a JSON object"));
+        };
+        self.write(|txn| {
+            let mut table = txn.open_table(SETTINGS)?;
+            let current = read_settings(&table)?;
+            let mut merged = match serde_json::to_value(&current) {
+                Ok(Value::Object(map)) => map,
+                _ => Map::new(),
+            };
+            for (name, value) in changes {
+                if !merged.contains_key(name) {
+                    return Err(Error::invalid(format!("unknown setting `{name}`")));
+                }
+                merged.insert(name.clone(), normalize(name, value.clone()));
+            }
+            let updated: Settings = serde_json::from_value(Value::Object(merged))
+                .map_err(|e| Error::invalid(format!("invalid setting value: {e}")))?;
+            updated.validate()?;
+            let as_json = serde_json::to_value(&updated).map_err(Error::internal)?;
+            if let Value::Object(map) = as_json {
+                for (name, value) in map {
+                    table.insert(name.as_str(), value.to_string().as_str())?;
+                }
+            }
+            Ok(updated)
+        })
+    }
+}
+
+/// Accepts the seed's comma-separated form of list settings.
+fn normalize(name: &str, value: Value) -> Value {
+    match (name, value) {
+        ("ALLOWED_SELF_ROLES", Value::String(list)) => Value::Array(
+            list.split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(|r| Value::String(r.to_owned()))
+                .collect(),
+        ),
+        (_, value) => value,
+    }
+}
+
+/// Reads the settings inside a transaction; missing rows take their defaults.
+pub(crate) fn read_settings<T>(table: &T) -> Result<Settings>
+where
+    T: ReadableTable<&'static str, &'static str>,
+{
+    let mut map = match serde_json::to_value(Settings::default()) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    for entry in table.iter()? {
+        let (name, value) = entry?;
+        if map.contains_key(name.value()) {
+            let value: Value = serde_json::from_str(value.value()).map_err(Error::internal)?;
+            map.insert(name.value().to_owned(), value);
+        }
+    }
+    serde_json::from_value(Value::Object(map)).map_err(Error::internal)
+}
