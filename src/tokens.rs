@@ -194,7 +194,8 @@ impl Db {
         let now = u64::try_from(self.now_micros() / 1_000_000).unwrap_or(0);
         let hash = token_hash(token);
         let ring = self.key_ring();
-        if let Some(hit) = ring.verified.lock().get(&hash).cloned() {
+        let cached = ring.verified.lock().get(&hash).cloned();
+        if let Some(hit) = cached {
             return if now > hit.expires_at_secs + TOLERANCE_SECS {
                 ring.verified.lock().remove(&hash);
                 Err(unauthenticated())
