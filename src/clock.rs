@@ -97,24 +97,61 @@ pub(crate) fn from_micros(micros: i64) -> SystemTime {
 }
 
 /// RFC 3339 with a fixed width (microseconds, `+00:00` offset), so the text sorts like the time.
+/// Years outside 0000–9999 are clamped. Hand-rolled because it runs for every document read.
 pub(crate) fn format_rfc3339(micros: i64) -> String {
+    const MIN: i64 = -62_167_219_200_000_000; // 0000-01-01T00:00:00Z
+    const MAX: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
+    let micros = micros.clamp(MIN, MAX);
     let seconds = micros.div_euclid(1_000_000);
     let sub_micros = micros.rem_euclid(1_000_000);
-    match time::OffsetDateTime::from_unix_timestamp(seconds) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            sub_micros
-        ),
-        // Outside the representable range (year ±9999): clamp rather than fail a read.
-        Err(_) if micros < 0 => "0000-01-01T00:00:00.000000+00:00".to_owned(),
-        Err(_) => "9999-12-31T23:59:59.999999+00:00".to_owned(),
+    let days = seconds.div_euclid(86_400);
+    let second_of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut out = String::with_capacity(32);
+    push_digits(&mut out, year, 4);
+    out.push('-');
+    push_digits(&mut out, month, 2);
+    out.push('-');
+    push_digits(&mut out, day, 2);
+    out.push('T');
+    push_digits(&mut out, second_of_day / 3600, 2);
+    out.push(':');
+    push_digits(&mut out, second_of_day / 60 % 60, 2);
+    out.push(':');
+    push_digits(&mut out, second_of_day % 60, 2);
+    out.push('.');
+    push_digits(&mut out, sub_micros, 6);
+    out.push_str("+00:00");
+    out
+}
+
+fn push_digits(out: &mut String, value: i64, width: u32) {
+    let mut divisor = 10_i64.pow(width - 1);
+    while divisor > 0 {
+        let digit = (value / divisor % 10).unsigned_abs() as u8;
+        out.push(char::from(b'0' + digit));
+        divisor /= 10;
     }
+}
+
+/// (year, month, day) of a day count since 1970-01-01, in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 /// Parses an RFC 3339 timestamp (any offset) into microseconds since the epoch.
@@ -136,6 +173,26 @@ mod tests {
             "2023-11-14T22:13:20.123456+00:00"
         );
         assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999999+00:00");
+    }
+
+    #[test]
+    fn formatting_agrees_with_the_time_crate() {
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
+        );
+        let mut micros: i64 = -62_167_219_200_000_000;
+        let step = 7_919_654_321_987; // about 92 days, odd, so every field moves
+        while micros < 253_402_300_799_999_999 {
+            let expected =
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+                    .unwrap()
+                    .format(&format)
+                    .unwrap();
+            assert_eq!(format_rfc3339(micros), expected, "{micros}");
+            micros += step;
+        }
+        assert_eq!(format_rfc3339(i64::MIN), "0000-01-01T00:00:00.000000+00:00");
+        assert_eq!(format_rfc3339(i64::MAX), "9999-12-31T23:59:59.999999+00:00");
     }
 
     #[test]

@@ -258,7 +258,8 @@ impl Db {
                 }
             }
             stored.spec = spec;
-            stored.updated_at = self.now_micros();
+            // Never backwards, even if the clock is.
+            stored.updated_at = self.now_micros().max(stored.updated_at + 1);
             collections.insert(name, stored.encode()?.as_slice())?;
             let count = txn
                 .open_table(DocsTable::new(&schema::docs_table_name(name)))?

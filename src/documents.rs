@@ -3,6 +3,7 @@
 //! Every mutation is one call of [`Db::write`](crate::Db) (one durable transaction); every read
 //! runs on one snapshot.
 
+use std::any::Any;
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
 
@@ -97,6 +98,7 @@ impl Doc<Value> {
 pub struct Collection<T = Value> {
     db: Db,
     name: String,
+    docs_table: String,
     marker: PhantomData<fn() -> T>,
 }
 
@@ -105,6 +107,7 @@ impl<T> Clone for Collection<T> {
         Collection {
             db: self.db.clone(),
             name: self.name.clone(),
+            docs_table: self.docs_table.clone(),
             marker: PhantomData,
         }
     }
@@ -121,10 +124,14 @@ impl<T> std::fmt::Debug for Collection<T> {
 impl Db {
     /// A handle to the documents of collection `name`, as values of type `T`
     /// (`serde_json::Value` when unannotated: `let notes: Collection = db.collection("notes")`).
-    pub fn collection<T: Serialize + DeserializeOwned>(&self, name: &str) -> Collection<T> {
+    pub fn collection<T: Serialize + DeserializeOwned + 'static>(
+        &self,
+        name: &str,
+    ) -> Collection<T> {
         Collection {
             db: self.clone(),
             name: name.to_owned(),
+            docs_table: schema::docs_table_name(name),
             marker: PhantomData,
         }
     }
@@ -132,7 +139,6 @@ impl Db {
 
 /// A collection resolved inside a transaction.
 struct Target {
-    name: String,
     docs: String,
     indexes: Vec<IndexDef>,
 }
@@ -151,18 +157,30 @@ impl Target {
             .map(|path| IndexDef::new(name, path))
             .collect::<Result<_>>()?;
         Ok(Target {
-            name: name.to_owned(),
             docs: schema::docs_table_name(name),
             indexes,
         })
     }
+}
 
-    fn doc_not_found(&self, id: &str) -> Error {
-        Error::not_found(format!(
-            "document `{}` in `{}`",
-            id.escape_debug(),
-            self.name
-        ))
+/// The tables of one collection, opened once per write transaction.
+struct Tables<'txn> {
+    docs: redb::Table<'txn, &'static str, &'static [u8]>,
+    indexes: Vec<(IndexDef, redb::Table<'txn, &'static [u8], &'static str>)>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction, target: Target) -> Result<Tables<'txn>> {
+        let docs = txn.open_table(DocsTable::new(&target.docs))?;
+        let indexes = target
+            .indexes
+            .into_iter()
+            .map(|def| {
+                let table = txn.open_table(IndexTable::new(&def.table))?;
+                Ok((def, table))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Tables { docs, indexes })
     }
 }
 
@@ -180,7 +198,7 @@ struct Existing {
     data: Map<String, Value>,
 }
 
-impl<T: Serialize + DeserializeOwned> Collection<T> {
+impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// The collection's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -196,8 +214,8 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     pub fn insert(&self, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
         let stored = self.db.write(|txn| {
-            let target = self.target(txn)?;
-            self.insert_in(txn, &target, value)
+            let mut tables = self.tables(txn)?;
+            self.insert_in(&mut tables, value)
         })?;
         self.typed(stored)
     }
@@ -223,8 +241,8 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
             _ => return Err(not_an_object()),
         }
         let stored = self.db.write(|txn| {
-            let target = self.target(txn)?;
-            self.insert_in(txn, &target, value)
+            let mut tables = self.tables(txn)?;
+            self.insert_in(&mut tables, value)
         })?;
         self.typed(stored)
     }
@@ -234,15 +252,12 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     /// # Errors
     /// As [`Collection::insert`]; the message names the position of the refused item.
     pub fn insert_many(&self, docs: &[T]) -> Result<Vec<Doc<T>>> {
-        let values = docs.iter().map(to_value).collect::<Result<Vec<_>>>()?;
         let stored = self.db.write(|txn| {
-            let target = self.target(txn)?;
-            let mut out = Vec::with_capacity(values.len());
-            for (position, value) in values.into_iter().enumerate() {
-                out.push(
-                    self.insert_in(txn, &target, value)
-                        .map_err(|e| at(position, e))?,
-                );
+            let mut tables = self.tables(txn)?;
+            let mut out = Vec::with_capacity(docs.len());
+            for (position, doc) in docs.iter().enumerate() {
+                let stored = to_value(doc).and_then(|value| self.insert_in(&mut tables, value));
+                out.push(stored.map_err(|e| at(position, e))?);
             }
             Ok(out)
         })?;
@@ -271,8 +286,8 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     pub fn replace(&self, id: &str, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
         let stored = self.db.write(|txn| {
-            let target = self.target(txn)?;
-            self.update_in(txn, &target, id, |existing| prepare_update(value, existing))
+            let mut tables = self.tables(txn)?;
+            self.update_in(&mut tables, id, |existing| prepare_update(value, existing))
         })?;
         self.typed(stored)
     }
@@ -284,8 +299,8 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     /// `InvalidInput` if the patch is not an object; otherwise as [`Collection::replace`].
     pub fn patch(&self, id: &str, patch: &Value) -> Result<Doc<T>> {
         let stored = self.db.write(|txn| {
-            let target = self.target(txn)?;
-            self.update_in(txn, &target, id, |existing| apply_patch(patch, existing))
+            let mut tables = self.tables(txn)?;
+            self.update_in(&mut tables, id, |existing| apply_patch(patch, existing))
         })?;
         self.typed(stored)
     }
@@ -296,10 +311,10 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     /// As [`Collection::patch`]; the message names the position of the refused item.
     pub fn patch_many(&self, patches: &[(String, Value)]) -> Result<Vec<Doc<T>>> {
         let stored = self.db.write(|txn| {
-            let target = self.target(txn)?;
+            let mut tables = self.tables(txn)?;
             let mut out = Vec::with_capacity(patches.len());
             for (position, (id, patch)) in patches.iter().enumerate() {
-                let doc = self.update_in(txn, &target, id, |existing| apply_patch(patch, existing));
+                let doc = self.update_in(&mut tables, id, |existing| apply_patch(patch, existing));
                 out.push(doc.map_err(|e| at(position, e))?);
             }
             Ok(out)
@@ -313,8 +328,8 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     /// `NotFound` for a missing collection or document.
     pub fn delete(&self, id: &str) -> Result<Doc<T>> {
         let deleted = self.db.write(|txn| {
-            let target = self.target(txn)?;
-            self.delete_in(txn, &target, id)
+            let mut tables = self.tables(txn)?;
+            self.delete_in(&mut tables, id)
         })?;
         self.typed(deleted)
     }
@@ -326,11 +341,11 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     /// As [`Collection::delete`]; the message names the position of the refused item.
     pub fn delete_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<Doc<T>>> {
         let deleted = self.db.write(|txn| {
-            let target = self.target(txn)?;
+            let mut tables = self.tables(txn)?;
             let mut out = Vec::with_capacity(ids.len());
             for (position, id) in ids.iter().enumerate() {
                 out.push(
-                    self.delete_in(txn, &target, id.as_ref())
+                    self.delete_in(&mut tables, id.as_ref())
                         .map_err(|e| at(position, e))?,
                 );
             }
@@ -349,6 +364,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
             let target = self.read_target(txn)?;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
             let mut out = Vec::new();
+            let mut matcher = Matcher::new(&plan);
             let window = Window::new(query.offset, query.limit);
             if window.is_empty() {
                 return Ok(out);
@@ -375,7 +391,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                     }
                     self.stream(
                         &docs,
-                        &plan,
+                        &mut matcher,
                         ids.iter().map(String::as_str),
                         window,
                         &mut out,
@@ -387,7 +403,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                         txn.open_table(IndexTable::new(&target.indexes[sort_index].table))?;
                     let mut window = window;
                     index::visit_all(&index, sort_desc, |id| {
-                        self.offer(&docs, &plan, id, &mut window, &mut out)
+                        self.offer(&docs, &mut matcher, id, &mut window, &mut out)
                     })?;
                 }
                 (Some(scan), _) => {
@@ -396,7 +412,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                         ids.sort_unstable();
                         self.stream(
                             &docs,
-                            &plan,
+                            &mut matcher,
                             ids.iter().map(String::as_str),
                             window,
                             &mut out,
@@ -406,7 +422,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                         for id in &ids {
                             if let Some(bytes) = docs.get(id.as_str())? {
                                 let record = DocRecord::decode(bytes.value())?;
-                                collect_match(&plan, id, &record, &mut matches)?;
+                                matcher.collect(id, &record, &mut matches)?;
                             }
                         }
                         self.sorted_page(&docs, &plan, matches, window, &mut out)?;
@@ -417,7 +433,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                     for entry in docs.iter()? {
                         let (id, bytes) = entry?;
                         let record = DocRecord::decode(bytes.value())?;
-                        if matches(&plan, id.value(), &record)? {
+                        if matcher.matches(id.value(), &record)? {
                             if window.take() {
                                 out.push(self.parse(id.value(), &record)?);
                             }
@@ -432,7 +448,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
                     for entry in docs.iter()? {
                         let (id, bytes) = entry?;
                         let record = DocRecord::decode(bytes.value())?;
-                        collect_match(&plan, id.value(), &record, &mut matches)?;
+                        matcher.collect(id.value(), &record, &mut matches)?;
                     }
                     self.sorted_page(&docs, &plan, matches, window, &mut out)?;
                 }
@@ -446,13 +462,13 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection; `InvalidInput` for a malformed filter.
     pub fn count(&self, filter: &query::Filter) -> Result<u64> {
+        if matches!(filter, query::Filter::All) {
+            return self.db.read(|txn| Ok(self.docs_table(txn)?.len()?));
+        }
         let plan = Plan::compile(filter, &[])?;
         self.db.read(|txn| {
             let target = self.read_target(txn)?;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
-            if matches!(filter, query::Filter::All) {
-                return Ok(docs.len()?);
-            }
             let mut count = 0;
             self.visit_matches(txn, &target, &docs, &plan, |_, _, _| {
                 count += 1;
@@ -499,16 +515,12 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     // -----------------------------------------------------------------------------------------
     // Write internals
 
-    fn target(&self, txn: &WriteTransaction) -> Result<Target> {
-        Target::load(&txn.open_table(COLLECTIONS)?, &self.name)
+    fn tables<'txn>(&self, txn: &'txn WriteTransaction) -> Result<Tables<'txn>> {
+        let target = Target::load(&txn.open_table(COLLECTIONS)?, &self.name)?;
+        Tables::open(txn, target)
     }
 
-    fn insert_in(
-        &self,
-        txn: &WriteTransaction,
-        target: &Target,
-        value: Value,
-    ) -> Result<Doc<Value>> {
+    fn insert_in(&self, tables: &mut Tables<'_>, value: Value) -> Result<Doc<Value>> {
         let Value::Object(mut map) = value else {
             return Err(not_an_object());
         };
@@ -532,39 +544,43 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         }
         let prepared = self.seal(map)?;
         let now = self.db.now_micros();
-        let mut docs = txn.open_table(DocsTable::new(&target.docs))?;
-        if docs.get(id.as_str())?.is_some() {
+        let record = DocRecord::encode(now, now, &prepared.json);
+        // An existing id is refused; the caller's transaction then aborts, so the overwrite
+        // below never reaches the file.
+        if tables
+            .docs
+            .insert(id.as_str(), record.as_slice())?
+            .is_some()
+        {
             return Err(Error::already_exists(format!(
                 "document `{id}` in `{}`",
-                target.name
+                self.name
             )));
         }
-        docs.insert(
-            id.as_str(),
-            DocRecord::encode(now, now, &prepared.json).as_slice(),
-        )?;
-        drop(docs);
-        for def in &target.indexes {
-            let mut table = txn.open_table(IndexTable::new(&def.table))?;
+        for (def, table) in &mut tables.indexes {
             table.insert(
                 def.key(&id, now, now, &prepared.data).as_slice(),
                 id.as_str(),
             )?;
         }
-        Ok(doc_of(id, now, now, Value::Object(prepared.data)))
+        let stamp = format_rfc3339(now);
+        Ok(Doc {
+            id,
+            created_at: stamp.clone(),
+            updated_at: stamp,
+            data: Value::Object(prepared.data),
+        })
     }
 
     fn update_in(
         &self,
-        txn: &WriteTransaction,
-        target: &Target,
+        tables: &mut Tables<'_>,
         id: &str,
         change: impl FnOnce(&Existing) -> Result<Map<String, Value>>,
     ) -> Result<Doc<Value>> {
-        let mut docs = txn.open_table(DocsTable::new(&target.docs))?;
         let existing = {
-            let Some(bytes) = docs.get(id)? else {
-                return Err(target.doc_not_found(id));
+            let Some(bytes) = tables.docs.get(id)? else {
+                return Err(self.doc_not_found(id));
             };
             let record = DocRecord::decode(bytes.value())?;
             Existing {
@@ -577,16 +593,14 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         let prepared = self.seal(change(&existing)?)?;
         // Keep updated_at strictly increasing even if the clock stalls or steps back.
         let now = self.db.now_micros().max(existing.updated_at + 1);
-        docs.insert(
+        tables.docs.insert(
             id,
             DocRecord::encode(existing.created_at, now, &prepared.json).as_slice(),
         )?;
-        drop(docs);
-        for def in &target.indexes {
+        for (def, table) in &mut tables.indexes {
             let old = def.key(id, existing.created_at, existing.updated_at, &existing.data);
             let new = def.key(id, existing.created_at, now, &prepared.data);
             if old != new {
-                let mut table = txn.open_table(IndexTable::new(&def.table))?;
                 table.remove(old.as_slice())?;
                 table.insert(new.as_slice(), id)?;
             }
@@ -599,21 +613,17 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         ))
     }
 
-    fn delete_in(&self, txn: &WriteTransaction, target: &Target, id: &str) -> Result<Doc<Value>> {
-        let mut docs = txn.open_table(DocsTable::new(&target.docs))?;
-        let removed = {
-            let Some(bytes) = docs.remove(id)? else {
-                return Err(target.doc_not_found(id));
+    fn delete_in(&self, tables: &mut Tables<'_>, id: &str) -> Result<Doc<Value>> {
+        let (created_at, updated_at, data) = {
+            let Some(bytes) = tables.docs.remove(id)? else {
+                return Err(self.doc_not_found(id));
             };
             let record = DocRecord::decode(bytes.value())?;
             let data: Map<String, Value> =
                 serde_json::from_slice(record.json).map_err(Error::internal)?;
             (record.created_at, record.updated_at, data)
         };
-        drop(docs);
-        let (created_at, updated_at, data) = removed;
-        for def in &target.indexes {
-            let mut table = txn.open_table(IndexTable::new(&def.table))?;
+        for (def, table) in &mut tables.indexes {
             table.remove(def.key(id, created_at, updated_at, &data).as_slice())?;
         }
         Ok(doc_of(
@@ -621,6 +631,14 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
             created_at,
             updated_at,
             Value::Object(data),
+        ))
+    }
+
+    fn doc_not_found(&self, id: &str) -> Error {
+        Error::not_found(format!(
+            "document `{}` in `{}`",
+            id.escape_debug(),
+            self.name
         ))
     }
 
@@ -642,7 +660,7 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         txn: &ReadTransaction,
     ) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>> {
         validate_collection_name(&self.name)?;
-        match txn.open_table(DocsTable::new(&schema::docs_table_name(&self.name))) {
+        match txn.open_table(DocsTable::new(&self.docs_table)) {
             Ok(table) => Ok(table),
             Err(redb::TableError::TableDoesNotExist(_)) => {
                 Err(Error::not_found(format!("collection `{}`", self.name)))
@@ -675,8 +693,16 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         })
     }
 
-    /// Converts a stored JSON document into the handle's type.
+    /// Converts a stored JSON document into the handle's type (a move when `T` is `Value`).
     fn typed(&self, doc: Doc<Value>) -> Result<Doc<T>> {
+        let boxed: Box<dyn Any> = Box::new(doc);
+        let doc = match boxed.downcast::<Doc<T>>() {
+            Ok(same) => return Ok(*same),
+            Err(other) => match other.downcast::<Doc<Value>>() {
+                Ok(doc) => *doc,
+                Err(_) => return Err(Error::internal(std::io::Error::other("document type"))),
+            },
+        };
         let data = serde_json::from_value(doc.data).map_err(|e| {
             Error::with_source(
                 ErrorKind::InvalidInput {
@@ -712,13 +738,13 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     fn stream<'i>(
         &self,
         docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
-        plan: &Plan,
+        matcher: &mut Matcher<'_>,
         ids: impl Iterator<Item = &'i str>,
         mut window: Window,
         out: &mut Vec<Doc<T>>,
     ) -> Result<()> {
         for id in ids {
-            if self.offer(docs, plan, id, &mut window, out)?.is_break() {
+            if self.offer(docs, matcher, id, &mut window, out)?.is_break() {
                 break;
             }
         }
@@ -728,14 +754,14 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
     fn offer(
         &self,
         docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
-        plan: &Plan,
+        matcher: &mut Matcher<'_>,
         id: &str,
         window: &mut Window,
         out: &mut Vec<Doc<T>>,
     ) -> Result<ControlFlow<()>> {
         if let Some(bytes) = docs.get(id)? {
             let record = DocRecord::decode(bytes.value())?;
-            if matches(plan, id, &record)? {
+            if matcher.matches(id, &record)? {
                 if window.take() {
                     out.push(self.parse(id, &record)?);
                 }
@@ -786,10 +812,10 @@ impl<T: Serialize + DeserializeOwned> Collection<T> {
         plan: &Plan,
         mut visit: impl FnMut(&str, &DocRecord<'_>, &Row<'_>) -> Result<()>,
     ) -> Result<()> {
+        let mut matcher = Matcher::new(plan);
         let mut check = |id: &str, bytes: &[u8]| -> Result<()> {
             let record = DocRecord::decode(bytes)?;
-            let picked = picked_fields(plan, &record)?;
-            let row = row_of(id, &record, &picked);
+            let row = matcher.row(id, &record)?;
             if row.matches(&plan.test) {
                 visit(id, &record, &row)?;
             }
@@ -848,40 +874,52 @@ impl Window {
     }
 }
 
-fn picked_fields(plan: &Plan, record: &DocRecord<'_>) -> Result<Vec<Option<Value>>> {
-    if plan.slots.is_empty() {
-        Ok(Vec::new())
-    } else {
-        query::pick_fields(record.json, &plan.slots)
-    }
+/// Tests documents against a plan, reusing one buffer for the fields it picks.
+struct Matcher<'p> {
+    plan: &'p Plan,
+    picked: Vec<Option<Value>>,
 }
 
-fn row_of<'a>(id: &'a str, record: &DocRecord<'_>, picked: &'a [Option<Value>]) -> Row<'a> {
-    Row {
-        id,
-        created_at: record.created_at,
-        updated_at: record.updated_at,
-        data: RowData::Picked(picked),
+impl<'p> Matcher<'p> {
+    fn new(plan: &'p Plan) -> Self {
+        Matcher {
+            plan,
+            picked: Vec::with_capacity(plan.slots.len()),
+        }
     }
-}
 
-fn matches(plan: &Plan, id: &str, record: &DocRecord<'_>) -> Result<bool> {
-    let picked = picked_fields(plan, record)?;
-    Ok(row_of(id, record, &picked).matches(&plan.test))
-}
-
-fn collect_match(
-    plan: &Plan,
-    id: &str,
-    record: &DocRecord<'_>,
-    out: &mut Vec<(Vec<Vec<u8>>, String)>,
-) -> Result<()> {
-    let picked = picked_fields(plan, record)?;
-    let row = row_of(id, record, &picked);
-    if row.matches(&plan.test) {
-        out.push((row.sort_keys(&plan.sort), id.to_owned()));
+    /// The row of a document, with the plan's fields picked out of its JSON.
+    fn row<'a>(&'a mut self, id: &'a str, record: &DocRecord<'_>) -> Result<Row<'a>> {
+        if !self.plan.slots.is_empty() {
+            query::pick_fields_into(record.json, &self.plan.slots, &mut self.picked)?;
+        }
+        Ok(Row {
+            id,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            data: RowData::Picked(&self.picked),
+        })
     }
-    Ok(())
+
+    fn matches(&mut self, id: &str, record: &DocRecord<'_>) -> Result<bool> {
+        let test = &self.plan.test;
+        Ok(self.row(id, record)?.matches(test))
+    }
+
+    /// Keeps the sort keys and id of a matching document.
+    fn collect(
+        &mut self,
+        id: &str,
+        record: &DocRecord<'_>,
+        out: &mut Vec<(Vec<Vec<u8>>, String)>,
+    ) -> Result<()> {
+        let plan = self.plan;
+        let row = self.row(id, record)?;
+        if row.matches(&plan.test) {
+            out.push((row.sort_keys(&plan.sort), id.to_owned()));
+        }
+        Ok(())
+    }
 }
 
 /// The dotted path a compiled field was written as.
@@ -910,7 +948,11 @@ fn doc_of(id: String, created_at: i64, updated_at: i64, data: Value) -> Doc<Valu
     }
 }
 
-fn to_value<T: Serialize>(doc: &T) -> Result<Value> {
+/// Converts the caller's value to JSON; a `Value` is cloned directly instead of re-serialized.
+fn to_value<T: Serialize + 'static>(doc: &T) -> Result<Value> {
+    if let Some(value) = (doc as &dyn Any).downcast_ref::<Value>() {
+        return Ok(value.clone());
+    }
     serde_json::to_value(doc).map_err(|e| {
         Error::with_source(
             ErrorKind::InvalidInput {

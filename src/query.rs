@@ -602,19 +602,34 @@ pub(crate) fn compare_rows(
 // Picking fields out of stored JSON
 
 /// Parses only the top-level keys named in `slots` out of a JSON object, skipping the rest.
+#[cfg(test)]
 pub(crate) fn pick_fields(json: &[u8], slots: &[String]) -> Result<Vec<Option<Value>>> {
+    let mut picked = Vec::new();
+    pick_fields_into(json, slots, &mut picked)?;
+    Ok(picked)
+}
+
+/// [`pick_fields`] into a reused buffer (one allocation per scan, not per document).
+pub(crate) fn pick_fields_into(
+    json: &[u8],
+    slots: &[String],
+    picked: &mut Vec<Option<Value>>,
+) -> Result<()> {
+    picked.clear();
+    picked.resize(slots.len(), None);
     let mut deserializer = serde_json::Deserializer::from_slice(json);
-    Picker { slots }
+    Picker { slots, picked }
         .deserialize(&mut deserializer)
         .map_err(Error::internal)
 }
 
 struct Picker<'s> {
     slots: &'s [String],
+    picked: &'s mut Vec<Option<Value>>,
 }
 
 impl<'de> DeserializeSeed<'de> for Picker<'_> {
-    type Value = Vec<Option<Value>>;
+    type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -622,23 +637,22 @@ impl<'de> DeserializeSeed<'de> for Picker<'_> {
 }
 
 impl<'de> Visitor<'de> for Picker<'_> {
-    type Value = Vec<Option<Value>>;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut picked = vec![None; self.slots.len()];
         while let Some(slot) = map.next_key_seed(SlotOfKey { slots: self.slots })? {
             match slot {
-                Some(slot) => picked[slot] = Some(map.next_value()?),
+                Some(slot) => self.picked[slot] = Some(map.next_value()?),
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(picked)
+        Ok(())
     }
 }
 

@@ -130,7 +130,12 @@ fn parse_number(text: &str) -> Option<Number> {
 /// Compares a stored value with a filter value under typed comparison. `None` means the two
 /// cannot be compared (the filter value does not coerce to the stored type).
 pub(crate) fn compare_typed(stored: &Value, filter: &Value) -> Option<Ordering> {
-    let coerced = coerce(filter, JsonType::of(stored))?;
+    let stored_type = JsonType::of(stored);
+    if stored_type == JsonType::of(filter) {
+        // Already the stored type: no coercion, no copy.
+        return Some(compare_same_type(stored, filter));
+    }
+    let coerced = coerce(filter, stored_type)?;
     Some(compare_same_type(stored, &coerced))
 }
 
@@ -153,7 +158,8 @@ fn compare_numbers(a: &Number, b: &Number) -> Ordering {
     }
     let x = a.as_f64().unwrap_or(0.0);
     let y = b.as_f64().unwrap_or(0.0);
-    x.total_cmp(&y)
+    // Not `total_cmp`: -0.0 and 0.0 are the same number (JSON has no NaN).
+    x.partial_cmp(&y).unwrap_or(Ordering::Equal)
 }
 
 /// Whether the stored value equals the filter value under typed comparison.
@@ -303,6 +309,9 @@ mod tests {
     #[test]
     fn negative_zero_equals_zero() {
         assert_eq!(sort_key(Some(&json!(-0.0))), sort_key(Some(&json!(0))));
+        assert!(equals_typed(&json!(-0.0), &json!(0)));
+        assert!(equals_typed(&json!(0), &json!(-0.0)));
+        assert!(equals_typed(&json!(-0.0), &json!("0")));
     }
 
     #[test]

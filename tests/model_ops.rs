@@ -14,9 +14,17 @@
 //! Environment variables:
 //! - `LARDER_MODEL_SEEDS`: how many seeds to run (default 40; seeds `1..=N`),
 //! - `LARDER_MODEL_STEPS`: operations per seed (default 300),
-//! - `LARDER_MODEL_SEED`: replay only this seed (both tests; the one owning the seed runs it).
+//! - `LARDER_MODEL_SEED`: replay only this seed (both tests; the one owning the seed runs it),
+//! - `LARDER_MODEL_STATS`: if set, print how often each operation succeeded or failed and which
+//!   query shapes were reached (run with `-- --nocapture`).
 //!
-//! Seeds with `seed % 4 == 0` run on a temporary file, the others in memory.
+//! Seeds that are multiples of 4 run on a temporary file (closed and reopened every 20 to 70
+//! steps), the others in memory.
+//!
+//! `negative_zero_compares_equal_to_zero` at the end is a minimal reproduction of a bug in
+//! `src/values.rs`; it fails until that is fixed (see its comment). The random value domain
+//! leaves `-0.0` out so that the model test keeps passing meanwhile; add `json!(-0.0)` to
+//! `gen_number` once the fix is in.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -743,7 +751,7 @@ fn pick<T: Clone>(rng: &mut fastrand::Rng, items: &[T]) -> T {
 }
 
 fn gen_number(rng: &mut fastrand::Rng) -> Value {
-    match rng.u32(..10) {
+    match rng.u32(..11) {
         0 => json!(0),
         1 => json!(1),
         2 => json!(2),
@@ -753,6 +761,7 @@ fn gen_number(rng: &mut fastrand::Rng) -> Value {
         6 => json!(2.5),
         7 => json!(-1.5),
         8 => json!(0.5),
+        9 => json!(-0.0),
         _ => json!(2.0),
     }
 }
@@ -1165,8 +1174,11 @@ impl Run {
             .get(collection)
             .map(|c| c.indexes.clone())
             .unwrap_or_default();
-        if r < 45 && !indexes.is_empty() {
+        if r < 40 && !indexes.is_empty() {
             indexes[self.rng.usize(..indexes.len())].clone()
+        } else if r < 80 {
+            // The paths most documents have, so that filters hit.
+            pick(&mut self.rng, &PATHS[..6]).to_owned()
         } else {
             pick(&mut self.rng, &PATHS).to_owned()
         }
@@ -1206,8 +1218,9 @@ impl Run {
             30..=54 => json!(pick(
                 &mut self.rng,
                 &[
-                    "2", "10", "-1", "2.5", "0", "1", "3", "2.0", "1e1", "True", "true", "false",
-                    "FALSE", "a", "b", "A", "x", "", "10a", "0.5"
+                    "2", "10", "-1", "2.5", "0", "1", "3", "2.0", "1e1", "-0", "True", "true",
+                    "TRUE", "false", "False", "FALSE", "a", "b", "A", "x", "", "10a", "0.5", "inf",
+                    "NaN", "1e400"
                 ]
             )),
             60..=64 => pick(
@@ -1263,11 +1276,18 @@ impl Run {
                     &[
                         Op::Eq,
                         Op::Eq,
+                        Op::Eq,
+                        Op::Ne,
                         Op::Ne,
                         Op::Gt,
+                        Op::Gt,
+                        Op::Gte,
                         Op::Gte,
                         Op::Lt,
+                        Op::Lt,
                         Op::Lte,
+                        Op::Lte,
+                        Op::Contains,
                         Op::Contains,
                         Op::ContainsIgnoreCase,
                         Op::StartsWith,
@@ -1276,7 +1296,28 @@ impl Run {
                         Op::EndsWithIgnoreCase,
                     ],
                 );
-                let (sent, model) = self.gen_filter_value(collection, &path);
+                let text_op = !matches!(op, Op::Eq | Op::Ne | Op::Gt | Op::Gte | Op::Lt | Op::Lte);
+                let (sent, model) = if text_op && self.rng.u32(..10) < 7 {
+                    // Substrings of the generated strings, so that the text operators hit.
+                    let value = pick(
+                        &mut self.rng,
+                        &[
+                            json!("a"),
+                            json!("b"),
+                            json!("A"),
+                            json!("B"),
+                            json!("ab"),
+                            json!(""),
+                            json!("1"),
+                            json!(1),
+                            json!(0),
+                            json!(true),
+                        ],
+                    );
+                    (value.clone(), value)
+                } else {
+                    self.gen_filter_value(collection, &path)
+                };
                 MF::Cmp {
                     path,
                     op,
@@ -1537,6 +1578,7 @@ impl Run {
         };
         if let Some((info, ())) = self.expect(actual, expected) {
             let now = self.now;
+            let existed = self.model.contains_key(&name);
             let coll = self.model.entry(name.clone()).or_insert_with(|| MColl {
                 indexes: Vec::new(),
                 created: now,
@@ -1544,7 +1586,12 @@ impl Run {
                 docs: BTreeMap::new(),
             });
             coll.indexes = indexes;
-            coll.updated = now;
+            // A configuration change never moves updated_at backwards.
+            coll.updated = if existed {
+                now.max(coll.updated + 1)
+            } else {
+                now
+            };
             self.check_info(&info, &name);
             self.check_collection(&name);
         }
@@ -1895,7 +1942,11 @@ impl Run {
             self.check_docs("find", &docs, &model);
             let indexes = self.model[&name].indexes.clone();
             let indexed = |path: &String| indexes.contains(path);
-            self.note(format!("find shape: {} results", docs.len().min(3)));
+            self.note(match docs.len() {
+                0 => "find shape: 0 results",
+                1..=2 => "find shape: 1-2 results",
+                _ => "find shape: 3+ results",
+            });
             if let [(path, _)] = sort.as_slice()
                 && indexed(path)
             {
@@ -2000,7 +2051,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 fn is_file_backed(seed: u64) -> bool {
-    seed % 4 == 0
+    seed.is_multiple_of(4)
 }
 
 fn run_seed(seed: u64, steps: usize, stats: &mut BTreeMap<String, u64>) {
@@ -2150,4 +2201,31 @@ fn model_follows_the_documented_examples() {
         &json!({"a": {"b": "d", "c": null}, "k": null, "n": {"x": null}}),
     );
     assert_eq!(target, json!({"a": {"b": "d"}, "n": {}}));
+}
+
+/// BUG in larder, found while building this model (the random domain above leaves `-0.0` out
+/// so that the model test keeps guarding everything else): **this test fails until
+/// `src/values.rs` is fixed.**
+///
+/// The JSON number `-0` (or `-0.0`) is stored as the float `-0.0`. Sorting and index keys treat
+/// it as equal to `0` (`ordered_f64_bytes` folds `-0.0` into `0.0`), but filters do not:
+/// `compare_numbers` ends in `f64::total_cmp`, which orders `-0.0` before `+0.0`. So
+/// `n == 0` misses the document, `n < 0` finds it, and a sort on `n` ties it with `0`.
+///
+/// Fix: in `values::compare_numbers`, fold negative zero before comparing, e.g.
+/// `let fold = |x: f64| if x == 0.0 { 0.0 } else { x };` and compare `fold(x).total_cmp(&fold(y))`
+/// (or use `partial_cmp`, as JSON numbers are never NaN).
+#[test]
+fn negative_zero_compares_equal_to_zero() {
+    let db = Db::in_memory().unwrap();
+    db.create_collection("t", CollectionSpec::new()).unwrap();
+    let docs = db.collection::<Value>("t");
+    let doc: Value = serde_json::from_str(r#"{"id": "neg", "n": -0}"#).unwrap();
+    docs.insert(&doc).unwrap();
+    assert_eq!(docs.count(&Filter::eq("n", 0)).unwrap(), 1, "-0 == 0");
+    assert_eq!(
+        docs.count(&Filter::lt("n", 0)).unwrap(),
+        0,
+        "-0 < 0 must not hold"
+    );
 }
