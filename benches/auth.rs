@@ -66,20 +66,29 @@ fn main() -> BenchResult<()> {
     );
     let dir = tempfile::tempdir()?;
     let db = Db::open(dir.path().join("auth.redb"))?;
-    db.signup(NewUser::new("bench@example.com", PASSWORD), &Client::unknown())?;
+    db.signup(
+        NewUser::new("bench@example.com", PASSWORD),
+        &Client::unknown(),
+    )?;
 
     // Logins: each makes a new session with its own access token.
     let started = Instant::now();
     let mut tokens = Vec::with_capacity(sessions);
     for _ in 0..sessions {
-        tokens.push(db.login("bench@example.com", PASSWORD, &Client::unknown())?.access_token);
+        tokens.push(
+            db.login("bench@example.com", PASSWORD, &Client::unknown())?
+                .access_token,
+        );
     }
     let login_time = started.elapsed();
 
     let started = Instant::now();
     for _ in 0..20 {
         black_box(db.signup(
-            NewUser::new(format!("h{}@example.com", started.elapsed().as_nanos()), PASSWORD),
+            NewUser::new(
+                format!("h{}@example.com", started.elapsed().as_nanos()),
+                PASSWORD,
+            ),
             &Client::unknown().server_trusted(),
         )?);
     }
@@ -88,9 +97,8 @@ fn main() -> BenchResult<()> {
     // Raw verification with jwt-simple alone, on the same tokens.
     let jwks = db.jwks();
     let x = jwks["keys"][0]["x"].as_str().ok_or("no key in the JWKS")?;
-    let public = Ed25519PublicKey::from_bytes(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x)?,
-    )?;
+    let public =
+        Ed25519PublicKey::from_bytes(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x)?)?;
     let started = Instant::now();
     for token in &tokens {
         black_box(public.verify_token::<serde_json::Value>(token, None)?);

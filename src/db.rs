@@ -90,7 +90,7 @@ impl Default for DbBuilder {
             cache_bytes: 64 * 1024 * 1024,
             throttle: ThrottleConfig::default(),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
-            public_profile_fields: Vec::new(),
+            public_profile_fields: ["name", "avatarUrl", "bio"].map(String::from).to_vec(),
         }
     }
 }
@@ -126,7 +126,7 @@ impl DbBuilder {
         self
     }
 
-    /// The profile `data` fields a public profile shows (default: none).
+    /// The profile `data` fields a public profile shows (default: `name`, `avatarUrl`, `bio`).
     pub fn public_profile_fields(
         mut self,
         fields: impl IntoIterator<Item = impl Into<String>>,

@@ -244,8 +244,11 @@ pub(crate) fn fold_email(email: &str) -> Result<String> {
     }
 }
 
+/// Checks a username (`^[A-Za-z0-9][A-Za-z0-9_.-]{2,49}$`: nothing a URL path would need to
+/// escape) and returns its case-folded form.
 fn validate_username(username: &str) -> Result<String> {
-    let ok = (3..=32).contains(&username.len())
+    let ok = (3..=50).contains(&username.len())
+        && username.starts_with(|c: char| c.is_ascii_alphanumeric())
         && username
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
@@ -253,7 +256,8 @@ fn validate_username(username: &str) -> Result<String> {
         Ok(username.to_ascii_lowercase())
     } else {
         Err(Error::invalid(
-            "invalid username: use 3 to 32 characters of A-Z, a-z, 0-9, _, . and -",
+            "invalid username: use 3 to 50 characters of A-Z, a-z, 0-9, _, . and -, \
+             starting with a letter or digit",
         ))
     }
 }

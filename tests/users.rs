@@ -82,6 +82,8 @@ fn malformed_signups_are_refused_and_create_nothing() {
         NewUser::new("a@example.com", "x".repeat(1025)),
         NewUser::new("a@example.com", PASSWORD).username("a"),
         NewUser::new("a@example.com", PASSWORD).username("bad name"),
+        NewUser::new("a@example.com", PASSWORD).username("_leading"),
+        NewUser::new("a@example.com", PASSWORD).username("x".repeat(51)),
         NewUser::new("a@example.com", PASSWORD).field("email_verified", true),
         NewUser::new("a@example.com", PASSWORD).field("password_hash", "x"),
         NewUser::new("a@example.com", PASSWORD).field("Role", "admin"),
