@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{MultimapTableHandle, ReadableDatabase, ReadableTable, TableHandle};
 
 use std::time::Duration;
 
+use crate::api_keys::KeyCache;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
@@ -47,6 +48,7 @@ struct Inner {
     ids: Mutex<uuid::ContextV7>,
     keys: KeyRing,
     identities: IdentityCache,
+    key_cache: KeyCache,
     throttle: Throttle,
     session_lifetime: Duration,
     public_profile_fields: Vec<String>,
@@ -182,6 +184,7 @@ impl DbBuilder {
                 ids: Mutex::new(uuid::ContextV7::new()),
                 keys,
                 identities: IdentityCache::default(),
+                key_cache: KeyCache::default(),
                 throttle: Throttle::new(self.throttle),
                 session_lifetime: self.session_lifetime,
                 public_profile_fields: self.public_profile_fields,
@@ -266,9 +269,20 @@ fn check_format(txn: &redb::ReadTransaction) -> Result<()> {
 /// Writes the format row and the fixed tables of a new database (no-op on an existing one).
 fn initialize(redb: &redb::Database) -> Result<()> {
     {
+        // Opening an up-to-date file writes nothing.
         let txn = redb.begin_read()?;
-        if let Ok(meta) = txn.open_table(META)
-            && meta.get(FORMAT_KEY)?.is_some()
+        let existing: std::collections::HashSet<String> =
+            txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+        let multimaps: std::collections::HashSet<String> = txn
+            .list_multimap_tables()?
+            .map(|t| t.name().to_owned())
+            .collect();
+        if schema::FIXED_TABLES
+            .iter()
+            .all(|name| existing.contains(*name))
+            && schema::FIXED_MULTIMAP_TABLES
+                .iter()
+                .all(|name| multimaps.contains(*name))
         {
             return Ok(());
         }
@@ -289,6 +303,8 @@ fn initialize(redb: &redb::Database) -> Result<()> {
         txn.open_table(schema::REFRESH_TOKENS)?;
         txn.open_table(schema::SIGNING_KEYS)?;
         txn.open_table(schema::SETTINGS)?;
+        txn.open_table(schema::API_KEYS)?;
+        txn.open_table(schema::API_KEYS_BY_HASH)?;
     }
     txn.commit()?;
     Ok(())
@@ -353,6 +369,10 @@ impl Db {
 
     pub(crate) fn identities(&self) -> &IdentityCache {
         &self.inner.identities
+    }
+
+    pub(crate) fn key_cache(&self) -> &KeyCache {
+        &self.inner.key_cache
     }
 
     pub(crate) fn throttle(&self) -> &Throttle {

@@ -13,10 +13,13 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::clock::format_rfc3339;
+use crate::collections::CollectionSpec;
 use crate::collections::{self, SERVER_MANAGED_FIELDS, validate_collection_name};
 use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
 use crate::index::{self, IndexDef, IndexScan};
+use crate::policy::{self, Action, Permit, Target as PolicyTarget};
+use crate::principal::Principal;
 use crate::query::{self, Aggregate, FieldRef, MetaField, Order, Plan, Query, Row, RowData, Sort};
 use crate::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
 use crate::values;
@@ -99,6 +102,7 @@ pub struct Collection<T = Value> {
     db: Db,
     name: String,
     docs_table: String,
+    principal: Principal,
     marker: PhantomData<fn() -> T>,
 }
 
@@ -108,6 +112,7 @@ impl<T> Clone for Collection<T> {
             db: self.db.clone(),
             name: self.name.clone(),
             docs_table: self.docs_table.clone(),
+            principal: self.principal.clone(),
             marker: PhantomData,
         }
     }
@@ -128,10 +133,20 @@ impl Db {
         &self,
         name: &str,
     ) -> Collection<T> {
+        self.collection_as(name, Principal::system())
+    }
+
+    /// A handle acting as `principal` (see [`Actor`](crate::Actor)).
+    pub(crate) fn collection_as<T: Serialize + DeserializeOwned + 'static>(
+        &self,
+        name: &str,
+        principal: Principal,
+    ) -> Collection<T> {
         Collection {
             db: self.clone(),
             name: name.to_owned(),
             docs_table: schema::docs_table_name(name),
+            principal,
             marker: PhantomData,
         }
     }
@@ -141,6 +156,7 @@ impl Db {
 struct Target {
     docs: String,
     indexes: Vec<IndexDef>,
+    spec: CollectionSpec,
 }
 
 impl Target {
@@ -159,6 +175,7 @@ impl Target {
         Ok(Target {
             docs: schema::docs_table_name(name),
             indexes,
+            spec: stored.spec,
         })
     }
 }
@@ -167,10 +184,13 @@ impl Target {
 struct Tables<'txn> {
     docs: redb::Table<'txn, &'static str, &'static [u8]>,
     indexes: Vec<(IndexDef, redb::Table<'txn, &'static [u8], &'static str>)>,
+    spec: CollectionSpec,
+    /// What the caller may do at collection level (decided once per transaction).
+    permit: Permit,
 }
 
 impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn WriteTransaction, target: Target) -> Result<Tables<'txn>> {
+    fn open(txn: &'txn WriteTransaction, target: Target, permit: Permit) -> Result<Tables<'txn>> {
         let docs = txn.open_table(DocsTable::new(&target.docs))?;
         let indexes = target
             .indexes
@@ -180,8 +200,22 @@ impl<'txn> Tables<'txn> {
                 Ok((def, table))
             })
             .collect::<Result<_>>()?;
-        Ok(Tables { docs, indexes })
+        Ok(Tables {
+            docs,
+            indexes,
+            spec: target.spec,
+            permit,
+        })
     }
+}
+
+/// How an update states the new document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateKind {
+    /// The whole document: fields left out that the caller may not touch are kept.
+    Replace,
+    /// A merge patch: a field set to null is an explicit removal.
+    Patch,
 }
 
 /// Data ready to store: the object without server-managed fields, and its JSON.
@@ -214,7 +248,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     pub fn insert(&self, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
         let stored = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
+            let mut tables = self.tables(txn, Action::Create)?;
             self.insert_in(&mut tables, value)
         })?;
         self.typed(stored)
@@ -241,7 +275,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             _ => return Err(not_an_object()),
         }
         let stored = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
+            let mut tables = self.tables(txn, Action::Create)?;
             self.insert_in(&mut tables, value)
         })?;
         self.typed(stored)
@@ -253,7 +287,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// As [`Collection::insert`]; the message names the position of the refused item.
     pub fn insert_many(&self, docs: &[T]) -> Result<Vec<Doc<T>>> {
         let stored = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
+            let mut tables = self.tables(txn, Action::Create)?;
             let mut out = Vec::with_capacity(docs.len());
             for (position, doc) in docs.iter().enumerate() {
                 let stored = to_value(doc).and_then(|value| self.insert_in(&mut tables, value));
@@ -269,13 +303,41 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection.
     pub fn get(&self, id: &str) -> Result<Option<Doc<T>>> {
+        if self.principal.is_admin() {
+            // Administrators: no rules to read, straight to the document.
+            return self.db.read(|txn| {
+                let docs = self.docs_table(txn)?;
+                let Some(bytes) = docs.get(id)? else {
+                    return Ok(None);
+                };
+                let record = DocRecord::decode(bytes.value())?;
+                Ok(Some(self.parse(id, &record, &Permit::default_full())?))
+            });
+        }
         self.db.read(|txn| {
-            let docs = self.docs_table(txn)?;
+            let target = self.read_target(txn)?;
+            // Collection-level first: the answer must not depend on whether the id exists.
+            self.permit(Action::View, &target.spec)?;
+            let docs = txn.open_table(DocsTable::new(&target.docs))?;
             let Some(bytes) = docs.get(id)? else {
                 return Ok(None);
             };
             let record = DocRecord::decode(bytes.value())?;
-            Ok(Some(self.parse(id, &record)?))
+            let mut data: Map<String, Value> =
+                serde_json::from_slice(record.json).map_err(Error::internal)?;
+            let permit = match self.document_permit(Action::View, &target.spec, &data) {
+                Ok(permit) => permit,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            permit.project(&mut data);
+            let doc = doc_of(
+                id.to_owned(),
+                record.created_at,
+                record.updated_at,
+                Value::Object(data),
+            );
+            Ok(Some(self.typed(doc)?))
         })
     }
 
@@ -286,8 +348,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     pub fn replace(&self, id: &str, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
         let stored = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
-            self.update_in(&mut tables, id, |existing| prepare_update(value, existing))
+            let mut tables = self.tables(txn, Action::Update)?;
+            self.update_in(&mut tables, id, UpdateKind::Replace, |existing| {
+                prepare_update(value, existing)
+            })
         })?;
         self.typed(stored)
     }
@@ -299,8 +363,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `InvalidInput` if the patch is not an object; otherwise as [`Collection::replace`].
     pub fn patch(&self, id: &str, patch: &Value) -> Result<Doc<T>> {
         let stored = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
-            self.update_in(&mut tables, id, |existing| apply_patch(patch, existing))
+            let mut tables = self.tables(txn, Action::Update)?;
+            self.update_in(&mut tables, id, UpdateKind::Patch, |existing| {
+                apply_patch(patch, existing)
+            })
         })?;
         self.typed(stored)
     }
@@ -311,10 +377,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// As [`Collection::patch`]; the message names the position of the refused item.
     pub fn patch_many(&self, patches: &[(String, Value)]) -> Result<Vec<Doc<T>>> {
         let stored = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
+            let mut tables = self.tables(txn, Action::Update)?;
             let mut out = Vec::with_capacity(patches.len());
             for (position, (id, patch)) in patches.iter().enumerate() {
-                let doc = self.update_in(&mut tables, id, |existing| apply_patch(patch, existing));
+                let doc = self.update_in(&mut tables, id, UpdateKind::Patch, |existing| {
+                    apply_patch(patch, existing)
+                });
                 out.push(doc.map_err(|e| at(position, e))?);
             }
             Ok(out)
@@ -328,7 +396,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `NotFound` for a missing collection or document.
     pub fn delete(&self, id: &str) -> Result<Doc<T>> {
         let deleted = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
+            let mut tables = self.tables(txn, Action::Delete)?;
             self.delete_in(&mut tables, id)
         })?;
         self.typed(deleted)
@@ -341,7 +409,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// As [`Collection::delete`]; the message names the position of the refused item.
     pub fn delete_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<Doc<T>>> {
         let deleted = self.db.write(|txn| {
-            let mut tables = self.tables(txn)?;
+            let mut tables = self.tables(txn, Action::Delete)?;
             let mut out = Vec::with_capacity(ids.len());
             for (position, id) in ids.iter().enumerate() {
                 out.push(
@@ -359,9 +427,20 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection; `InvalidInput` for a malformed query.
     pub fn find(&self, query: &Query) -> Result<Vec<Doc<T>>> {
+        // Malformed input is refused before anything is looked up.
         let plan = Plan::compile(&query.filter, &query.sort)?;
         self.db.read(|txn| {
             let target = self.read_target(txn)?;
+            let permit = self.permit(Action::List, &target.spec)?;
+            let plan = match self.visible_filter(
+                &permit,
+                &query.filter,
+                query.sort.iter().map(|s| s.path.as_str()),
+            )? {
+                Some(narrowed) => Plan::compile(&narrowed, &query.sort)?,
+                None => plan.clone(),
+            };
+            let permit = &permit;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
             let mut out = Vec::new();
             let mut matcher = Matcher::new(&plan);
@@ -391,6 +470,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                     }
                     self.stream(
                         &docs,
+                        permit,
                         &mut matcher,
                         ids.iter().map(String::as_str),
                         window,
@@ -403,7 +483,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         txn.open_table(IndexTable::new(&target.indexes[sort_index].table))?;
                     let mut window = window;
                     index::visit_all(&index, sort_desc, |id| {
-                        self.offer(&docs, &mut matcher, id, &mut window, &mut out)
+                        self.offer(&docs, permit, &mut matcher, id, &mut window, &mut out)
                     })?;
                 }
                 (Some(scan), _) => {
@@ -412,6 +492,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         ids.sort_unstable();
                         self.stream(
                             &docs,
+                            permit,
                             &mut matcher,
                             ids.iter().map(String::as_str),
                             window,
@@ -425,7 +506,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                                 matcher.collect(id, &record, &mut matches)?;
                             }
                         }
-                        self.sorted_page(&docs, &plan, matches, window, &mut out)?;
+                        self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
                     }
                 }
                 (None, _) if plan.sort.is_empty() => {
@@ -435,7 +516,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         let record = DocRecord::decode(bytes.value())?;
                         if matcher.matches(id.value(), &record)? {
                             if window.take() {
-                                out.push(self.parse(id.value(), &record)?);
+                                out.push(self.parse(id.value(), &record, permit)?);
                             }
                             if window.done() {
                                 break;
@@ -450,7 +531,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         let record = DocRecord::decode(bytes.value())?;
                         matcher.collect(id.value(), &record, &mut matches)?;
                     }
-                    self.sorted_page(&docs, &plan, matches, window, &mut out)?;
+                    self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
                 }
             }
             Ok(out)
@@ -462,12 +543,17 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection; `InvalidInput` for a malformed filter.
     pub fn count(&self, filter: &query::Filter) -> Result<u64> {
-        if matches!(filter, query::Filter::All) {
+        if matches!(filter, query::Filter::All) && self.principal.is_admin() {
             return self.db.read(|txn| Ok(self.docs_table(txn)?.len()?));
         }
         let plan = Plan::compile(filter, &[])?;
         self.db.read(|txn| {
             let target = self.read_target(txn)?;
+            let permit = self.permit(Action::List, &target.spec)?;
+            let plan = match self.visible_filter(&permit, filter, std::iter::empty())? {
+                Some(narrowed) => Plan::compile(&narrowed, &[])?,
+                None => plan.clone(),
+            };
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
             let mut count = 0;
             self.visit_matches(txn, &target, &docs, &plan, |_, _, _| {
@@ -496,13 +582,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             path: path.clone(),
             order: Order::Asc,
         }];
-        let plan = Plan::compile(filter, &sort)?;
-        let field = plan.sort[0].0.clone();
         let mut accumulator = Accumulator::default();
+        let plan = Plan::compile(filter, &sort)?;
         self.db.read(|txn| {
             let target = self.read_target(txn)?;
+            let permit = self.permit(Action::List, &target.spec)?;
+            let plan = match self.visible_filter(&permit, filter, std::iter::once(path.as_str()))? {
+                Some(narrowed) => Plan::compile(&narrowed, &sort)?,
+                None => plan.clone(),
+            };
+            let field = plan.sort[0].0.clone();
+            let plan = &plan;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
-            self.visit_matches(txn, &target, &docs, &plan, |_, _, row| {
+            self.visit_matches(txn, &target, &docs, plan, |_, _, row| {
                 if let Some(Value::Number(n)) = row.resolve(&field).as_deref() {
                     accumulator.add(n);
                 }
@@ -515,9 +607,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     // -----------------------------------------------------------------------------------------
     // Write internals
 
-    fn tables<'txn>(&self, txn: &'txn WriteTransaction) -> Result<Tables<'txn>> {
+    fn tables<'txn>(&self, txn: &'txn WriteTransaction, action: Action) -> Result<Tables<'txn>> {
         let target = Target::load(&txn.open_table(COLLECTIONS)?, &self.name)?;
-        Tables::open(txn, target)
+        let permit = self.permit(action, &target.spec)?;
+        Tables::open(txn, target, permit)
     }
 
     fn insert_in(&self, tables: &mut Tables<'_>, value: Value) -> Result<Doc<Value>> {
@@ -542,6 +635,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 }
             }
         }
+        tables.permit.prepare_create(&mut map)?;
         let prepared = self.seal(map)?;
         let now = self.db.now_micros();
         let record = DocRecord::encode(now, now, &prepared.json);
@@ -564,11 +658,13 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             )?;
         }
         let stamp = format_rfc3339(now);
+        let mut data = prepared.data;
+        tables.permit.project(&mut data);
         Ok(Doc {
             id,
             created_at: stamp.clone(),
             updated_at: stamp,
-            data: Value::Object(prepared.data),
+            data: Value::Object(data),
         })
     }
 
@@ -576,6 +672,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         &self,
         tables: &mut Tables<'_>,
         id: &str,
+        kind: UpdateKind,
         change: impl FnOnce(&Existing) -> Result<Map<String, Value>>,
     ) -> Result<Doc<Value>> {
         let existing = {
@@ -590,7 +687,16 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 data: serde_json::from_slice(record.json).map_err(Error::internal)?,
             }
         };
-        let prepared = self.seal(change(&existing)?)?;
+        // The document-level decision (readable? owner?) on the document as stored.
+        let permit = if tables.permit.full {
+            tables.permit.clone()
+        } else {
+            self.document_permit(Action::Update, &tables.spec, &existing.data)
+                .map_err(|e| self.hide_not_found(e, id))?
+        };
+        let mut changed = change(&existing)?;
+        permit.prepare_update(&existing.data, &mut changed, kind == UpdateKind::Replace)?;
+        let prepared = self.seal(changed)?;
         // Keep updated_at strictly increasing even if the clock stalls or steps back.
         let now = self.db.now_micros().max(existing.updated_at + 1);
         tables.docs.insert(
@@ -605,16 +711,31 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 table.insert(new.as_slice(), id)?;
             }
         }
+        let mut data = prepared.data;
+        permit.project(&mut data);
         Ok(doc_of(
             id.to_owned(),
             existing.created_at,
             now,
-            Value::Object(prepared.data),
+            Value::Object(data),
         ))
     }
 
     fn delete_in(&self, tables: &mut Tables<'_>, id: &str) -> Result<Doc<Value>> {
-        let (created_at, updated_at, data) = {
+        let mut permit = tables.permit.clone();
+        if !permit.full {
+            // Decide on the stored document before touching it.
+            let Some(bytes) = tables.docs.get(id)? else {
+                return Err(self.doc_not_found(id));
+            };
+            let record = DocRecord::decode(bytes.value())?;
+            let data: Map<String, Value> =
+                serde_json::from_slice(record.json).map_err(Error::internal)?;
+            permit = self
+                .document_permit(Action::Delete, &tables.spec, &data)
+                .map_err(|e| self.hide_not_found(e, id))?;
+        }
+        let (created_at, updated_at, mut data) = {
             let Some(bytes) = tables.docs.remove(id)? else {
                 return Err(self.doc_not_found(id));
             };
@@ -626,12 +747,75 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         for (def, table) in &mut tables.indexes {
             table.remove(def.key(id, created_at, updated_at, &data).as_slice())?;
         }
+        permit.project(&mut data);
         Ok(doc_of(
             id.to_owned(),
             created_at,
             updated_at,
             Value::Object(data),
         ))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Authorization: every decision goes through `policy::authorize`.
+
+    /// The collection-level decision for this handle's principal.
+    fn permit(&self, action: Action, spec: &CollectionSpec) -> Result<Permit> {
+        policy::authorize(
+            &self.principal,
+            action,
+            &PolicyTarget::Collection {
+                name: &self.name,
+                spec,
+            },
+        )
+    }
+
+    /// The decision on one stored document.
+    fn document_permit(
+        &self,
+        action: Action,
+        spec: &CollectionSpec,
+        data: &Map<String, Value>,
+    ) -> Result<Permit> {
+        policy::authorize(
+            &self.principal,
+            action,
+            &PolicyTarget::Document {
+                name: &self.name,
+                spec,
+                data,
+            },
+        )
+    }
+
+    /// The same "not found" for an unreadable document as for a missing one.
+    fn hide_not_found(&self, error: Error, id: &str) -> Error {
+        match error.kind() {
+            ErrorKind::NotFound { .. } => self.doc_not_found(id),
+            _ => error,
+        }
+    }
+
+    /// The caller's filter as it runs: refused if it (or a sort or aggregate path) reads a field
+    /// the caller cannot see, and narrowed by an owner rule (`None`: runs as given).
+    fn visible_filter<'p>(
+        &self,
+        permit: &Permit,
+        filter: &'p query::Filter,
+        more_paths: impl Iterator<Item = &'p str>,
+    ) -> Result<Option<query::Filter>> {
+        if permit.full {
+            return Ok(None);
+        }
+        let mut paths = Vec::new();
+        filter_paths(filter, &mut paths);
+        permit.check_query_paths(paths.into_iter().chain(more_paths))?;
+        Ok(permit.owner_filter.as_ref().map(|(field, user)| {
+            filter
+                .clone()
+                .and(query::Filter::eq(field.as_str(), user.as_str()))
+        }))
     }
 
     fn doc_not_found(&self, id: &str) -> Error {
@@ -673,7 +857,20 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         Target::load(&txn.open_table(COLLECTIONS)?, &self.name)
     }
 
-    fn parse(&self, id: &str, record: &DocRecord<'_>) -> Result<Doc<T>> {
+    /// Parses a stored document for the caller: projected by the permit unless it is full.
+    fn parse(&self, id: &str, record: &DocRecord<'_>, permit: &Permit) -> Result<Doc<T>> {
+        if !permit.full {
+            let mut data: Map<String, Value> =
+                serde_json::from_slice(record.json).map_err(Error::internal)?;
+            permit.project(&mut data);
+            let doc = doc_of(
+                id.to_owned(),
+                record.created_at,
+                record.updated_at,
+                Value::Object(data),
+            );
+            return self.typed(doc);
+        }
         let data: T = serde_json::from_slice(record.json).map_err(|e| {
             Error::with_source(
                 ErrorKind::InvalidInput {
@@ -738,13 +935,17 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     fn stream<'i>(
         &self,
         docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        permit: &Permit,
         matcher: &mut Matcher<'_>,
         ids: impl Iterator<Item = &'i str>,
         mut window: Window,
         out: &mut Vec<Doc<T>>,
     ) -> Result<()> {
         for id in ids {
-            if self.offer(docs, matcher, id, &mut window, out)?.is_break() {
+            if self
+                .offer(docs, permit, matcher, id, &mut window, out)?
+                .is_break()
+            {
                 break;
             }
         }
@@ -754,6 +955,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     fn offer(
         &self,
         docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        permit: &Permit,
         matcher: &mut Matcher<'_>,
         id: &str,
         window: &mut Window,
@@ -763,7 +965,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             let record = DocRecord::decode(bytes.value())?;
             if matcher.matches(id, &record)? {
                 if window.take() {
-                    out.push(self.parse(id, &record)?);
+                    out.push(self.parse(id, &record, permit)?);
                 }
                 if window.done() {
                     return Ok(ControlFlow::Break(()));
@@ -777,6 +979,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     fn sorted_page(
         &self,
         docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
+        permit: &Permit,
         plan: &Plan,
         mut matches: Vec<(Vec<Vec<u8>>, String)>,
         window: Window,
@@ -797,7 +1000,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             .take(end.saturating_sub(window.offset))
         {
             if let Some(bytes) = docs.get(id.as_str())? {
-                out.push(self.parse(id, &DocRecord::decode(bytes.value())?)?);
+                out.push(self.parse(id, &DocRecord::decode(bytes.value())?, permit)?);
             }
         }
         Ok(())
@@ -919,6 +1122,20 @@ impl<'p> Matcher<'p> {
             out.push((row.sort_keys(&plan.sort), id.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// Every field path a filter reads.
+fn filter_paths<'f>(filter: &'f query::Filter, out: &mut Vec<&'f str>) {
+    use query::Filter;
+    match filter {
+        Filter::All => {}
+        Filter::Compare { path, .. }
+        | Filter::In { path, .. }
+        | Filter::NotIn { path, .. }
+        | Filter::IsNull { path } => out.push(path),
+        Filter::And(all) | Filter::Or(all) => all.iter().for_each(|f| filter_paths(f, out)),
+        Filter::Not(inner) => filter_paths(inner, out),
     }
 }
 

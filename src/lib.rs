@@ -50,6 +50,8 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod api_keys;
+mod auth;
 mod clock;
 mod collections;
 mod db;
@@ -58,6 +60,8 @@ mod error;
 mod ids;
 mod index;
 mod password;
+mod policy;
+mod principal;
 mod query;
 mod schema;
 mod sessions;
@@ -67,12 +71,16 @@ mod tokens;
 mod users;
 mod values;
 
+pub use api_keys::{ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, NewApiKey};
+pub use auth::{Actor, Credentials};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use documents::{Collection, Doc};
 pub use error::{Error, ErrorKind, Result};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use policy::{Action, Decision};
+pub use principal::Principal;
 pub use query::{Aggregate, Filter, Op, Order, Query, Sort};
 pub use sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
 pub use settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};

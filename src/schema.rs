@@ -43,8 +43,31 @@ pub(crate) const REFRESH_TOKENS: TableDefinition<&[u8], &str> =
 pub(crate) const SIGNING_KEYS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("signing_keys_v1");
 
+/// API key id → [`StoredKey`](crate::api_keys::StoredKey) (postcard).
+pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys_v1");
+/// SHA-256 of a key secret → the key id. Raw secrets are never stored.
+pub(crate) const API_KEYS_BY_HASH: TableDefinition<&[u8], &str> =
+    TableDefinition::new("api_keys_by_hash_v1");
+
 /// Setting name → its value as JSON text.
 pub(crate) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings_v1");
+
+/// Names of the tables every database has (created on open when missing).
+pub(crate) const FIXED_TABLES: &[&str] = &[
+    "larder_meta",
+    "collections_v1",
+    "users_v1",
+    "users_by_email_v1",
+    "users_by_username_v1",
+    "sessions_v1",
+    "refresh_tokens_v1",
+    "signing_keys_v1",
+    "settings_v1",
+    "api_keys_v1",
+    "api_keys_by_hash_v1",
+];
+/// Names of the multimap tables every database has.
+pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &["sessions_by_user_v1"];
 
 /// The table of one collection's documents: document id → [`DocRecord`] bytes.
 pub(crate) type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
@@ -147,6 +170,26 @@ impl std::error::Error for CorruptRecord {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fixed_table_lists_name_every_fixed_table() {
+        use redb::{MultimapTableHandle, TableHandle};
+        let names = [
+            META.name(),
+            COLLECTIONS.name(),
+            USERS.name(),
+            USERS_BY_EMAIL.name(),
+            USERS_BY_USERNAME.name(),
+            SESSIONS.name(),
+            REFRESH_TOKENS.name(),
+            SIGNING_KEYS.name(),
+            SETTINGS.name(),
+            API_KEYS.name(),
+            API_KEYS_BY_HASH.name(),
+        ];
+        assert_eq!(FIXED_TABLES, names);
+        assert_eq!(FIXED_MULTIMAP_TABLES, [SESSIONS_BY_USER.name()]);
+    }
 
     #[test]
     fn doc_record_round_trips() {

@@ -256,14 +256,24 @@ impl Db {
     /// `Unauthenticated` for an invalid or expired token, an ended session, or a disabled or
     /// deleted user.
     pub fn authenticate(&self, access_token: &str) -> Result<UserSession> {
-        let verified = self.verify_access_token(access_token)?;
-        let identity = self.identity(&verified.session_id)?;
-        if identity.user.id != verified.user_id || self.now_micros() >= identity.expires_at {
+        let verified = self.verify_token(access_token)?;
+        self.session_of(verified)
+    }
+
+    /// The live session a verified access token belongs to.
+    pub(crate) fn session_of(&self, verified: crate::tokens::VerifiedToken) -> Result<UserSession> {
+        let (crate::tokens::TokenType::Access, Some(session_id)) =
+            (verified.typ, verified.session_id)
+        else {
+            return Err(unauthenticated());
+        };
+        let identity = self.identity(&session_id)?;
+        if identity.user.id != verified.subject || self.now_micros() >= identity.expires_at {
             return Err(unauthenticated());
         }
         Ok(UserSession {
             user: identity.user.clone(),
-            session_id: verified.session_id,
+            session_id,
         })
     }
 

@@ -36,21 +36,28 @@ const CACHE_CAPACITY: usize = 16_384;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum TokenType {
-    /// A user session's access token.
+    /// A user session's access token (`sub` = user id, `sid` = session id).
     Access,
+    /// A token exchanged for an API key (`sub` = key id, `gen` = the secret's generation).
+    Key,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct CustomClaims {
     typ: TokenType,
-    sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
+    #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
+    generation: Option<u32>,
 }
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VerifiedToken {
-    pub(crate) user_id: String,
-    pub(crate) session_id: String,
+    pub(crate) typ: TokenType,
+    pub(crate) subject: String,
+    pub(crate) session_id: Option<String>,
+    pub(crate) generation: Option<u32>,
     pub(crate) expires_at_secs: u64,
 }
 
@@ -159,18 +166,37 @@ impl Db {
         session_id: &str,
         lifetime_secs: u64,
     ) -> Result<(String, u64)> {
+        self.mint_token(
+            TokenType::Access,
+            user_id,
+            Some(session_id),
+            None,
+            lifetime_secs,
+        )
+    }
+
+    /// Signs a token of any type with the active key.
+    pub(crate) fn mint_token(
+        &self,
+        typ: TokenType,
+        subject: &str,
+        session_id: Option<&str>,
+        generation: Option<u32>,
+        lifetime_secs: u64,
+    ) -> Result<(String, u64)> {
         let now = u64::try_from(self.now_micros() / 1_000_000).unwrap_or(0);
         let expires_at = now + lifetime_secs;
         let mut claims = Claims::with_custom_claims(
             CustomClaims {
-                typ: TokenType::Access,
-                sid: session_id.to_owned(),
+                typ,
+                sid: session_id.map(str::to_owned),
+                generation,
             },
             JwtDuration::from_secs(lifetime_secs),
         )
         .with_issuer(ISSUER)
         .with_audience(AUDIENCE)
-        .with_subject(user_id);
+        .with_subject(subject);
         claims.issued_at = Some(JwtDuration::from_secs(now));
         claims.invalid_before = Some(JwtDuration::from_secs(now));
         claims.expires_at = Some(JwtDuration::from_secs(expires_at));
@@ -186,8 +212,9 @@ impl Db {
         Ok((token, expires_at))
     }
 
-    /// Verifies an access token's signature and claims (not its session), using the cache.
-    pub(crate) fn verify_access_token(&self, token: &str) -> Result<VerifiedToken> {
+    /// Verifies a token's signature and claims (not whether its session or key is still live),
+    /// using the cache.
+    pub(crate) fn verify_token(&self, token: &str) -> Result<VerifiedToken> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(unauthenticated());
         }
@@ -248,15 +275,21 @@ impl Db {
             .public
             .verify_token::<CustomClaims>(token, Some(options))
             .map_err(|_| unauthenticated())?;
-        let (Some(user_id), Some(expires_at)) = (claims.subject, claims.expires_at) else {
+        let (Some(subject), Some(expires_at)) = (claims.subject, claims.expires_at) else {
             return Err(unauthenticated());
         };
-        if claims.custom.typ != TokenType::Access {
+        let complete = match claims.custom.typ {
+            TokenType::Access => claims.custom.sid.is_some(),
+            TokenType::Key => claims.custom.generation.is_some(),
+        };
+        if !complete {
             return Err(unauthenticated());
         }
         Ok(VerifiedToken {
-            user_id,
+            typ: claims.custom.typ,
+            subject,
             session_id: claims.custom.sid,
+            generation: claims.custom.generation,
             expires_at_secs: expires_at.as_secs(),
         })
     }
@@ -336,11 +369,12 @@ mod tests {
     fn a_token_round_trips_and_a_repeat_hits_the_cache() {
         let db = Db::in_memory().unwrap();
         let (token, exp) = db.mint_access_token("u1", "s1", 600).unwrap();
-        let first = db.verify_access_token(&token).unwrap();
-        assert_eq!(first.user_id, "u1");
-        assert_eq!(first.session_id, "s1");
+        let first = db.verify_token(&token).unwrap();
+        assert_eq!(first.typ, TokenType::Access);
+        assert_eq!(first.subject, "u1");
+        assert_eq!(first.session_id.as_deref(), Some("s1"));
         assert_eq!(first.expires_at_secs, exp);
         assert_eq!(db.key_ring().verified.lock().len(), 1);
-        assert_eq!(db.verify_access_token(&token).unwrap(), first);
+        assert_eq!(db.verify_token(&token).unwrap(), first);
     }
 }

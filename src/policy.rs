@@ -1,0 +1,553 @@
+//! THE authorization decision. [`authorize`] answers every "may this principal do this", for
+//! the library and every HTTP dialect alike; it fails closed. What it allows comes back as a
+//! [`Permit`], which also owns the field-level rules: projection of every output (hidden,
+//! excluded and selected fields), the owner field on create and update, and writable fields.
+//!
+//! Denials, chosen once:
+//! - an anonymous caller (or a publishable key) refused by a rule that a sign-in could satisfy:
+//!   `Unauthenticated`;
+//! - a known caller refused at collection level (role rule, admin rule, scoped key outside its
+//!   grant): `Forbidden`;
+//! - a document the caller may not read: `NotFound` (no existence oracle);
+//! - a readable document the caller may not change: `Forbidden`.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::api_keys::{Grant, KeyKind};
+use crate::collections::{CollectionSpec, Rule};
+use crate::error::{Error, ErrorKind, Result};
+use crate::principal::{Kind, Principal};
+
+/// What a caller wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// List, count or aggregate documents.
+    List,
+    /// Read one document.
+    View,
+    /// Create documents.
+    Create,
+    /// Replace or patch documents.
+    Update,
+    /// Delete documents.
+    Delete,
+    /// Create, change or delete collections.
+    ManageCollections,
+    /// Create, rotate, revoke API keys and change their grants.
+    ManageKeys,
+    /// List, change, disable and delete users.
+    ManageUsers,
+    /// Read and change settings.
+    ManageSettings,
+}
+
+impl Action {
+    fn is_data(self) -> bool {
+        matches!(
+            self,
+            Action::List | Action::View | Action::Create | Action::Update | Action::Delete
+        )
+    }
+}
+
+/// The answer of [`Db::explain`](crate::Db::explain): whether the action is allowed and the rule
+/// that decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Whether the action is allowed.
+    pub allowed: bool,
+    /// The rule that decided, e.g. `owner (field owner_id)` or `scoped key grant: read`.
+    pub rule: String,
+    /// Why, in words (the error a refused call would give).
+    pub reason: String,
+}
+
+/// What the decision is about.
+pub(crate) enum Target<'a> {
+    /// An administrative action.
+    Admin,
+    /// A collection as a whole (list, create).
+    Collection {
+        name: &'a str,
+        spec: &'a CollectionSpec,
+    },
+    /// One existing document.
+    Document {
+        name: &'a str,
+        spec: &'a CollectionSpec,
+        data: &'a Map<String, Value>,
+    },
+}
+
+/// What an allowed action may touch.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Permit {
+    /// An administrator: no field rules at all.
+    pub(crate) full: bool,
+    /// For an owner rule: (owner field, caller's user id); lists are narrowed to it.
+    pub(crate) owner_filter: Option<(String, String)>,
+    /// Fields never shown to the caller, nor usable in its filters and sorts.
+    pub(crate) hidden: Vec<String>,
+    /// If set, only these fields are shown (and usable in filters).
+    pub(crate) select: Option<Vec<String>>,
+    /// If set, only these fields may be written.
+    pub(crate) writable: Option<Vec<String>>,
+    /// The collection's owner field.
+    pub(crate) owner_field: Option<String>,
+    /// The caller's user id, if a user.
+    pub(crate) user_id: Option<String>,
+    /// The rule that decided, for `explain`.
+    pub(crate) rule: String,
+}
+
+/// The single authorization decision. Fails closed: anything not allowed by a rule is refused.
+pub(crate) fn authorize(
+    principal: &Principal,
+    action: Action,
+    target: &Target<'_>,
+) -> Result<Permit> {
+    let (name, spec, document) = match target {
+        Target::Admin => {
+            return if action.is_data() {
+                Err(Error::forbidden("not allowed"))
+            } else {
+                admin_only(principal).map(|()| Permit {
+                    full: true,
+                    rule: "administrators only".into(),
+                    ..Permit::default()
+                })
+            };
+        }
+        Target::Collection { name, spec } => (*name, *spec, None),
+        Target::Document { name, spec, data } => (*name, *spec, Some(*data)),
+    };
+    if !action.is_data() {
+        return admin_only(principal).map(|()| Permit {
+            full: true,
+            rule: "administrators only".into(),
+            ..Permit::default()
+        });
+    }
+    match &principal.0 {
+        Kind::System => Ok(full("the embedding program")),
+        Kind::Key(key) => match key.kind {
+            KeyKind::Secret => Ok(full("secret key")),
+            KeyKind::Scoped => scoped(key.grants.get(name), name, action, spec),
+            KeyKind::Publishable => by_rule(None, action, name, spec, document),
+        },
+        Kind::User(session) => by_rule(Some(session.user()), action, name, spec, document),
+        Kind::Anonymous => by_rule(None, action, name, spec, document),
+    }
+}
+
+fn full(rule: &str) -> Permit {
+    Permit {
+        full: true,
+        rule: rule.into(),
+        ..Permit::default()
+    }
+}
+
+fn admin_only(principal: &Principal) -> Result<()> {
+    match &principal.0 {
+        _ if principal.is_admin() => Ok(()),
+        Kind::Anonymous => Err(Error::unauthenticated(
+            "an administrator's credential is required",
+        )),
+        _ => Err(Error::forbidden("only administrators may do this")),
+    }
+}
+
+fn scoped(
+    grant: Option<&Grant>,
+    name: &str,
+    action: Action,
+    spec: &CollectionSpec,
+) -> Result<Permit> {
+    let (needed, allowed) = match (action, grant) {
+        (_, None) => ("any", false),
+        (Action::List | Action::View, Some(g)) => ("read", g.read),
+        (Action::Create | Action::Update, Some(g)) => ("write", g.write),
+        (_, Some(g)) => ("delete", g.delete),
+    };
+    let rule = format!("scoped key grant: {needed}");
+    let Some(grant) = grant.filter(|_| allowed) else {
+        return Err(Error::forbidden(format!(
+            "this key has no {needed} access to `{name}`"
+        )));
+    };
+    let mut hidden = spec.hidden_fields.clone();
+    hidden.extend(grant.exclude_fields.iter().cloned());
+    Ok(Permit {
+        full: false,
+        owner_filter: None,
+        hidden,
+        select: grant.select_fields.clone(),
+        writable: grant.writable_fields.clone(),
+        owner_field: spec.owner_field.clone(),
+        user_id: None,
+        rule,
+    })
+}
+
+fn rule_for(spec: &CollectionSpec, action: Action) -> &Rule {
+    match action {
+        Action::List => &spec.rules.list,
+        Action::View => &spec.rules.view,
+        Action::Create => &spec.rules.create,
+        Action::Update => &spec.rules.update,
+        _ => &spec.rules.delete,
+    }
+}
+
+fn describe(rule: &Rule, spec: &CollectionSpec) -> String {
+    match rule {
+        Rule::Public => "public".into(),
+        Rule::Authenticated => "authenticated".into(),
+        Rule::Owner => format!(
+            "owner (field {})",
+            spec.owner_field.as_deref().unwrap_or("<none>")
+        ),
+        Rule::Roles(roles) => format!("roles [{}]", roles.join(", ")),
+        Rule::Admin => "admin only".into(),
+    }
+}
+
+/// Rules for users, publishable keys and anonymous callers.
+fn by_rule(
+    user: Option<&crate::users::User>,
+    action: Action,
+    name: &str,
+    spec: &CollectionSpec,
+    document: Option<&Map<String, Value>>,
+) -> Result<Permit> {
+    // To change or delete a document one must first be able to read it; a document one cannot
+    // read does not exist for the caller.
+    if let (Action::Update | Action::Delete, Some(data)) = (action, document) {
+        by_rule(user, Action::View, name, spec, document).map_err(|e| match e.kind() {
+            ErrorKind::Forbidden { .. } => Error::not_found("document"),
+            _ => e,
+        })?;
+        let _ = data;
+    }
+    let rule = rule_for(spec, action);
+    let mut permit = Permit {
+        full: false,
+        owner_filter: None,
+        hidden: spec.hidden_fields.clone(),
+        select: None,
+        writable: None,
+        owner_field: spec.owner_field.clone(),
+        user_id: user.map(|u| u.id.clone()),
+        rule: describe(rule, spec),
+    };
+    let sign_in = || Error::unauthenticated("sign in to do this");
+    match (rule, user) {
+        (Rule::Public, _) => Ok(permit),
+        (_, None) => Err(sign_in()),
+        (Rule::Authenticated, Some(_)) => Ok(permit),
+        (Rule::Roles(roles), Some(user)) => {
+            if user.roles.iter().any(|r| roles.contains(r)) {
+                Ok(permit)
+            } else {
+                Err(Error::forbidden(format!(
+                    "your roles do not allow this on `{name}`"
+                )))
+            }
+        }
+        (Rule::Admin, Some(_)) => Err(Error::forbidden(format!(
+            "only administrators may do this on `{name}`"
+        ))),
+        (Rule::Owner, Some(user)) => {
+            let Some(field) = spec.owner_field.clone() else {
+                return Err(Error::forbidden(format!(
+                    "`{name}` has an owner rule but no owner field"
+                )));
+            };
+            if let Some(data) = document {
+                let owner = get_path(data, &field);
+                if owner != Some(&Value::String(user.id.clone())) {
+                    return Err(match action {
+                        Action::View => Error::not_found("document"),
+                        _ => Error::forbidden("only the document's owner may do this"),
+                    });
+                }
+            }
+            if action == Action::List {
+                permit.owner_filter = Some((field, user.id.clone()));
+            }
+            Ok(permit)
+        }
+    }
+}
+
+impl Permit {
+    /// The permit of an administrator.
+    pub(crate) fn default_full() -> Self {
+        full("administrator")
+    }
+
+    /// Whether a field path is invisible to the caller (hidden, excluded, or outside the
+    /// selection).
+    fn invisible(&self, path: &str) -> bool {
+        if self.full {
+            return false;
+        }
+        if self
+            .hidden
+            .iter()
+            .any(|h| covers(h, path) || covers(path, h))
+        {
+            return true;
+        }
+        match &self.select {
+            Some(select) => {
+                !["id", "created_at", "updated_at"].contains(&path)
+                    && !select.iter().any(|s| covers(s, path))
+            }
+            None => false,
+        }
+    }
+
+    /// Refuses filters and sorts on fields the caller cannot see (they would be an oracle).
+    pub(crate) fn check_query_paths<'p>(
+        &self,
+        paths: impl IntoIterator<Item = &'p str>,
+    ) -> Result<()> {
+        for path in paths {
+            if self.invisible(path) {
+                return Err(Error::invalid(format!(
+                    "the field `{path}` cannot be used in queries"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what the caller may not see from a document's data.
+    pub(crate) fn project(&self, data: &mut Map<String, Value>) {
+        if self.full {
+            return;
+        }
+        for hidden in &self.hidden {
+            remove_path(data, hidden);
+        }
+        if let Some(select) = &self.select {
+            let mut kept = Map::new();
+            for path in select {
+                if let Some(value) = get_path(data, path) {
+                    set_path(&mut kept, path, value.clone());
+                }
+            }
+            *data = kept;
+        }
+    }
+
+    /// Checks and completes a new document: fills the owner field with the caller, refuses a
+    /// different owner, and refuses fields the caller may not write.
+    pub(crate) fn prepare_create(&self, data: &mut Map<String, Value>) -> Result<()> {
+        if self.full {
+            return Ok(());
+        }
+        if let Some(field) = &self.owner_field {
+            match (get_path(data, field), &self.user_id) {
+                (None | Some(Value::Null), Some(user)) => {
+                    set_path(data, field, Value::String(user.clone()));
+                }
+                (None | Some(Value::Null), None) => {}
+                (Some(Value::String(given)), Some(user)) if given == user => {}
+                (Some(_), _) => {
+                    return Err(Error::forbidden("the owner field must name the caller"));
+                }
+            }
+        }
+        self.check_changes(&Map::new(), data)
+    }
+
+    /// Checks and completes an update: on a replace, fields the caller cannot see and the owner
+    /// field are kept from the stored document when left out (a replace cannot erase them);
+    /// changing them, or any field outside the writable set, is refused.
+    pub(crate) fn prepare_update(
+        &self,
+        old: &Map<String, Value>,
+        new: &mut Map<String, Value>,
+        replace: bool,
+    ) -> Result<()> {
+        if self.full {
+            return Ok(());
+        }
+        if !replace {
+            return self.check_changes(old, new);
+        }
+        let mut kept: Vec<&String> = self.hidden.iter().collect();
+        kept.extend(&self.owner_field);
+        for path in kept {
+            if get_path(new, path).is_none()
+                && let Some(value) = get_path(old, path)
+            {
+                set_path(new, path, value.clone());
+            }
+        }
+        if let Some(select) = &self.select {
+            // Fields outside the selection are invisible too: keep them as stored.
+            for (key, value) in old {
+                if !select.iter().any(|s| covers(s, key) || covers(key, s))
+                    && !new.contains_key(key)
+                {
+                    new.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        self.check_changes(old, new)
+    }
+
+    fn check_changes(&self, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<()> {
+        let mut changed = Vec::new();
+        diff(old, new, "", &mut changed);
+        for path in &changed {
+            if let Some(owner) = &self.owner_field
+                && !old.is_empty()
+                && (covers(owner, path) || covers(path, owner))
+            {
+                return Err(Error::forbidden("the owner field cannot be changed"));
+            }
+            if self
+                .hidden
+                .iter()
+                .any(|h| covers(h, path) || covers(path, h))
+            {
+                return Err(Error::forbidden(format!(
+                    "the field `{path}` cannot be written"
+                )));
+            }
+            if let Some(writable) = &self.writable {
+                let owner_fill =
+                    old.is_empty() && self.owner_field.as_deref() == Some(path.as_str());
+                if !owner_fill && !writable.iter().any(|w| covers(w, path)) {
+                    return Err(Error::forbidden(format!(
+                        "the field `{path}` is not writable with this key"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `prefix` is `path` or one of its ancestors (by dotted segments).
+fn covers(prefix: &str, path: &str) -> bool {
+    path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'.'))
+}
+
+/// The dotted paths at which two objects differ (descending into objects on both sides).
+fn diff(old: &Map<String, Value>, new: &Map<String, Value>, prefix: &str, out: &mut Vec<String>) {
+    let empty = Map::new();
+    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    for key in keys {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (old.get(key), new.get(key)) {
+            (a, b) if a == b => {}
+            (Some(Value::Object(a)), Some(Value::Object(b))) => diff(a, b, &path, out),
+            (None, Some(Value::Object(b))) => diff(&empty, b, &path, out),
+            (Some(Value::Object(a)), None) => diff(a, &empty, &path, out),
+            _ => out.push(path),
+        }
+    }
+}
+
+pub(crate) fn get_path<'v>(data: &'v Map<String, Value>, path: &str) -> Option<&'v Value> {
+    let mut segments = path.split('.');
+    let mut value = data.get(segments.next()?)?;
+    for segment in segments {
+        value = value.as_object()?.get(segment)?;
+    }
+    Some(value)
+}
+
+fn set_path(data: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            data.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = data
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn remove_path(data: &mut Map<String, Value>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            data.remove(path);
+        }
+        Some((head, rest)) => {
+            if let Some(Value::Object(inner)) = data.get_mut(head) {
+                remove_path(inner, rest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn diff_reports_leaf_paths() {
+        let mut out = Vec::new();
+        diff(
+            &map(json!({"a": 1, "b": {"c": 1, "d": 2}, "e": [1]})),
+            &map(json!({"a": 1, "b": {"c": 2, "d": 2, "f": {"g": 1}}, "e": [2]})),
+            "",
+            &mut out,
+        );
+        assert_eq!(out, ["b.c", "b.f.g", "e"]);
+    }
+
+    #[test]
+    fn covers_is_by_segment() {
+        assert!(covers("a", "a"));
+        assert!(covers("a", "a.b"));
+        assert!(!covers("a", "ab"));
+        assert!(!covers("a.b", "a"));
+    }
+
+    #[test]
+    fn projection_removes_hidden_and_keeps_selected() {
+        let permit = Permit {
+            hidden: vec!["secret".into(), "meta.internal".into()],
+            select: Some(vec!["title".into(), "meta".into(), "secret".into()]),
+            ..Permit::default()
+        };
+        let mut data = map(
+            json!({"title": "t", "body": "b", "secret": 1, "meta": {"internal": 1, "tag": "x"}}),
+        );
+        permit.project(&mut data);
+        assert_eq!(
+            Value::Object(data),
+            json!({"title": "t", "meta": {"tag": "x"}})
+        );
+    }
+}
