@@ -330,14 +330,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(e),
             };
-            permit.project(&mut data);
-            let doc = doc_of(
-                id.to_owned(),
-                record.created_at,
-                record.updated_at,
-                Value::Object(data),
-            );
-            Ok(Some(self.typed(doc)?))
+            self.projected(id, &record, data, &permit).map(Some)
         })
     }
 
@@ -860,16 +853,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// Parses a stored document for the caller: projected by the permit unless it is full.
     fn parse(&self, id: &str, record: &DocRecord<'_>, permit: &Permit) -> Result<Doc<T>> {
         if !permit.full {
-            let mut data: Map<String, Value> =
-                serde_json::from_slice(record.json).map_err(Error::internal)?;
-            permit.project(&mut data);
-            let doc = doc_of(
-                id.to_owned(),
-                record.created_at,
-                record.updated_at,
-                Value::Object(data),
-            );
-            return self.typed(doc);
+            let data = serde_json::from_slice(record.json).map_err(Error::internal)?;
+            return self.projected(id, record, data, permit);
         }
         let data: T = serde_json::from_slice(record.json).map_err(|e| {
             Error::with_source(
@@ -888,6 +873,24 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             updated_at: format_rfc3339(record.updated_at),
             data,
         })
+    }
+
+    /// A parsed document as the caller may see it, in the handle's type.
+    fn projected(
+        &self,
+        id: &str,
+        record: &DocRecord<'_>,
+        mut data: Map<String, Value>,
+        permit: &Permit,
+    ) -> Result<Doc<T>> {
+        permit.project(&mut data);
+        let doc = doc_of(
+            id.to_owned(),
+            record.created_at,
+            record.updated_at,
+            Value::Object(data),
+        );
+        self.typed(doc)
     }
 
     /// Converts a stored JSON document into the handle's type (a move when `T` is `Value`).
