@@ -323,7 +323,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 return Ok(None);
             };
             let record = DocRecord::decode(bytes.value())?;
-            let mut data: Map<String, Value> =
+            let data: Map<String, Value> =
                 serde_json::from_slice(record.json).map_err(Error::internal)?;
             let permit = match self.document_permit(Action::View, &target.spec, &data) {
                 Ok(permit) => permit,
