@@ -212,15 +212,19 @@ fn world(rules: Rules) -> World {
 
 impl World {
     fn items(&self, who: Who) -> Collection {
+        self.collection(who, "items")
+    }
+
+    fn collection(&self, who: Who, name: &str) -> Collection {
         match who {
-            Who::System => self.db.collection("items"),
-            Who::Anonymous => self.db.anonymous().collection("items"),
+            Who::System => self.db.collection(name),
+            Who::Anonymous => self.db.anonymous().collection(name),
             _ => {
                 if let Some((_, token)) = self.tokens.iter().find(|(w, _)| *w == who) {
-                    return self.db.as_user(token).unwrap().collection("items");
+                    return self.db.as_user(token).unwrap().collection(name);
                 }
                 let (_, secret) = self.keys.iter().find(|(w, _)| *w == who).unwrap();
-                self.db.with_key(secret).unwrap().collection("items")
+                self.db.with_key(secret).unwrap().collection(name)
             }
         }
     }
@@ -603,4 +607,41 @@ fn explain_names_the_deciding_rule() {
         w.db.explain(&anonymous, Action::ManageKeys, "items", None)
             .unwrap();
     assert!(!admin_only.allowed);
+}
+
+#[test]
+fn the_users_table_is_never_reachable_through_documents() {
+    let w = world(rules_with(&Rule::Public, &Rule::Public));
+    for who in EVERYONE {
+        for name in ["users", "Users", "users/", "users\0", "%75sers", "_users"] {
+            let users = w.collection(who, name);
+            let refused = |e: larder::Error| {
+                matches!(
+                    e.kind(),
+                    ErrorKind::InvalidInput { .. } | ErrorKind::NotFound { .. }
+                )
+            };
+            assert!(
+                refused(users.find(&Query::new()).unwrap_err()),
+                "{who:?} {name:?}"
+            );
+            assert!(
+                refused(users.insert(&json!({"email": "x"})).unwrap_err()),
+                "{who:?} {name:?}"
+            );
+            assert!(
+                refused(users.get("anything").unwrap_err()),
+                "{who:?} {name:?}"
+            );
+        }
+        assert!(
+            w.db.create_collection("users", CollectionSpec::new())
+                .is_err()
+        );
+    }
+    assert_eq!(
+        w.db.list_users().unwrap().len(),
+        3,
+        "no user was created or touched"
+    );
 }
