@@ -57,6 +57,8 @@ mod collections;
 mod db;
 mod documents;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod ids;
 mod index;
 mod password;
@@ -66,6 +68,8 @@ mod query;
 mod schema;
 mod sessions;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod throttle;
 mod tokens;
 mod users;
@@ -78,6 +82,8 @@ pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use documents::{Collection, Doc};
 pub use error::{Error, ErrorKind, Result};
+#[cfg(feature = "http")]
+pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 pub use policy::{Action, Decision};
 pub use principal::Principal;

@@ -249,6 +249,51 @@ impl Db {
         }
     }
 
+    /// Mints an access token from a refresh token *without* rotating it, for flows where the
+    /// refresh token is a backend-held credential used again and again (Cobru's
+    /// `/token/refresh/`). Only the session's current refresh token works; presenting one that
+    /// was rotated away still ends the session. Returns the token and its lifetime in seconds.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for an unknown, used, expired or revoked token, or a disabled user.
+    pub fn access_token_from_refresh(&self, refresh_token: &str) -> Result<(String, u64)> {
+        if refresh_token.is_empty() || refresh_token.len() > 512 {
+            return Err(unauthenticated());
+        }
+        let hash = refresh_hash(refresh_token);
+        let now = self.now_micros();
+        let found = self.read(|txn| {
+            let Some(session_id) = txn
+                .open_table(REFRESH_TOKENS)?
+                .get(hash.as_slice())?
+                .map(|v| v.value().to_owned())
+            else {
+                return Ok(None);
+            };
+            let session = txn
+                .open_table(SESSIONS)?
+                .get(session_id.as_str())?
+                .map(|v| schema::decode::<StoredSession>(v.value()))
+                .transpose()?;
+            Ok(session.map(|s| (session_id, s)))
+        })?;
+        let Some((session_id, session)) = found else {
+            return Err(unauthenticated());
+        };
+        if session.current_refresh != hash {
+            // A rotated-away token: it leaked; end the session as `refresh` would.
+            self.write_auth(|txn| end_session(txn, &session_id))?;
+            return Err(unauthenticated());
+        }
+        if now >= session.expires_at {
+            return Err(unauthenticated());
+        }
+        let identity = self.identity(&session_id)?;
+        let lifetime = self.settings()?.jwt_expiry_minutes * 60;
+        let (token, _) = self.mint_access_token(&identity.user.id, &session_id, lifetime)?;
+        Ok((token, lifetime))
+    }
+
     /// Turns an access token into the live session it belongs to: signature and claims (with
     /// the verified-token cache), then the session and user as they are now.
     ///
@@ -329,6 +374,28 @@ impl Db {
     /// Only storage failures.
     pub fn logout(&self, session: &UserSession) -> Result<()> {
         self.write_auth(|txn| end_session(txn, &session.session_id))
+    }
+
+    /// Ends the session a refresh token belongs to (a logout that presents only the refresh
+    /// token). Unknown tokens are ignored: logging out is idempotent.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn logout_refresh_token(&self, refresh_token: &str) -> Result<()> {
+        if refresh_token.is_empty() || refresh_token.len() > 512 {
+            return Ok(());
+        }
+        let hash = refresh_hash(refresh_token);
+        self.write_auth(|txn| {
+            let session = txn
+                .open_table(REFRESH_TOKENS)?
+                .get(hash.as_slice())?
+                .map(|v| v.value().to_owned());
+            match session {
+                Some(session_id) => end_session(txn, &session_id),
+                None => Ok(()),
+            }
+        })
     }
 
     /// Ends every session of this session's user.

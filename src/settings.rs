@@ -27,6 +27,9 @@ pub struct Settings {
     /// deviation from the hosted service, where unset means any role. `admin` is never
     /// self-assignable.
     pub allowed_self_roles: Vec<String>,
+    /// Browser origins allowed by CORS, exact (`https://app.example.com`,
+    /// `http://localhost:5173`). `*`, patterns and `null` are refused. Default: none.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
         Settings {
             jwt_expiry_minutes: 60,
             allowed_self_roles: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -54,6 +58,9 @@ impl Settings {
         }
         for role in &self.allowed_self_roles {
             crate::users::validate_role(role)?;
+        }
+        for origin in &self.allowed_origins {
+            validate_origin(origin)?;
         }
         Ok(())
     }
@@ -105,10 +112,30 @@ impl Db {
     }
 }
 
+/// Checks an exact origin: `scheme://host[:port]` with scheme http or https, nothing else.
+fn validate_origin(origin: &str) -> Result<()> {
+    let refused = || {
+        Error::invalid(format!(
+            "invalid origin `{}`: give an exact origin such as https://app.example.com \
+             (no *, no patterns, no null, no path)",
+            origin.escape_debug()
+        ))
+    };
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(refused)?;
+    let ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if ok { Ok(()) } else { Err(refused()) }
+}
+
 /// Accepts the seed's comma-separated form of list settings.
 fn normalize(name: &str, value: Value) -> Value {
     match (name, value) {
-        ("ALLOWED_SELF_ROLES", Value::String(list)) => Value::Array(
+        ("ALLOWED_SELF_ROLES" | "ALLOWED_ORIGINS", Value::String(list)) => Value::Array(
             list.split(',')
                 .map(str::trim)
                 .filter(|r| !r.is_empty())

@@ -337,9 +337,9 @@ impl Db {
     ///
     /// # Errors
     /// `InvalidInput` for a malformed email, username, role or profile, or a weak password;
-    /// `Forbidden` for a role that is not self-assignable; `AlreadyExists` (with no account
-    /// data) when the email or username is taken; `RateLimited` past the per-address signup
-    /// limit.
+    /// `Forbidden` for a role that is not self-assignable; `InvalidInput` with one generic
+    /// message (and no account data) when the email or username is taken; `RateLimited` past
+    /// the per-address signup limit.
     ///
     /// ```
     /// # fn main() -> larder::Result<()> {
@@ -380,7 +380,9 @@ impl Db {
             updated_at: now,
         };
         let (session_id, refresh) = self.write_auth(|txn| {
-            let taken = || Error::already_exists("an account with this email or username");
+            // Generic on purpose: it does not say which one is taken, nor anything about the
+            // account (signup answers with tokens, so existence itself cannot be hidden).
+            let taken = || Error::invalid("this email or username cannot be used");
             let mut by_email = txn.open_table(USERS_BY_EMAIL)?;
             if by_email.get(user.email.as_str())?.is_some() {
                 return Err(taken());

@@ -66,7 +66,7 @@ fn duplicate_emails_and_usernames_get_a_generic_error() {
         email_taken, name_taken,
         "the error does not say which one is taken"
     );
-    assert!(matches!(email_taken, ErrorKind::AlreadyExists { .. }));
+    assert!(matches!(email_taken, ErrorKind::InvalidInput { .. }));
     assert_eq!(db.list_users().unwrap().len(), 1);
 }
 

@@ -1,0 +1,243 @@
+//! The in-process HTTP front (feature `http`): one axum `Router` per dialect, merged by
+//! [`router`], served by our own hyper accept loop ([`Server`]). Handlers decode a request, make
+//! one library call and encode the answer: no rules live here.
+
+mod cobru;
+mod error;
+mod server;
+mod urbackend;
+
+use std::net::IpAddr;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::users::Client;
+
+pub(crate) use error::{ApiError, Shape};
+use server::PeerAddr;
+pub use server::{Server, ServerConfig, ServerHandle, Stopper};
+
+/// What every handler gets: the database.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) db: Db,
+}
+
+/// The whole HTTP surface of `db` as one axum router (no socket: tests drive it with
+/// `tower::ServiceExt::oneshot`).
+pub fn router(db: Db, config: &ServerConfig) -> Router {
+    let state = AppState { db: db.clone() };
+    let cors_db = db.clone();
+    let cors = CorsLayer::new()
+        // The exact list from the settings, read per request: no `*`, no reflection of
+        // arbitrary origins, never `null`.
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            let Ok(origin) = origin.to_str() else {
+                return false;
+            };
+            origin != "null"
+                && cors_db
+                    .settings()
+                    .is_ok_and(|s| s.allowed_origins.iter().any(|o| o == origin))
+        }))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-refresh-token"),
+            HeaderName::from_static("x-refresh-token-mode"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .allow_credentials(true)
+        .max_age(std::time::Duration::from_secs(600));
+    Router::new()
+        .merge(urbackend::routes())
+        .merge(cobru::routes())
+        .route("/api/health", get(health))
+        .route("/.well-known/jwks.json", get(jwks))
+        .fallback(not_found)
+        .with_state(state)
+        // Innermost: the body limit, so chunked bodies over the limit are cut off too.
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(cors)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                generic_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+            },
+        ))
+}
+
+/// Runs a library call off the async workers (argon2 and fsync must not stall them).
+pub(crate) async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|_| Error::internal(std::io::Error::other("a request handler failed")))?
+}
+
+/// The credentials a request presents, read once at the edge: `x-api-key` and
+/// `Authorization: Bearer`. Two different `x-api-key` headers, or a malformed
+/// `Authorization`, are refused rather than guessed at.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Presented {
+    pub(crate) api_key: Option<String>,
+    pub(crate) bearer: Option<String>,
+    pub(crate) client: Client,
+}
+
+impl Presented {
+    pub(crate) fn from_headers(headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Presented> {
+        let mut keys = headers.get_all("x-api-key").iter();
+        let api_key = match (keys.next(), keys.next()) {
+            (None, _) => None,
+            (Some(key), None) => Some(
+                key.to_str()
+                    .map_err(|_| Error::unauthenticated("invalid API key"))?
+                    .to_owned(),
+            ),
+            (Some(_), Some(_)) => return Err(Error::invalid("send one x-api-key header")),
+        };
+        let bearer = match headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => {
+                let value = value
+                    .to_str()
+                    .map_err(|_| Error::unauthenticated("invalid or expired token"))?;
+                match value.split_once(' ') {
+                    Some((scheme, token))
+                        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+                    {
+                        Some(token.trim().to_owned())
+                    }
+                    _ => return Err(Error::unauthenticated("invalid or expired token")),
+                }
+            }
+        };
+        let client = peer.map(Client::at).unwrap_or_default();
+        Ok(Presented {
+            api_key,
+            bearer,
+            client,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Presented {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+        Presented::from_headers(&parts.headers, peer).map_err(|e| ApiError::new(e, Shape::Native))
+    }
+}
+
+async fn health() -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"status": "ok", "service": "larder"})),
+    )
+        .into_response()
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    axum::Json(state.db.jwks()).into_response()
+}
+
+async fn not_found() -> Response {
+    generic_error(StatusCode::NOT_FOUND, "no such route")
+}
+
+/// An error body every SDK can read: urBackend reads `error` (a string), Cocobase `detail`,
+/// our own clients `error` and `code`.
+fn generic_error(status: StatusCode, message: &str) -> Response {
+    let body = json!({
+        "success": false,
+        "error": message,
+        "message": message,
+        "detail": message,
+        "code": status.as_u16(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// Every JSON answer says its charset; error answers made by the framework itself (405, 413,
+/// 408, bad JSON) get a JSON body instead of plain text.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let mut response = if status.as_u16() >= 400 && !is_json {
+        let message = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
+            StatusCode::REQUEST_TIMEOUT => "request timed out",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                "send a JSON body with Content-Type: application/json"
+            }
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "malformed request body",
+            _ => status.canonical_reason().unwrap_or("error"),
+        };
+        let mut replaced = generic_error(status, message);
+        for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+            if let Some(value) = response.headers().get(&name) {
+                replaced.headers_mut().insert(name, value.clone());
+            }
+        }
+        replaced
+    } else {
+        response
+    };
+    if is_json || status.as_u16() >= 400 {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    response
+}
+
+/// A JSON answer with a status.
+pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+/// Marks a response as not to be cached (every auth answer).
+pub(crate) fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

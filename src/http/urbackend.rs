@@ -1,0 +1,733 @@
+//! The urBackend dialect (seed 004; the `urbackend` Python SDK): `/api/userAuth/*` and
+//! `/api/data/*`, in the `{success, data, message}` envelope.
+//!
+//! Identity, decided once here at the edge: every route needs a valid `pk_live_` or `sk_live_`
+//! key (401 otherwise). A secret key is server-trusted: on data routes it acts as itself and a
+//! Bearer is ignored. A publishable key with a valid Bearer acts as that user; with no Bearer,
+//! as an anonymous client of the project; with an invalid Bearer, 401.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query as UrlQuery};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, AppState, Presented, Shape, blocking, no_store};
+use crate::api_keys::{KeyIdentity, KeyKind};
+use crate::db::Db;
+use crate::documents::Doc;
+use crate::error::{Error, Result};
+use crate::principal::Principal;
+use crate::query::{Filter, Op, Order, Query, Sort};
+use crate::sessions::SignedIn;
+use crate::users::{NewUser, User};
+
+/// Query parameters that are never filters.
+const RESERVED_PARAMS: &[&str] = &[
+    "sort", "limit", "page", "skip", "populate", "expand", "count", "fields", "meta", "cursor",
+];
+/// Default and largest page size.
+const PAGE_LIMIT: usize = 100;
+/// The refresh cookie's name and path.
+const COOKIE: &str = "refreshToken";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/userAuth/signup", post(signup))
+        .route("/api/userAuth/login", post(login))
+        .route("/api/userAuth/refresh-token", post(refresh))
+        .route("/api/userAuth/logout", post(logout))
+        .route("/api/userAuth/me", get(me))
+        .route("/api/userAuth/public/{username}", get(public_profile))
+        .route("/api/userAuth/update-profile", put(update_profile))
+        .route("/api/userAuth/change-password", put(change_password))
+        .route("/api/userAuth/social/exchange", post(social_exchange))
+        .route("/api/userAuth/social/{provider}/start", get(social_start))
+        .route("/api/data/{collection}", get(list).post(insert))
+        .route(
+            "/api/data/{collection}/{id}",
+            get(get_one).put(replace).patch(patch).delete(delete),
+        )
+}
+
+type Answer = std::result::Result<Response, ApiError>;
+
+fn fail(error: Error) -> ApiError {
+    ApiError::new(error, Shape::UrBackend)
+}
+
+/// `{success: true, data, message}`.
+fn ok(status: StatusCode, data: Value, message: &str) -> Response {
+    super::json_response(
+        status,
+        json!({"success": true, "data": data, "message": message}),
+    )
+}
+
+/// The caller of an urBackend route: the project key it presented (checked), and its Bearer.
+struct Caller {
+    db: Db,
+    presented: Presented,
+    key: Arc<KeyIdentity>,
+    refresh_mode_header: bool,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = Presented::from_request_parts(parts, state)
+            .await
+            .map_err(|e| fail(e.error))?;
+        let secret = presented
+            .api_key
+            .as_deref()
+            .ok_or_else(|| fail(Error::unauthenticated("an x-api-key header is required")))?;
+        let key = state.db.authenticate_key(secret).map_err(fail)?;
+        if !matches!(key.kind, KeyKind::Secret | KeyKind::Publishable) {
+            return Err(fail(Error::unauthenticated(
+                "use a pk_live_ or sk_live_ key on these routes",
+            )));
+        }
+        let refresh_mode_header = parts
+            .headers
+            .get("x-refresh-token-mode")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"header"));
+        Ok(Caller {
+            db: state.db.clone(),
+            presented,
+            key,
+            refresh_mode_header,
+        })
+    }
+}
+
+impl Caller {
+    fn trusted(&self) -> bool {
+        self.key.kind == KeyKind::Secret
+    }
+
+    /// Who data routes run as.
+    fn data_principal(&self) -> Result<Principal> {
+        if self.trusted() {
+            return Ok(Principal::key(self.key.clone()));
+        }
+        match &self.presented.bearer {
+            Some(token) => Ok(Principal::user_session(self.db.authenticate(token)?)),
+            None => Ok(Principal::key(self.key.clone())),
+        }
+    }
+
+    fn client(&self) -> crate::users::Client {
+        let client = self.presented.client.clone();
+        if self.trusted() {
+            client.server_trusted()
+        } else {
+            client
+        }
+    }
+}
+
+fn body_object(body: &Bytes) -> Result<Map<String, Value>> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::invalid("the body must be a JSON object")),
+        Err(_) => Err(Error::invalid("the body is not valid JSON")),
+    }
+}
+
+fn text_field(map: &Map<String, Value>, name: &str) -> Result<String> {
+    match map.get(name) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        _ => Err(Error::invalid(format!("`{name}` is required"))),
+    }
+}
+
+/// `2025-11-04T10:00:00.123456+00:00` → `2025-11-04T10:00:00.123Z`.
+fn iso_millis(timestamp: &str) -> String {
+    match timestamp.get(..23) {
+        Some(head) => format!("{head}Z"),
+        None => timestamp.to_owned(),
+    }
+}
+
+fn user_view(user: &User) -> Value {
+    let mut view = match &user.data {
+        Value::Object(fields) => fields.clone(),
+        _ => Map::new(),
+    };
+    view.insert("_id".into(), json!(user.id));
+    view.insert("email".into(), json!(user.email));
+    view.insert("username".into(), json!(user.username));
+    view.insert("roles".into(), json!(user.roles));
+    view.insert("emailVerified".into(), json!(user.email_verified));
+    view.insert("createdAt".into(), json!(iso_millis(&user.created_at)));
+    view.insert("updatedAt".into(), json!(iso_millis(&user.updated_at)));
+    Value::Object(view)
+}
+
+fn doc_view(doc: Doc) -> Value {
+    let mut view = match doc.data {
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    };
+    view.insert("_id".into(), json!(doc.id));
+    view.insert("createdAt".into(), json!(iso_millis(&doc.created_at)));
+    view.insert("updatedAt".into(), json!(iso_millis(&doc.updated_at)));
+    Value::Object(view)
+}
+
+/// The tokens of a sign-in, plus the refresh cookie; the refresh token is in the body only in
+/// header mode.
+fn signed_in_answer(
+    status: StatusCode,
+    signed_in: &SignedIn,
+    header_mode: bool,
+    extra: Map<String, Value>,
+) -> Response {
+    let mut data = extra;
+    data.insert("accessToken".into(), json!(signed_in.access_token));
+    data.insert("token".into(), json!(signed_in.access_token));
+    data.insert("expiresIn".into(), json!(signed_in.expires_in));
+    data.insert("user".into(), user_view(&signed_in.user));
+    if header_mode {
+        data.insert("refreshToken".into(), json!(signed_in.refresh_token));
+    }
+    let mut response = ok(status, Value::Object(data), "");
+    set_refresh_cookie(&mut response, Some(&signed_in.refresh_token));
+    no_store(response)
+}
+
+fn set_refresh_cookie(response: &mut Response, token: Option<&str>) {
+    let cookie = match token {
+        Some(token) => format!(
+            "{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/api/userAuth; Max-Age={}",
+            crate::sessions::DEFAULT_SESSION_LIFETIME.as_secs()
+        ),
+        None => format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/api/userAuth; Max-Age=0"),
+    };
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+/// The refresh token presented: `x-refresh-token` first, then the cookie.
+fn presented_refresh_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(token) = headers.get("x-refresh-token").and_then(|v| v.to_str().ok()) {
+        return Some(token.trim().to_owned());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+async fn signup(caller: Caller, body: Bytes) -> Answer {
+    let mut fields = body_object(&body).map_err(fail)?;
+    let email = text_field(&fields, "email").map_err(fail)?;
+    let password = text_field(&fields, "password").map_err(fail)?;
+    let username = match fields.remove("username") {
+        Some(Value::String(name)) => Some(name),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(fail(Error::invalid("`username` must be a string"))),
+    };
+    // Server-managed fields in the extras are ignored on signup (the study's policy), the rest
+    // becomes the profile.
+    for managed in [
+        "email",
+        "password",
+        "_id",
+        "passwordHash",
+        "emailVerified",
+        "createdAt",
+        "updatedAt",
+    ] {
+        fields.remove(managed);
+    }
+    let mut new = NewUser::new(email, password);
+    new.username = username;
+    new.data = fields;
+    let client = caller.client();
+    let header_mode = caller.refresh_mode_header;
+    let db = caller.db.clone();
+    let signed_in = blocking(move || db.signup(new, &client))
+        .await
+        .map_err(fail)?;
+    let mut extra = match user_view(&signed_in.user) {
+        Value::Object(view) => view,
+        _ => Map::new(),
+    };
+    extra.insert("userId".into(), json!(signed_in.user.id));
+    Ok(signed_in_answer(
+        StatusCode::CREATED,
+        &signed_in,
+        header_mode,
+        extra,
+    ))
+}
+
+async fn login(caller: Caller, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let email = text_field(&fields, "email").map_err(fail)?;
+    let password = text_field(&fields, "password").map_err(fail)?;
+    let client = caller.client();
+    let db = caller.db.clone();
+    let signed_in = blocking(move || db.login(&email, &password, &client))
+        .await
+        .map_err(fail)?;
+    Ok(signed_in_answer(
+        StatusCode::OK,
+        &signed_in,
+        caller.refresh_mode_header,
+        Map::new(),
+    ))
+}
+
+async fn refresh(caller: Caller, headers: HeaderMap) -> Answer {
+    let token = presented_refresh_token(&headers)
+        .ok_or_else(|| fail(Error::unauthenticated("a refresh token is required")))?;
+    let header_mode = caller.refresh_mode_header || headers.contains_key("x-refresh-token");
+    let db = caller.db.clone();
+    let signed_in = blocking(move || db.refresh(&token)).await.map_err(fail)?;
+    Ok(signed_in_answer(
+        StatusCode::OK,
+        &signed_in,
+        header_mode,
+        Map::new(),
+    ))
+}
+
+async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
+    let db = caller.db.clone();
+    let bearer = caller.presented.bearer.clone();
+    let refresh_token = presented_refresh_token(&headers);
+    blocking(move || {
+        // Idempotent: whatever can be ended is ended, nothing to end is fine.
+        if let Some(session) = bearer.and_then(|token| db.authenticate(&token).ok()) {
+            db.logout(&session)?;
+        }
+        if let Some(token) = refresh_token {
+            db.logout_refresh_token(&token)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(fail)?;
+    let mut response = super::json_response(
+        StatusCode::OK,
+        json!({"success": true, "message": "Logged out"}),
+    );
+    set_refresh_cookie(&mut response, None);
+    Ok(no_store(response))
+}
+
+/// The caller's own session, from the Bearer.
+fn session(caller: &Caller) -> Result<crate::sessions::UserSession> {
+    let token = caller
+        .presented
+        .bearer
+        .as_deref()
+        .ok_or_else(|| Error::unauthenticated("a Bearer token is required"))?;
+    caller.db.authenticate(token)
+}
+
+async fn me(caller: Caller) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    Ok(no_store(ok(StatusCode::OK, user_view(session.user()), "")))
+}
+
+async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer {
+    let profile = caller.db.public_profile(&username).map_err(fail)?;
+    let mut view = profile.fields;
+    view.insert("_id".into(), json!(profile.id));
+    view.insert("username".into(), json!(profile.username));
+    view.insert("createdAt".into(), json!(iso_millis(&profile.created_at)));
+    Ok(ok(StatusCode::OK, Value::Object(view), ""))
+}
+
+async fn update_profile(caller: Caller, body: Bytes) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    let changes = Value::Object(body_object(&body).map_err(fail)?);
+    let db = caller.db.clone();
+    let user = blocking(move || db.update_profile(&session, &changes))
+        .await
+        .map_err(fail)?;
+    Ok(no_store(ok(
+        StatusCode::OK,
+        json!({"message": "Profile updated", "user": user_view(&user)}),
+        "Profile updated",
+    )))
+}
+
+async fn change_password(caller: Caller, body: Bytes) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    let fields = body_object(&body).map_err(fail)?;
+    let current = text_field(&fields, "currentPassword").map_err(fail)?;
+    let new = text_field(&fields, "newPassword").map_err(fail)?;
+    let db = caller.db.clone();
+    blocking(move || db.change_password(&session, &current, &new))
+        .await
+        .map_err(fail)?;
+    Ok(no_store(ok(
+        StatusCode::OK,
+        json!({"message": "Password changed"}),
+        "Password changed",
+    )))
+}
+
+async fn social_exchange(_caller: Caller) -> Answer {
+    Err(fail(Error::invalid(
+        "social login is not available on this server: no exchange code was issued",
+    )))
+}
+
+async fn social_start(_caller: Caller) -> Response {
+    super::json_response(
+        StatusCode::NOT_IMPLEMENTED,
+        json!({"success": false, "error": "social login needs the network and is not available", "message": "social login is not available", "code": 501}),
+    )
+}
+
+/// `users` is never reachable through data routes, in any spelling.
+fn data_collection(name: &str) -> Result<String> {
+    if name.eq_ignore_ascii_case("users") {
+        return Err(Error::forbidden(
+            "the users collection is not reachable here",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A document body: `_id`, `createdAt`, `updatedAt` are ignored; `$` operators refused.
+fn document_body(body: &Bytes) -> Result<Value> {
+    let mut fields = body_object(body)?;
+    for managed in ["_id", "createdAt", "updatedAt"] {
+        fields.remove(managed);
+    }
+    if fields.keys().any(|k| k.starts_with('$')) {
+        return Err(Error::invalid("keys starting with $ are not allowed"));
+    }
+    Ok(Value::Object(fields))
+}
+
+fn field_name(name: &str) -> &str {
+    match name {
+        "_id" => "id",
+        "createdAt" => "created_at",
+        "updatedAt" => "updated_at",
+        other => other,
+    }
+}
+
+/// The list query: `f=v`, `f_gt|gte|lt|lte|ne|in|exists=v`, `sort`, `page`, `limit`, `skip`,
+/// `count`.
+struct ListRequest {
+    query: Query,
+    page: usize,
+    limit: usize,
+    count_only: bool,
+}
+
+fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
+    let mut conditions = Vec::new();
+    let mut in_lists: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut sort = Vec::new();
+    let (mut page, mut limit, mut skip, mut count_only) = (1usize, PAGE_LIMIT, None, false);
+    let number = |name: &str, value: &str| {
+        value
+            .parse::<usize>()
+            .map_err(|_| Error::invalid(format!("`{name}` must be a whole number")))
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "sort" => {
+                for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let (field, order) = match part.split_once(':') {
+                        Some((field, "desc" | "-1")) => (field, Order::Desc),
+                        Some((field, "asc" | "1")) => (field, Order::Asc),
+                        Some(_) => return Err(Error::invalid("sort order must be asc or desc")),
+                        None => match part.strip_prefix('-') {
+                            Some(field) => (field, Order::Desc),
+                            None => (part, Order::Asc),
+                        },
+                    };
+                    sort.push(Sort {
+                        path: field_name(field).to_owned(),
+                        order,
+                    });
+                }
+            }
+            "page" => page = number(key, value)?.max(1),
+            "limit" => limit = number(key, value)?.clamp(1, PAGE_LIMIT),
+            "skip" => skip = Some(number(key, value)?),
+            "count" => count_only = value == "true" || value == "1",
+            k if RESERVED_PARAMS.contains(&k) => {}
+            _ => {
+                let (field, op) = match key.rsplit_once('_') {
+                    Some((field, op @ ("gt" | "gte" | "lt" | "lte" | "ne" | "in" | "exists")))
+                        if !field.is_empty() =>
+                    {
+                        (field, op)
+                    }
+                    _ => (key.as_str(), "eq"),
+                };
+                let path = field_name(field).to_owned();
+                let text = Value::String(value.clone());
+                let condition = match op {
+                    "gt" => Filter::Compare {
+                        path,
+                        op: Op::Gt,
+                        value: text,
+                    },
+                    "gte" => Filter::Compare {
+                        path,
+                        op: Op::Gte,
+                        value: text,
+                    },
+                    "lt" => Filter::Compare {
+                        path,
+                        op: Op::Lt,
+                        value: text,
+                    },
+                    "lte" => Filter::Compare {
+                        path,
+                        op: Op::Lte,
+                        value: text,
+                    },
+                    "ne" => Filter::Compare {
+                        path,
+                        op: Op::Ne,
+                        value: text,
+                    },
+                    "exists" => match value.as_str() {
+                        "true" | "True" | "1" => !Filter::is_null(path),
+                        _ => Filter::is_null(path),
+                    },
+                    "in" => {
+                        let values = value.split(',').map(|v| Value::String(v.to_owned()));
+                        match in_lists.iter_mut().find(|(p, _)| *p == path) {
+                            Some((_, list)) => list.extend(values),
+                            None => in_lists.push((path, values.collect())),
+                        }
+                        continue;
+                    }
+                    _ => Filter::Compare {
+                        path,
+                        op: Op::Eq,
+                        value: text,
+                    },
+                };
+                conditions.push(condition);
+            }
+        }
+    }
+    for (path, values) in in_lists {
+        // An array field matches when any element is in the list.
+        let any_element = Filter::Or(
+            values
+                .iter()
+                .map(|v| Filter::contains(path.clone(), v.clone()))
+                .collect(),
+        );
+        conditions.push(Filter::is_in(path, values).or(any_element));
+    }
+    if sort.is_empty() {
+        sort.push(Sort {
+            path: "created_at".into(),
+            order: Order::Desc,
+        });
+    }
+    let offset = skip.unwrap_or((page - 1).saturating_mul(limit));
+    let filter = conditions.into_iter().fold(Filter::All, Filter::and);
+    Ok(ListRequest {
+        query: Query {
+            filter,
+            sort,
+            offset,
+            limit: Some(limit),
+        },
+        page,
+        limit,
+        count_only,
+    })
+}
+
+async fn list(
+    caller: Caller,
+    Path(collection): Path<String>,
+    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+) -> Answer {
+    let collection = data_collection(&collection).map_err(fail)?;
+    let request = list_request(&params).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    let data = blocking(move || {
+        let docs = db.acting_as(principal).collection::<Value>(&collection);
+        let total = docs.count(&request.query.filter)?;
+        if request.count_only {
+            return Ok(json!({"count": total}));
+        }
+        let items: Vec<Value> = docs
+            .find(&request.query)?
+            .into_iter()
+            .map(doc_view)
+            .collect();
+        Ok(json!({"items": items, "total": total, "page": request.page, "limit": request.limit}))
+    })
+    .await
+    .map_err(fail)?;
+    Ok(ok(StatusCode::OK, data, ""))
+}
+
+async fn insert(caller: Caller, Path(collection): Path<String>, body: Bytes) -> Answer {
+    let collection = data_collection(&collection).map_err(fail)?;
+    let document = document_body(&body).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    let doc = blocking(move || {
+        db.acting_as(principal)
+            .collection::<Value>(&collection)
+            .insert(&document)
+    })
+    .await
+    .map_err(fail)?;
+    Ok(ok(StatusCode::CREATED, doc_view(doc), "Document created"))
+}
+
+async fn get_one(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
+    let collection = data_collection(&collection).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    let doc = blocking(move || {
+        db.acting_as(principal)
+            .collection::<Value>(&collection)
+            .get(&id)
+    })
+    .await
+    .map_err(fail)?
+    .ok_or_else(|| fail(Error::not_found("document")))?;
+    Ok(ok(StatusCode::OK, doc_view(doc), ""))
+}
+
+async fn replace(
+    caller: Caller,
+    Path((collection, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let collection = data_collection(&collection).map_err(fail)?;
+    let document = document_body(&body).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    let doc = blocking(move || {
+        db.acting_as(principal)
+            .collection::<Value>(&collection)
+            .replace(&id, &document)
+    })
+    .await
+    .map_err(fail)?;
+    Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
+}
+
+async fn patch(
+    caller: Caller,
+    Path((collection, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let collection = data_collection(&collection).map_err(fail)?;
+    let changes = document_body(&body).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    let doc = blocking(move || {
+        db.acting_as(principal)
+            .collection::<Value>(&collection)
+            .patch(&id, &changes)
+    })
+    .await
+    .map_err(fail)?;
+    Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
+}
+
+async fn delete(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
+    let collection = data_collection(&collection).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    let doc = blocking(move || {
+        db.acting_as(principal)
+            .collection::<Value>(&collection)
+            .delete(&id)
+    })
+    .await
+    .map_err(fail)?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"_id": doc.id, "deleted": true}),
+        "Document deleted",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(query: &str) -> Vec<(String, String)> {
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn the_sdk_query_grammar() {
+        let request = list_request(&params("published=True&price_gt=50&tags_in=p&tags_in=q&sort=-price,createdAt:asc&limit=500&page=3")).unwrap();
+        assert_eq!(request.limit, 100, "limit is capped");
+        assert_eq!(request.query.offset, 200);
+        assert_eq!(
+            request.query.sort[0],
+            Sort {
+                path: "price".into(),
+                order: Order::Desc
+            }
+        );
+        assert_eq!(
+            request.query.sort[1],
+            Sort {
+                path: "created_at".into(),
+                order: Order::Asc
+            }
+        );
+        let skip = list_request(&params("skip=7&page=3")).unwrap();
+        assert_eq!(skip.query.offset, 7, "skip overrides page");
+        let default = list_request(&[]).unwrap();
+        assert_eq!(
+            default.query.sort[0],
+            Sort {
+                path: "created_at".into(),
+                order: Order::Desc
+            }
+        );
+        assert!(list_request(&params("limit=x")).is_err());
+        assert!(list_request(&params("count=true")).unwrap().count_only);
+    }
+
+    #[test]
+    fn timestamps_become_iso_millis() {
+        assert_eq!(
+            iso_millis("2025-11-04T10:00:00.123456+00:00"),
+            "2025-11-04T10:00:00.123Z"
+        );
+    }
+}

@@ -1,0 +1,615 @@
+//! The urBackend dialect and Cobru's refresh through the router, without a socket: each case is
+//! a caller, a request, the expected status and JSON, and for refusals a check that nothing
+//! changed.
+#![cfg(feature = "http")]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use larder::{CollectionSpec, Db, KeyKind, NewApiKey, Query, Rule, Rules, ServerConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Fixture {
+    db: Db,
+    router: axum::Router,
+    sk: String,
+    pk: String,
+}
+
+fn fixture() -> Fixture {
+    let db = Db::in_memory().unwrap();
+    let sk = db
+        .create_api_key(NewApiKey::new(KeyKind::Secret, "server"))
+        .unwrap()
+        .secret;
+    let pk = db
+        .create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+        .unwrap()
+        .secret;
+    let rules = Rules {
+        list: Rule::Public,
+        view: Rule::Public,
+        create: Rule::Authenticated,
+        update: Rule::Owner,
+        delete: Rule::Owner,
+    };
+    db.create_collection(
+        "posts",
+        CollectionSpec::new().rules(rules).owner_field("userId"),
+    )
+    .unwrap();
+    db.create_collection("secrets", CollectionSpec::new())
+        .unwrap();
+    let router = larder::router(db.clone(), &ServerConfig::default());
+    Fixture { db, router, sk, pk }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    json: Value,
+}
+
+impl Fixture {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let response = self
+                .router
+                .clone()
+                .oneshot(request.body(body).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            Answer {
+                status,
+                headers,
+                json,
+            }
+        })
+    }
+
+    fn signup(&self, email: &str) -> Value {
+        let answer = self.call(
+            "POST",
+            "/api/userAuth/signup",
+            &[("x-api-key", &self.pk), ("x-refresh-token-mode", "header")],
+            Some(json!({"email": email, "password": "a long enough passphrase", "name": "N"})),
+        );
+        assert_eq!(answer.status, 201, "{}", answer.json);
+        answer.json["data"].clone()
+    }
+
+    fn posts(&self) -> Vec<larder::Doc> {
+        self.db
+            .collection::<Value>("posts")
+            .find(&Query::new())
+            .unwrap()
+    }
+}
+
+fn bearer(token: &Value) -> String {
+    format!("Bearer {}", token.as_str().unwrap())
+}
+
+#[test]
+fn every_route_needs_a_project_key() {
+    let f = fixture();
+    let scoped =
+        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s"))
+            .unwrap()
+            .secret;
+    for headers in [
+        vec![],
+        vec![("x-api-key", "pk_live_nope")],
+        vec![("x-api-key", scoped.as_str())],
+    ] {
+        for (method, path) in [
+            ("GET", "/api/data/posts"),
+            ("POST", "/api/userAuth/login"),
+            ("GET", "/api/userAuth/me"),
+        ] {
+            let answer = f.call(method, path, &headers, Some(json!({})));
+            assert_eq!(answer.status, 401, "{method} {path} {headers:?}");
+            assert_eq!(answer.json["success"], false);
+            assert!(
+                answer.json["error"].is_string(),
+                "the SDK needs a string error"
+            );
+            assert_eq!(answer.json["code"], 401);
+        }
+    }
+}
+
+#[test]
+fn signup_login_me_refresh_logout() {
+    let f = fixture();
+    let data = f.signup("Ada@Example.com");
+    assert_eq!(data["email"], "ada@example.com");
+    assert_eq!(data["_id"], data["userId"]);
+    assert_eq!(data["token"], data["accessToken"]);
+    assert_eq!(data["name"], "N");
+    assert!(
+        data["refreshToken"].is_string(),
+        "header mode puts it in the body"
+    );
+    assert!(data.to_string().find("argon2").is_none());
+
+    let cookie_mode = f.call(
+        "POST",
+        "/api/userAuth/login",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"email": "ada@example.com", "password": "a long enough passphrase"})),
+    );
+    assert_eq!(cookie_mode.status, 200);
+    assert!(
+        cookie_mode.json["data"]["refreshToken"].is_null(),
+        "cookie mode keeps it out of the body"
+    );
+    let cookie = cookie_mode.headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.starts_with("refreshToken="));
+    assert_eq!(cookie_mode.headers["cache-control"], "no-store");
+    let access = cookie_mode.json["data"]["accessToken"].clone();
+
+    let me = f.call(
+        "GET",
+        "/api/userAuth/me",
+        &[("x-api-key", &f.pk), ("authorization", &bearer(&access))],
+        None,
+    );
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json["data"]["email"], "ada@example.com");
+    let forged = f.call(
+        "GET",
+        "/api/userAuth/me",
+        &[("x-api-key", &f.pk), ("authorization", "Bearer e30.e30.x")],
+        None,
+    );
+    assert_eq!(forged.status, 401);
+
+    // Refresh from the cookie, then from the header; a replay fails.
+    let raw_cookie = cookie.split(';').next().unwrap().to_owned();
+    let refreshed = f.call(
+        "POST",
+        "/api/userAuth/refresh-token",
+        &[("x-api-key", &f.pk), ("cookie", &raw_cookie)],
+        None,
+    );
+    assert_eq!(refreshed.status, 200, "{}", refreshed.json);
+    let replay = f.call(
+        "POST",
+        "/api/userAuth/refresh-token",
+        &[("x-api-key", &f.pk), ("cookie", &raw_cookie)],
+        None,
+    );
+    assert_eq!(replay.status, 401);
+    let header_token = data["refreshToken"].as_str().unwrap();
+    let by_header = f.call(
+        "POST",
+        "/api/userAuth/refresh-token",
+        &[("x-api-key", &f.pk), ("x-refresh-token", header_token)],
+        None,
+    );
+    assert_eq!(by_header.status, 200);
+    assert!(by_header.json["data"]["refreshToken"].is_string());
+
+    let new_access = by_header.json["data"]["accessToken"].clone();
+    let out = f.call(
+        "POST",
+        "/api/userAuth/logout",
+        &[
+            ("x-api-key", &f.pk),
+            ("authorization", &bearer(&new_access)),
+        ],
+        None,
+    );
+    assert_eq!(out.status, 200);
+    assert_eq!(out.json["success"], true);
+    let after = f.call(
+        "GET",
+        "/api/userAuth/me",
+        &[
+            ("x-api-key", &f.pk),
+            ("authorization", &bearer(&new_access)),
+        ],
+        None,
+    );
+    assert_eq!(after.status, 401, "logged-out tokens die at once");
+}
+
+#[test]
+fn login_failures_look_the_same_and_throttle_with_retry_after() {
+    let f = fixture();
+    f.signup("a@example.com");
+    let wrong = f.call(
+        "POST",
+        "/api/userAuth/login",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"email": "a@example.com", "password": "wrong password!"})),
+    );
+    let unknown = f.call(
+        "POST",
+        "/api/userAuth/login",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"email": "b@example.com", "password": "wrong password!"})),
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json, unknown.json, "byte-identical bodies");
+    for _ in 0..9 {
+        f.call(
+            "POST",
+            "/api/userAuth/login",
+            &[("x-api-key", &f.pk)],
+            Some(json!({"email": "a@example.com", "password": "wrong password!"})),
+        );
+    }
+    let throttled = f.call(
+        "POST",
+        "/api/userAuth/login",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"email": "a@example.com", "password": "a long enough passphrase"})),
+    );
+    assert_eq!(throttled.status, 429);
+    let retry: u64 = throttled.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0);
+}
+
+#[test]
+fn duplicate_signups_and_server_managed_profile_fields_are_400() {
+    let f = fixture();
+    let data = f.signup("a@example.com");
+    let again = f.call(
+        "POST",
+        "/api/userAuth/signup",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"email": "A@example.com", "password": "another passphrase"})),
+    );
+    assert_eq!(again.status, 400);
+    assert!(
+        again
+            .json
+            .to_string()
+            .find(data["_id"].as_str().unwrap())
+            .is_none()
+    );
+    let token = bearer(&data["accessToken"]);
+    for body in [
+        json!({"emailVerified": true}),
+        json!({"password": "x"}),
+        json!({"_id": "x"}),
+        json!({"role": "admin"}),
+    ] {
+        let answer = f.call(
+            "PUT",
+            "/api/userAuth/update-profile",
+            &[("x-api-key", &f.pk), ("authorization", &token)],
+            Some(body.clone()),
+        );
+        assert_eq!(answer.status, 400, "{body}");
+    }
+    let ok = f.call(
+        "PUT",
+        "/api/userAuth/update-profile",
+        &[("x-api-key", &f.pk), ("authorization", &token)],
+        Some(json!({"bio": "hi"})),
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json["data"]["user"]["bio"], "hi");
+    let wrong = f.call(
+        "PUT",
+        "/api/userAuth/change-password",
+        &[("x-api-key", &f.pk), ("authorization", &token)],
+        Some(json!({"currentPassword": "nope nope", "newPassword": "a new passphrase"})),
+    );
+    assert_eq!(wrong.status, 401);
+}
+
+#[test]
+fn public_profiles_are_an_allow_list() {
+    let f = fixture();
+    let answer = f.call(
+        "POST",
+        "/api/userAuth/signup",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"email": "p@example.com", "password": "a long enough passphrase", "username": "pat", "name": "Pat", "phone": "555"})),
+    );
+    assert_eq!(answer.status, 201);
+    let profile = f.call(
+        "GET",
+        "/api/userAuth/public/pat",
+        &[("x-api-key", &f.pk)],
+        None,
+    );
+    assert_eq!(profile.status, 200);
+    assert_eq!(profile.json["data"]["name"], "Pat");
+    let text = profile.json.to_string();
+    assert!(!text.contains("555") && !text.contains("p@example.com"));
+    assert_eq!(
+        f.call(
+            "GET",
+            "/api/userAuth/public/nobody",
+            &[("x-api-key", &f.pk)],
+            None
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn the_write_matrix_and_owner_rules() {
+    let f = fixture();
+    let ada = f.signup("ada@example.com");
+    let bob = f.signup("bob@example.com");
+    let (ada_token, bob_token) = (bearer(&ada["accessToken"]), bearer(&bob["accessToken"]));
+    let as_ada = [
+        ("x-api-key", f.pk.as_str()),
+        ("authorization", ada_token.as_str()),
+    ];
+    let as_bob = [
+        ("x-api-key", f.pk.as_str()),
+        ("authorization", bob_token.as_str()),
+    ];
+
+    // pk without a user: no writes, nothing stored.
+    let anonymous = f.call(
+        "POST",
+        "/api/data/posts",
+        &[("x-api-key", &f.pk)],
+        Some(json!({"title": "x"})),
+    );
+    assert_eq!(anonymous.status, 401);
+    assert!(f.posts().is_empty());
+
+    let created = f.call(
+        "POST",
+        "/api/data/posts",
+        &as_ada,
+        Some(json!({"title": "hello", "n": 2})),
+    );
+    assert_eq!(created.status, 201, "{}", created.json);
+    let doc = &created.json["data"];
+    assert_eq!(doc["userId"], ada["_id"], "the owner is filled in");
+    assert!(doc["createdAt"].as_str().unwrap().ends_with('Z'));
+    let id = doc["_id"].as_str().unwrap().to_owned();
+
+    let spoof = f.call(
+        "POST",
+        "/api/data/posts",
+        &as_bob,
+        Some(json!({"title": "x", "userId": ada["_id"]})),
+    );
+    assert_eq!(spoof.status, 403);
+    let before = f.posts();
+    for (method, body) in [
+        ("PATCH", json!({"title": "mine now"})),
+        ("PUT", json!({"title": "mine now"})),
+    ] {
+        let answer = f.call(
+            method,
+            &format!("/api/data/posts/{id}"),
+            &as_bob,
+            Some(body),
+        );
+        assert_eq!(answer.status, 403, "{method}");
+    }
+    assert_eq!(
+        f.call("DELETE", &format!("/api/data/posts/{id}"), &as_bob, None)
+            .status,
+        403
+    );
+    assert_eq!(f.posts(), before, "refusals changed nothing");
+
+    // PUT replaces, keeping the owner; PATCH merges.
+    let put = f.call(
+        "PUT",
+        &format!("/api/data/posts/{id}"),
+        &as_ada,
+        Some(json!({"title": "replaced"})),
+    );
+    assert_eq!(put.status, 200);
+    assert_eq!(put.json["data"]["userId"], ada["_id"]);
+    assert!(put.json["data"]["n"].is_null());
+    let patched = f.call(
+        "PATCH",
+        &format!("/api/data/posts/{id}"),
+        &as_ada,
+        Some(json!({"n": 5})),
+    );
+    assert_eq!(patched.json["data"]["title"], "replaced");
+    assert_eq!(patched.json["data"]["n"], 5);
+
+    // The secret key writes anywhere, bypassing rules, with no owner checks.
+    let server = f.call(
+        "POST",
+        "/api/data/secrets",
+        &[("x-api-key", &f.sk)],
+        Some(json!({"k": 1})),
+    );
+    assert_eq!(server.status, 201);
+    assert_eq!(
+        f.call("GET", "/api/data/secrets", &[("x-api-key", &f.pk)], None)
+            .status,
+        401
+    );
+
+    let deleted = f.call("DELETE", &format!("/api/data/posts/{id}"), &as_ada, None);
+    assert_eq!(deleted.json["data"], json!({"_id": id, "deleted": true}));
+    assert_eq!(
+        f.call("DELETE", &format!("/api/data/posts/{id}"), &as_ada, None)
+            .status,
+        404
+    );
+}
+
+#[test]
+fn lists_filter_sort_page_and_count_with_typed_values() {
+    let f = fixture();
+    for (title, price, published) in [
+        ("a", 2, true),
+        ("b", 10, false),
+        ("c", 7, true),
+        ("d", 30, true),
+    ] {
+        f.call("POST", "/api/data/posts", &[("x-api-key", &f.sk)], Some(json!({"title": title, "price": price, "published": published, "tags": [title, "all"]})));
+    }
+    let titles = |answer: &Answer| -> Vec<String> {
+        answer.json["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let pk = [("x-api-key", f.pk.as_str())];
+    let sorted = f.call("GET", "/api/data/posts?sort=price", &pk, None);
+    assert_eq!(
+        titles(&sorted),
+        ["a", "c", "b", "d"],
+        "numeric, not textual"
+    );
+    assert_eq!(sorted.json["data"]["total"], 4);
+    let filtered = f.call(
+        "GET",
+        "/api/data/posts?published=True&price_gt=5&sort=-price",
+        &pk,
+        None,
+    );
+    assert_eq!(titles(&filtered), ["d", "c"]);
+    let in_list = f.call(
+        "GET",
+        "/api/data/posts?tags_in=b&tags_in=c&sort=title:asc",
+        &pk,
+        None,
+    );
+    assert_eq!(titles(&in_list), ["b", "c"]);
+    let page = f.call(
+        "GET",
+        "/api/data/posts?sort=title&limit=2&page=2",
+        &pk,
+        None,
+    );
+    assert_eq!(titles(&page), ["c", "d"]);
+    let skip = f.call(
+        "GET",
+        "/api/data/posts?sort=title&limit=2&skip=1",
+        &pk,
+        None,
+    );
+    assert_eq!(titles(&skip), ["b", "c"]);
+    let count = f.call(
+        "GET",
+        "/api/data/posts?published=true&count=true",
+        &pk,
+        None,
+    );
+    assert_eq!(count.json["data"], json!({"count": 3}));
+    assert_eq!(
+        f.call("GET", "/api/data/posts?limit=x", &pk, None).status,
+        400
+    );
+}
+
+#[test]
+fn users_and_unknown_collections_are_out_of_reach() {
+    let f = fixture();
+    for path in ["/api/data/users", "/api/data/Users", "/api/data/USERS/abc"] {
+        for key in [&f.pk, &f.sk] {
+            let answer = f.call("GET", path, &[("x-api-key", key)], None);
+            assert_eq!(answer.status, 403, "{path}");
+            let write = f.call(
+                "POST",
+                path,
+                &[("x-api-key", key)],
+                Some(json!({"email": "x"})),
+            );
+            assert!(matches!(write.status.as_u16(), 403 | 405), "{path}");
+        }
+    }
+    assert_eq!(
+        f.call("GET", "/api/data/nope", &[("x-api-key", &f.sk)], None)
+            .status,
+        404
+    );
+    assert_eq!(f.db.list_users().unwrap().len(), 0);
+}
+
+#[test]
+fn cobru_refresh_mints_access_tokens_from_one_refresh_token() {
+    let f = fixture();
+    let data = f.signup("c@example.com");
+    let refresh = data["refreshToken"].clone();
+    for _ in 0..3 {
+        let answer = f.call(
+            "POST",
+            "/token/refresh/",
+            &[("x-api-key", &f.sk)],
+            Some(json!({"refresh": refresh})),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.json);
+        let me = f.call(
+            "GET",
+            "/api/userAuth/me",
+            &[
+                ("x-api-key", &f.pk),
+                ("authorization", &bearer(&answer.json["access"])),
+            ],
+            None,
+        );
+        assert_eq!(me.status, 200);
+    }
+    let missing_key = f.call(
+        "POST",
+        "/token/refresh/",
+        &[],
+        Some(json!({"refresh": refresh})),
+    );
+    assert_eq!(missing_key.status, 401);
+    assert!(missing_key.json["detail"].is_string());
+    let wrong_field = f.call(
+        "POST",
+        "/token/refresh/",
+        &[("x-api-key", &f.sk)],
+        Some(json!({"refresh_token": refresh})),
+    );
+    assert_eq!(wrong_field.status, 400);
+    let bad = f.call(
+        "POST",
+        "/token/refresh/",
+        &[("x-api-key", &f.sk)],
+        Some(json!({"refresh": "nope"})),
+    );
+    assert_eq!(bad.status, 401);
+}
