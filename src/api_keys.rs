@@ -398,6 +398,58 @@ impl Db {
         })
     }
 
+    /// Makes this exact secret key valid (for scripts and tests that configure the admin key,
+    /// such as `LARDER_ADMIN_KEY`). Idempotent: a secret that is already a key is left as is.
+    /// Returns the key's id.
+    ///
+    /// # Errors
+    /// `InvalidInput` unless the secret is `sk_live_` followed by at least 32 characters of
+    /// `A-Z a-z 0-9 _ -`.
+    pub fn import_secret_key(&self, secret: &str, label: &str) -> Result<String> {
+        let body = secret
+            .strip_prefix(KeyKind::Secret.prefix())
+            .unwrap_or_default();
+        let well_formed = body.len() >= 32
+            && secret.len() <= MAX_SECRET_LEN
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !well_formed {
+            return Err(Error::invalid(
+                "an admin key must be sk_live_ followed by at least 32 characters of A-Z, a-z, 0-9, _ and -",
+            ));
+        }
+        let hash = secret_hash(secret);
+        let now = self.now_micros();
+        self.write_keys(|txn| {
+            let mut by_hash = txn.open_table(API_KEYS_BY_HASH)?;
+            if let Some(id) = by_hash.get(hash.as_slice())? {
+                return Ok(id.value().to_owned());
+            }
+            let id = ids::random_hex(16)?;
+            let stored = StoredKey {
+                kind: KeyKind::Secret,
+                label: label.to_owned(),
+                description: None,
+                prefix: secret
+                    .chars()
+                    .take(KeyKind::Secret.prefix().len() + 4)
+                    .collect(),
+                hash: hash.to_vec(),
+                generation: 0,
+                previous: None,
+                created_at: now,
+                last_used_at: None,
+                expires_at: None,
+                grants: Vec::new(),
+            };
+            by_hash.insert(hash.as_slice(), id.as_str())?;
+            txn.open_table(API_KEYS)?
+                .insert(id.as_str(), schema::encode(&stored)?.as_slice())?;
+            Ok(id)
+        })
+    }
+
     /// Every key, without secrets.
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use larder::{CollectionSpec, Db, Query};
+use larder::{CollectionSpec, Db, KeyKind, NewApiKey, Query, Server, ServerConfig};
 use serde_json::Value;
 
 /// A backend in one file: collections of JSON documents (and more) in one redb file.
@@ -14,7 +14,12 @@ use serde_json::Value;
 #[command(name = "larder", version, about)]
 struct Cli {
     /// The database file (created if missing).
-    #[arg(long, global = true, default_value = "larder.redb", env = "LARDER_DB")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./larder.redb",
+        env = "LARDER_DB"
+    )]
     db: PathBuf,
 
     #[command(subcommand)]
@@ -29,8 +34,53 @@ enum Command {
     /// Read and write documents.
     #[command(subcommand)]
     Docs(DocsCommand),
+    /// Serve the database over HTTP (all dialects, on one port) until Ctrl-C or SIGTERM.
+    Serve {
+        /// The address to listen on.
+        #[arg(long = "http", default_value = "127.0.0.1:8090")]
+        addr: String,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect app users.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Verify the checksums of the whole file.
     Check,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key and print its secret (shown once).
+    Create {
+        /// secret (admin), publishable (client apps) or scoped.
+        #[arg(long, value_enum, default_value = "secret")]
+        kind: KindArg,
+        /// A label for listings.
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// List keys (never their secrets), one JSON object per line.
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key's id (32 hex characters).
+        id: String,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum KindArg {
+    Secret,
+    Publishable,
+    Scoped,
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// List users, one JSON object per line.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -100,8 +150,32 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    let is_new = !cli.db.exists() || std::fs::metadata(&cli.db).is_ok_and(|m| m.len() == 0);
     let db = Db::open(&cli.db).map_err(|e| format!("{}: {e}", cli.db.display()))?;
     match cli.command {
+        Command::Serve { addr } => serve(db, &addr, is_new)?,
+        Command::Keys(KeysCommand::Create { kind, label }) => {
+            let kind = match kind {
+                KindArg::Secret => KeyKind::Secret,
+                KindArg::Publishable => KeyKind::Publishable,
+                KindArg::Scoped => KeyKind::Scoped,
+            };
+            let key = db
+                .create_api_key(NewApiKey::new(kind, label))
+                .map_err(text)?;
+            print_json(&key)?;
+        }
+        Command::Keys(KeysCommand::List) => {
+            for key in db.list_api_keys().map_err(text)? {
+                print_json(&key)?;
+            }
+        }
+        Command::Keys(KeysCommand::Revoke { id }) => db.revoke_api_key(&id).map_err(text)?,
+        Command::Users(UsersCommand::List) => {
+            for user in db.list_users().map_err(text)? {
+                print_json(&user)?;
+            }
+        }
         Command::Collections(CollectionsCommand::List) => {
             for info in db.list_collections().map_err(text)? {
                 print_json(&info)?;
@@ -161,6 +235,46 @@ fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+/// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
+fn serve(db: Db, addr: &str, is_new: bool) -> Result<(), String> {
+    if let Ok(secret) = std::env::var("LARDER_ADMIN_KEY") {
+        db.import_secret_key(&secret, "LARDER_ADMIN_KEY")
+            .map_err(text)?;
+    } else if is_new {
+        let key = db
+            .create_api_key(NewApiKey::new(KeyKind::Secret, "created by larder serve"))
+            .map_err(text)?;
+        eprintln!("larder: new database; its admin key (shown once, keep it secret):");
+        println!("{}", key.secret);
+    }
+    let config = ServerConfig {
+        log_requests: true,
+        ..ServerConfig::default()
+    };
+    let server = Server::start_with(db, addr, config).map_err(|e| format!("{addr}: {e}"))?;
+    eprintln!("larder: serving on {}", server.url());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match terminate.as_mut() {
+                    Some(signal) => { signal.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
+    });
+    eprintln!("larder: shutting down");
+    server.shutdown();
     Ok(())
 }
 

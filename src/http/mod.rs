@@ -70,7 +70,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
         .expose_headers([header::RETRY_AFTER])
         .allow_credentials(true)
         .max_age(std::time::Duration::from_secs(600));
-    Router::new()
+    let router = Router::new()
         .merge(urbackend::routes())
         .merge(cobru::routes())
         .route("/api/health", get(health))
@@ -93,7 +93,26 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
             |_: Box<dyn std::any::Any + Send>| {
                 generic_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             },
-        ))
+        ));
+    if config.log_requests {
+        router.layer(axum::middleware::from_fn(log_request))
+    } else {
+        router
+    }
+}
+
+/// One line per request: method, path (no query string: it may carry a key), status, time.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    eprintln!(
+        "{method} {path} {} {:.1}ms",
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    response
 }
 
 /// Runs a library call off the async workers (argon2 and fsync must not stall them).

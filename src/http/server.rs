@@ -33,6 +33,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Worker threads of the front's runtime (default 2).
     pub worker_threads: usize,
+    /// Write one line per request to stderr: method, path (never the query string, which may
+    /// carry a key), status and time. Default off (`larder serve` turns it on).
+    pub log_requests: bool,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +48,7 @@ impl Default for ServerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             worker_threads: 2,
+            log_requests: false,
         }
     }
 }
