@@ -32,6 +32,7 @@ pub enum Rule {
 
 /// The rule for each action on a collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Rules {
     /// Listing, counting and aggregating documents.
     pub list: Rule,
@@ -54,6 +55,7 @@ pub struct Rules {
 /// assert_eq!(spec.indexes, ["author", "stats.likes"]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
 pub struct CollectionSpec {
     /// Who may do what.
     pub rules: Rules,

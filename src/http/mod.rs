@@ -2,6 +2,7 @@
 //! [`router`], served by our own hyper accept loop ([`Server`]). Handlers decode a request, make
 //! one library call and encode the answer: no rules live here.
 
+mod admin;
 mod cobru;
 mod error;
 mod server;
@@ -73,6 +74,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
     let router = Router::new()
         .merge(urbackend::routes())
         .merge(cobru::routes())
+        .merge(admin::routes())
         .route("/api/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)

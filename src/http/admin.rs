@@ -1,0 +1,379 @@
+//! The native admin API under `/api/admin` (secret keys only), and its OpenAPI 3.1 document at
+//! `/api/openapi.json`, generated from the same route table the router is built from.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{MethodRouter, delete, get, post, put};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
+use crate::api_keys::{Grant, KeyKind, NewApiKey};
+use crate::auth::Credentials;
+use crate::collections::CollectionSpec;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::policy::{self, Action, Target};
+
+/// Every admin route: method, path, summary. The router and the OpenAPI document both come
+/// from this table, so they cannot drift apart.
+const ROUTES: &[(&str, &str, &str)] = &[
+    (
+        "post",
+        "/api/admin/keys",
+        "Create an API key; its secret is in this answer only",
+    ),
+    (
+        "get",
+        "/api/admin/keys",
+        "List API keys (never their secrets)",
+    ),
+    (
+        "post",
+        "/api/admin/keys/{id}/rotate",
+        "Give a key a new secret, with an optional overlap",
+    ),
+    ("delete", "/api/admin/keys/{id}", "Revoke a key at once"),
+    ("get", "/api/admin/collections", "List collections"),
+    (
+        "get",
+        "/api/admin/collections/{name}",
+        "Get a collection's configuration",
+    ),
+    (
+        "put",
+        "/api/admin/collections/{name}",
+        "Create or update a collection (rules, owner field, hidden fields, indexes)",
+    ),
+    (
+        "delete",
+        "/api/admin/collections/{name}",
+        "Delete a collection with its documents",
+    ),
+    ("get", "/api/admin/users", "List users"),
+    ("get", "/api/admin/users/{id}", "Get a user"),
+    (
+        "post",
+        "/api/admin/users/{id}/disable",
+        "Disable a user and end their sessions",
+    ),
+    ("post", "/api/admin/users/{id}/enable", "Enable a user"),
+    (
+        "post",
+        "/api/admin/users/{id}/end-sessions",
+        "End every session of a user",
+    ),
+    (
+        "delete",
+        "/api/admin/users/{id}",
+        "Delete a user and their sessions",
+    ),
+    ("get", "/api/admin/settings", "Read the settings"),
+    (
+        "put",
+        "/api/admin/settings",
+        "Change some settings (a JSON object of setting names)",
+    ),
+    (
+        "post",
+        "/api/admin/signing-keys/rotate",
+        "Start signing tokens with a new key",
+    ),
+];
+
+pub(crate) fn routes() -> Router<AppState> {
+    let mut router = Router::new().route("/api/openapi.json", get(openapi));
+    for (method, path, _) in ROUTES {
+        if let Some(handler) = handler(method, path) {
+            router = router.route(path, handler);
+        }
+    }
+    router
+}
+
+/// The handler of one row of [`ROUTES`] (a unit test checks every row has one).
+fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
+    Some(match (method, path) {
+        ("post", "/api/admin/keys") => post(create_key),
+        ("get", "/api/admin/keys") => get(list_keys),
+        ("post", "/api/admin/keys/{id}/rotate") => post(rotate_key),
+        ("delete", "/api/admin/keys/{id}") => delete(revoke_key),
+        ("get", "/api/admin/collections") => get(list_collections),
+        ("get", "/api/admin/collections/{name}") => get(get_collection),
+        ("put", "/api/admin/collections/{name}") => put(put_collection),
+        ("delete", "/api/admin/collections/{name}") => delete(delete_collection),
+        ("get", "/api/admin/users") => get(list_users),
+        ("get", "/api/admin/users/{id}") => get(get_user),
+        ("post", "/api/admin/users/{id}/disable") => post(disable_user),
+        ("post", "/api/admin/users/{id}/enable") => post(enable_user),
+        ("post", "/api/admin/users/{id}/end-sessions") => post(end_sessions),
+        ("delete", "/api/admin/users/{id}") => delete(delete_user),
+        ("get", "/api/admin/settings") => get(get_settings),
+        ("put", "/api/admin/settings") => put(put_settings),
+        ("post", "/api/admin/signing-keys/rotate") => post(rotate_signing_key),
+        _ => return None,
+    })
+}
+
+type Answer = std::result::Result<Response, ApiError>;
+
+fn fail(error: Error) -> ApiError {
+    ApiError::new(error, Shape::Native)
+}
+
+fn answer(status: StatusCode, value: impl serde::Serialize) -> Answer {
+    let body = serde_json::to_value(value).map_err(|e| fail(Error::internal(e)))?;
+    Ok(no_store(json_response(status, body)))
+}
+
+/// An administrator, proven at the edge: a secret key (or a JWT minted from one).
+struct Admin(Db);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, ApiError> {
+        let presented = Presented::from_request_parts(parts, state).await?;
+        let principal = state
+            .db
+            .authenticate_request(Credentials {
+                api_key: presented.api_key.as_deref(),
+                bearer: presented.bearer.as_deref(),
+            })
+            .map_err(fail)?;
+        policy::authorize(&principal, Action::ManageKeys, &Target::Admin).map_err(fail)?;
+        Ok(Admin(state.db.clone()))
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T> {
+    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid request body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyRequest {
+    kind: KeyKind,
+    label: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    permissions: BTreeMap<String, Grant>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+async fn create_key(Admin(db): Admin, body: Bytes) -> Answer {
+    let request: NewKeyRequest = parse(&body).map_err(fail)?;
+    let mut new = NewApiKey::new(request.kind, request.label);
+    new.description = request.description;
+    new.grants = request.permissions;
+    if let Some(at) = request.expires_at {
+        let micros = crate::clock::parse_rfc3339(&at)
+            .ok_or_else(|| fail(Error::invalid("`expires_at` must be an RFC 3339 time")))?;
+        new.expires_at = Some(crate::clock::from_micros(micros));
+    }
+    let key = blocking(move || db.create_api_key(new))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::CREATED, key)
+}
+
+async fn list_keys(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.list_api_keys().map_err(fail)?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RotateRequest {
+    overlap_seconds: u64,
+}
+
+async fn rotate_key(Admin(db): Admin, Path(id): Path<String>, body: Bytes) -> Answer {
+    let request: RotateRequest = parse(&body).map_err(fail)?;
+    let key =
+        blocking(move || db.rotate_api_key(&id, Duration::from_secs(request.overlap_seconds)))
+            .await
+            .map_err(fail)?;
+    answer(StatusCode::OK, key)
+}
+
+async fn revoke_key(Admin(db): Admin, Path(id): Path<String>) -> Answer {
+    let revoked = id.clone();
+    blocking(move || db.revoke_api_key(&id))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"id": revoked, "revoked": true}))
+}
+
+async fn list_collections(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.list_collections().map_err(fail)?)
+}
+
+async fn get_collection(Admin(db): Admin, Path(name): Path<String>) -> Answer {
+    answer(StatusCode::OK, db.collection_info(&name).map_err(fail)?)
+}
+
+async fn put_collection(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
+    let spec: CollectionSpec = parse(&body).map_err(fail)?;
+    let existed = db.collection_info(&name).is_ok();
+    let info = blocking(move || db.put_collection(&name, spec))
+        .await
+        .map_err(fail)?;
+    answer(
+        if existed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        },
+        info,
+    )
+}
+
+async fn delete_collection(Admin(db): Admin, Path(name): Path<String>) -> Answer {
+    let deleted = name.clone();
+    blocking(move || db.delete_collection(&name))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))
+}
+
+async fn list_users(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.list_users().map_err(fail)?)
+}
+
+async fn get_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
+    answer(StatusCode::OK, db.get_user(&id).map_err(fail)?)
+}
+
+async fn disable_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
+    let user = blocking(move || db.disable_user(&id)).await.map_err(fail)?;
+    answer(StatusCode::OK, user)
+}
+
+async fn enable_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
+    let user = blocking(move || db.enable_user(&id)).await.map_err(fail)?;
+    answer(StatusCode::OK, user)
+}
+
+async fn end_sessions(Admin(db): Admin, Path(id): Path<String>) -> Answer {
+    db.get_user(&id).map_err(fail)?;
+    let user = id.clone();
+    blocking(move || db.end_user_sessions(&id))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"id": user, "sessions_ended": true}))
+}
+
+async fn delete_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
+    let deleted = id.clone();
+    blocking(move || db.delete_user(&id)).await.map_err(fail)?;
+    answer(StatusCode::OK, json!({"id": deleted, "deleted": true}))
+}
+
+async fn get_settings(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.settings().map_err(fail)?)
+}
+
+async fn put_settings(Admin(db): Admin, body: Bytes) -> Answer {
+    let changes: Value = parse(&body).map_err(fail)?;
+    let settings = blocking(move || db.update_settings(&changes))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, settings)
+}
+
+async fn rotate_signing_key(Admin(db): Admin) -> Answer {
+    let jwks = blocking(move || {
+        db.rotate_signing_key()?;
+        Ok(db.jwks())
+    })
+    .await
+    .map_err(fail)?;
+    answer(StatusCode::OK, jwks)
+}
+
+/// The OpenAPI 3.1 document of the native routes.
+pub(crate) fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for (method, path, summary) in ROUTES {
+        let parameters: Vec<Value> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let entry = paths.entry((*path).to_owned()).or_insert_with(|| json!({}));
+        entry[*method] = json!({
+            "summary": summary,
+            "security": [{"apiKey": []}],
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "success"},
+                "201": {"description": "created"},
+                "400": {"$ref": "#/components/responses/Error"},
+                "401": {"$ref": "#/components/responses/Error"},
+                "403": {"$ref": "#/components/responses/Error"},
+                "404": {"$ref": "#/components/responses/Error"},
+            },
+        });
+    }
+    paths.insert(
+        "/.well-known/jwks.json".into(),
+        json!({"get": {"summary": "Public keys that verify access tokens (JWKS)", "security": [], "responses": {"200": {"description": "a JWKS document"}}}}),
+    );
+    paths.insert(
+        "/api/health".into(),
+        json!({"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}}),
+    );
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "larder native API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+            "responses": {"Error": {
+                "description": "an error",
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"error": {"type": "object", "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}}}
+                }}}
+            }},
+        },
+    })
+}
+
+async fn openapi(State(_): State<AppState>) -> Response {
+    json_response(StatusCode::OK, openapi_document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_route_has_a_handler_and_is_documented() {
+        for (method, path, _) in ROUTES {
+            assert!(handler(method, path).is_some(), "{method} {path}");
+        }
+        let document = openapi_document();
+        for (method, path, _) in ROUTES {
+            assert!(
+                document["paths"][path][method].is_object(),
+                "{method} {path}"
+            );
+        }
+        assert_eq!(document["openapi"], "3.1.0");
+    }
+}

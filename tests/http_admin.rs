@@ -1,0 +1,302 @@
+//! The native admin API: only administrators get in, every documented route exists, and each
+//! call does what the library call does.
+#![cfg(feature = "http")]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use larder::{Client, Db, KeyKind, NewApiKey, NewUser, ServerConfig};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct Fixture {
+    db: Db,
+    router: axum::Router,
+    sk: String,
+}
+
+fn fixture() -> Fixture {
+    let db = Db::in_memory().unwrap();
+    let sk = db
+        .create_api_key(NewApiKey::new(KeyKind::Secret, "admin"))
+        .unwrap()
+        .secret;
+    let router = larder::router(db.clone(), &ServerConfig::default());
+    Fixture { db, router, sk }
+}
+
+impl Fixture {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = if key.starts_with("ey") {
+                request.header("authorization", format!("Bearer {key}"))
+            } else {
+                request.header("x-api-key", key)
+            };
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header("content-type", "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let response = self
+                .router
+                .clone()
+                .oneshot(request.body(body).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        })
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call(method, path, Some(&self.sk), body)
+    }
+}
+
+/// Every documented admin route, with its `{params}` filled in.
+fn documented_routes(f: &Fixture) -> Vec<(String, String)> {
+    let (status, document) = f.call("GET", "/api/openapi.json", None, None);
+    assert_eq!(status, 200);
+    let mut routes = Vec::new();
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys() {
+            if path.starts_with("/api/admin") {
+                let concrete = path.replace("{id}", "abc").replace("{name}", "things");
+                routes.push((method.to_uppercase(), concrete));
+            }
+        }
+    }
+    assert!(routes.len() >= 15);
+    routes
+}
+
+#[test]
+fn only_administrators_get_in() {
+    let f = fixture();
+    let pk =
+        f.db.create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+            .unwrap()
+            .secret;
+    let scoped =
+        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s"))
+            .unwrap()
+            .secret;
+    let user =
+        f.db.signup(
+            NewUser::new("u@example.com", "a long enough passphrase"),
+            &Client::unknown(),
+        )
+        .unwrap()
+        .access_token;
+    // What a key is (its last use moves when it is presented; that is expected).
+    let keys = || {
+        f.db.list_api_keys()
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.id, k.kind, k.label, k.prefix, k.grants))
+            .collect::<Vec<_>>()
+    };
+    let keys_before = keys();
+    for (method, path) in documented_routes(&f) {
+        for (who, key, expected) in [
+            ("nobody", None, 401),
+            ("bad key", Some("sk_live_nope"), 401),
+            ("publishable", Some(pk.as_str()), 403),
+            ("scoped", Some(scoped.as_str()), 403),
+            ("user", Some(user.as_str()), 403),
+        ] {
+            let (status, body) = f.call(
+                &method,
+                &path,
+                key,
+                Some(json!({"kind": "secret", "label": "x"})),
+            );
+            assert_eq!(status.as_u16(), expected, "{who} {method} {path}: {body}");
+            assert!(body["error"]["code"].is_string(), "{body}");
+        }
+    }
+    assert_eq!(keys(), keys_before, "nothing changed");
+    assert!(f.db.list_collections().unwrap().is_empty());
+}
+
+#[test]
+fn every_documented_route_exists() {
+    let f = fixture();
+    for (method, path) in documented_routes(&f) {
+        let (status, body) = f.admin(&method, &path, Some(json!({})));
+        assert!(
+            status != 404 || body["error"]["code"] == "not_found",
+            "{method} {path}: {status} {body}"
+        );
+        assert_ne!(status, 405, "{method} {path}");
+    }
+}
+
+#[test]
+fn keys_are_created_listed_rotated_and_revoked() {
+    let f = fixture();
+    let (status, created) = f.admin(
+        "POST",
+        "/api/admin/keys",
+        Some(json!({"kind": "scoped", "label": "reports", "permissions": {"orders": {"read": true}}})),
+    );
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let id = created["info"]["id"].as_str().unwrap().to_owned();
+    let (_, listed) = f.admin("GET", "/api/admin/keys", None);
+    assert!(
+        !listed.to_string().contains(&secret),
+        "listings never show secrets"
+    );
+    let (status, rotated) = f.admin("POST", &format!("/api/admin/keys/{id}/rotate"), None);
+    assert_eq!(status, 200);
+    assert_ne!(rotated["secret"], created["secret"]);
+    assert!(
+        f.db.with_key(&secret).is_err(),
+        "no overlap asked: the old secret is dead"
+    );
+    let (status, _) = f.admin("DELETE", &format!("/api/admin/keys/{id}"), None);
+    assert_eq!(status, 200);
+    assert!(f.db.with_key(rotated["secret"].as_str().unwrap()).is_err());
+    let (status, _) = f.admin(
+        "POST",
+        "/api/admin/keys",
+        Some(json!({"kind": "root", "label": "x"})),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = f.admin(
+        "POST",
+        "/api/admin/keys",
+        Some(json!({"kind": "secret", "label": "x", "expires_at": "tomorrow"})),
+    );
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn collections_are_put_read_and_deleted() {
+    let f = fixture();
+    let spec = json!({"rules": {"list": "public", "view": "public", "create": "authenticated", "update": "owner", "delete": {"roles": ["moderator"]}}, "owner_field": "owner", "hidden_fields": ["secret"], "indexes": ["owner"]});
+    let (status, created) = f.admin("PUT", "/api/admin/collections/posts", Some(spec.clone()));
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["spec"]["rules"]["delete"],
+        json!({"roles": ["moderator"]})
+    );
+    let (status, _) = f.admin(
+        "PUT",
+        "/api/admin/collections/posts",
+        Some(json!({"indexes": []})),
+    );
+    assert_eq!(status, 200);
+    let (_, got) = f.admin("GET", "/api/admin/collections/posts", None);
+    assert_eq!(
+        got["spec"]["rules"]["list"], "admin",
+        "left-out rules are admin-only"
+    );
+    let (status, _) = f.admin(
+        "PUT",
+        "/api/admin/collections/posts",
+        Some(json!({"rules": {"list": "everyone"}})),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = f.admin("PUT", "/api/admin/collections/Bad-Name", Some(json!({})));
+    assert_eq!(status, 400);
+    let (_, listed) = f.admin("GET", "/api/admin/collections", None);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        f.admin("DELETE", "/api/admin/collections/posts", None).0,
+        200
+    );
+    assert_eq!(f.admin("GET", "/api/admin/collections/posts", None).0, 404);
+}
+
+#[test]
+fn users_settings_and_signing_keys() {
+    let f = fixture();
+    let signed_in =
+        f.db.signup(
+            NewUser::new("u@example.com", "a long enough passphrase"),
+            &Client::unknown(),
+        )
+        .unwrap();
+    let id = &signed_in.user.id;
+    let (_, users) = f.admin("GET", "/api/admin/users", None);
+    assert_eq!(users[0]["email"], "u@example.com");
+    assert!(!users.to_string().contains("argon2"));
+    assert_eq!(
+        f.admin("POST", &format!("/api/admin/users/{id}/disable"), None)
+            .1["disabled"],
+        true
+    );
+    assert!(f.db.authenticate(&signed_in.access_token).is_err());
+    assert_eq!(
+        f.admin("POST", &format!("/api/admin/users/{id}/enable"), None)
+            .1["disabled"],
+        false
+    );
+    assert_eq!(
+        f.admin("POST", &format!("/api/admin/users/{id}/end-sessions"), None)
+            .0,
+        200
+    );
+    assert_eq!(
+        f.admin("DELETE", &format!("/api/admin/users/{id}"), None).0,
+        200
+    );
+    assert_eq!(
+        f.admin("GET", &format!("/api/admin/users/{id}"), None).0,
+        404
+    );
+
+    let (status, settings) = f.admin(
+        "PUT",
+        "/api/admin/settings",
+        Some(json!({"JWT_EXPIRY_MINUTES": 15, "ALLOWED_ORIGINS": "http://localhost:5173"})),
+    );
+    assert_eq!(status, 200, "{settings}");
+    assert_eq!(settings["JWT_EXPIRY_MINUTES"], 15);
+    let (status, _) = f.admin(
+        "PUT",
+        "/api/admin/settings",
+        Some(json!({"JWT_EXPIRY_MINUTES": 0})),
+    );
+    assert_eq!(status, 400);
+    let (status, _) = f.admin(
+        "PUT",
+        "/api/admin/settings",
+        Some(json!({"ALLOWED_ORIGINS": ["*"]})),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(
+        f.admin("GET", "/api/admin/settings", None).1["JWT_EXPIRY_MINUTES"],
+        15,
+        "refusals changed nothing"
+    );
+
+    let (status, jwks) = f.admin("POST", "/api/admin/signing-keys/rotate", None);
+    assert_eq!(status, 200);
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    let (_, public) = f.call("GET", "/.well-known/jwks.json", None, None);
+    assert_eq!(public, jwks);
+}
