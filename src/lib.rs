@@ -61,6 +61,7 @@ mod error;
 mod http;
 mod ids;
 mod index;
+mod mail;
 mod password;
 mod policy;
 mod principal;
@@ -84,6 +85,7 @@ pub use documents::{Collection, Doc};
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
+pub use mail::{MailMessage, OutboxMessage};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 pub use policy::{Action, Decision};
 pub use principal::Principal;

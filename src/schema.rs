@@ -49,6 +49,9 @@ pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const API_KEYS_BY_HASH: TableDefinition<&[u8], &str> =
     TableDefinition::new("api_keys_by_hash_v1");
 
+/// Message id → the outbox entry as JSON text.
+pub(crate) const OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("outbox_v1");
+
 /// Setting name → its value as JSON text.
 pub(crate) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings_v1");
 
@@ -65,6 +68,7 @@ pub(crate) const FIXED_TABLES: &[&str] = &[
     "settings_v1",
     "api_keys_v1",
     "api_keys_by_hash_v1",
+    "outbox_v1",
 ];
 /// Names of the multimap tables every database has.
 pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &["sessions_by_user_v1"];
@@ -186,6 +190,7 @@ mod tests {
             SETTINGS.name(),
             API_KEYS.name(),
             API_KEYS_BY_HASH.name(),
+            OUTBOX.name(),
         ];
         assert_eq!(FIXED_TABLES, names);
         assert_eq!(FIXED_MULTIMAP_TABLES, [SESSIONS_BY_USER.name()]);

@@ -65,6 +65,14 @@ impl TestServer {
         self.handle.addr()
     }
 
+    /// Every mail message the server sent (one-time codes, verification links, …).
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn outbox(&self) -> Result<Vec<crate::mail::OutboxMessage>> {
+        self.db.outbox()
+    }
+
     /// Stops the server (dropping it does the same).
     pub fn shutdown(self) {
         self.handle.shutdown();

@@ -613,3 +613,53 @@ fn cobru_refresh_mints_access_tokens_from_one_refresh_token() {
     );
     assert_eq!(bad.status, 401);
 }
+
+#[test]
+fn mail_goes_to_the_outbox_with_the_secret_key_only() {
+    let f = fixture();
+    let body = json!({"to": ["a@example.com", "b@example.com"], "subject": "Hi", "text": "Hello"});
+    let refused = f.call(
+        "POST",
+        "/api/mail/send",
+        &[("x-api-key", &f.pk)],
+        Some(body.clone()),
+    );
+    assert_eq!(refused.status, 403);
+    assert!(f.db.outbox().unwrap().is_empty());
+    let sent = f.call(
+        "POST",
+        "/api/mail/send",
+        &[("x-api-key", &f.sk)],
+        Some(body),
+    );
+    assert_eq!(sent.status, 200, "{}", sent.json);
+    assert_eq!(sent.json["data"]["provider"], "outbox");
+    let template = f.call(
+        "POST",
+        "/api/mail/send",
+        &[("x-api-key", &f.sk)],
+        Some(json!({"to": "c@example.com", "templateName": "welcome", "variables": {"name": "C"}})),
+    );
+    assert_eq!(template.status, 200);
+    for bad in [
+        json!({"to": "not an email", "subject": "x", "text": "y"}),
+        json!({"to": "a@example.com"}),
+        json!({"subject": "x", "text": "y"}),
+    ] {
+        assert_eq!(
+            f.call(
+                "POST",
+                "/api/mail/send",
+                &[("x-api-key", &f.sk)],
+                Some(bad.clone())
+            )
+            .status,
+            400,
+            "{bad}"
+        );
+    }
+    let outbox = f.db.outbox().unwrap();
+    assert_eq!(outbox.len(), 2);
+    assert_eq!(outbox[0].message.to, ["a@example.com", "b@example.com"]);
+    assert_eq!(outbox[1].message.template.as_deref(), Some("welcome"));
+}

@@ -118,6 +118,7 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("get", "/api/admin/settings") => get(get_settings),
         ("put", "/api/admin/settings") => put(put_settings),
         ("post", "/api/admin/signing-keys/rotate") => post(rotate_signing_key),
+        ("get", "/api/admin/outbox") => get(outbox),
         _ => return None,
     })
 }
@@ -302,6 +303,10 @@ async fn rotate_signing_key(Admin(db): Admin) -> Answer {
     .await
     .map_err(fail)?;
     answer(StatusCode::OK, jwks)
+}
+
+async fn outbox(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.outbox().map_err(fail)?)
 }
 
 /// The OpenAPI 3.1 document of the native routes.

@@ -48,6 +48,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/userAuth/change-password", put(change_password))
         .route("/api/userAuth/social/exchange", post(social_exchange))
         .route("/api/userAuth/social/{provider}/start", get(social_start))
+        .route("/api/mail/send", post(send_mail))
         .route("/api/data/{collection}", get(list).post(insert))
         .route(
             "/api/data/{collection}/{id}",
@@ -399,6 +400,58 @@ async fn social_start(_caller: Caller) -> Response {
         StatusCode::NOT_IMPLEMENTED,
         json!({"success": false, "error": "social login needs the network and is not available", "message": "social login is not available", "code": 501}),
     )
+}
+
+/// A string or a list of strings.
+fn addresses(value: Option<&Value>) -> Result<Vec<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(one)) => Ok(vec![one.clone()]),
+        Some(Value::Array(many)) => many
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::invalid("recipients must be strings"))
+            })
+            .collect(),
+        Some(_) => Err(Error::invalid("recipients must be a string or a list")),
+    }
+}
+
+async fn send_mail(caller: Caller, body: Bytes) -> Answer {
+    if !caller.trusted() {
+        return Err(fail(Error::forbidden("sending mail needs the secret key")));
+    }
+    let fields = body_object(&body).map_err(fail)?;
+    let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+    let message = crate::mail::MailMessage {
+        to: addresses(fields.get("to")).map_err(fail)?,
+        cc: addresses(fields.get("cc")).map_err(fail)?,
+        bcc: addresses(fields.get("bcc")).map_err(fail)?,
+        from: text("from"),
+        subject: text("subject"),
+        text: text("text"),
+        html: text("html"),
+        template: text("templateName").or_else(|| text("templateId")),
+        variables: fields
+            .get("variables")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let db = caller.db.clone();
+    let (id, sent) = blocking(move || {
+        let id = db.send_mail(message)?;
+        Ok((id, db.outbox()?.len()))
+    })
+    .await
+    .map_err(fail)?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"id": id, "provider": "outbox", "monthlyUsage": sent, "monthlyLimit": null}),
+        "Mail queued",
+    ))
 }
 
 /// `users` is never reachable through data routes, in any spelling.

@@ -177,6 +177,12 @@ def change_password():
     client().auth.login("bob@example.com", "a new passphrase")
 
 
+def mail_with_the_secret_key():
+    sent = client(SK).mail.send("ada@example.com", subject="Hello", text="From the SDK")
+    assert sent["provider"] == "outbox" and sent["id"], sent
+    expect(AuthError, lambda: client().mail.send("ada@example.com", subject="x", text="y"), 403)
+
+
 def throttling_says_when_to_retry():
     app = client()
     for _ in range(10):
@@ -198,6 +204,7 @@ for name, function in [
     ("the key and owner write matrix", the_write_matrix),
     ("delete and logout", delete_and_logout),
     ("change password", change_password),
+    ("mail with the secret key", mail_with_the_secret_key),
     ("throttling with Retry-After", throttling_says_when_to_retry),
 ]:
     check(name, function)

@@ -1,0 +1,152 @@
+//! Outgoing mail. Every message is kept in an outbox table in the file: readable by
+//! administrators (and by tests through the fixture), so account flows can be tested without a
+//! mail server.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::format_rfc3339;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::schema::OUTBOX;
+use crate::users::fold_email;
+
+/// Most recipients of one message (to, cc and bcc together).
+const MAX_RECIPIENTS: usize = 50;
+/// Largest subject, text or HTML part, in bytes.
+const MAX_PART_BYTES: usize = 256 * 1024;
+
+/// A message to send: `subject` with `text` and/or `html`, or a `template` with `variables`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MailMessage {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Copy recipients.
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// Blind copy recipients.
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    /// The sender shown, if not the default.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The plain-text body.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The HTML body.
+    #[serde(default)]
+    pub html: Option<String>,
+    /// A template name (`welcome`, `otp`, `password-reset`, `invite`, or your own).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Values for the template.
+    #[serde(default)]
+    pub variables: Map<String, Value>,
+}
+
+/// A message in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Its id (time-ordered).
+    pub id: String,
+    /// When it was sent (RFC 3339).
+    pub sent_at: String,
+    /// The message.
+    pub message: MailMessage,
+}
+
+impl MailMessage {
+    fn validate(&mut self) -> Result<()> {
+        let mut count = 0;
+        for list in [&mut self.to, &mut self.cc, &mut self.bcc] {
+            for address in list.iter_mut() {
+                *address = fold_email(address).map_err(|_| {
+                    Error::invalid(format!("invalid recipient `{}`", address.escape_debug()))
+                })?;
+                count += 1;
+            }
+        }
+        if self.to.is_empty() {
+            return Err(Error::invalid(
+                "a message needs at least one recipient in `to`",
+            ));
+        }
+        if count > MAX_RECIPIENTS {
+            return Err(Error::invalid(format!(
+                "at most {MAX_RECIPIENTS} recipients"
+            )));
+        }
+        let has_content = self.subject.is_some() && (self.text.is_some() || self.html.is_some());
+        if !has_content && self.template.is_none() {
+            return Err(Error::invalid(
+                "give a subject with text or html, or a template",
+            ));
+        }
+        for part in [&self.subject, &self.text, &self.html]
+            .into_iter()
+            .flatten()
+        {
+            if part.len() > MAX_PART_BYTES {
+                return Err(Error::too_large("a message part", MAX_PART_BYTES as u64));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Db {
+    /// Sends a message: it is validated and kept in the outbox. Returns its id.
+    ///
+    /// # Errors
+    /// `InvalidInput` for no or malformed recipients, or no content.
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// use larder::MailMessage;
+    /// let db = larder::Db::in_memory()?;
+    /// let message = MailMessage {
+    ///     to: vec!["ada@example.com".into()],
+    ///     subject: Some("Hello".into()),
+    ///     text: Some("Welcome aboard".into()),
+    ///     ..MailMessage::default()
+    /// };
+    /// db.send_mail(message)?;
+    /// assert_eq!(db.outbox()?[0].message.subject.as_deref(), Some("Hello"));
+    /// # Ok(()) }
+    /// ```
+    pub fn send_mail(&self, mut message: MailMessage) -> Result<String> {
+        message.validate()?;
+        let id = self.new_id();
+        let entry = OutboxMessage {
+            id: id.clone(),
+            sent_at: format_rfc3339(self.now_micros()),
+            message,
+        };
+        let json = serde_json::to_string(&entry).map_err(Error::internal)?;
+        self.write(|txn| {
+            txn.open_table(OUTBOX)?.insert(id.as_str(), json.as_str())?;
+            Ok(())
+        })?;
+        Ok(id)
+    }
+
+    /// Every message sent, oldest first.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn outbox(&self) -> Result<Vec<OutboxMessage>> {
+        self.read(|txn| {
+            let table = txn.open_table(OUTBOX)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (_, json) = entry?;
+                out.push(serde_json::from_str(json.value()).map_err(Error::internal)?);
+            }
+            Ok(out)
+        })
+    }
+}
