@@ -41,44 +41,21 @@ pub(crate) struct AppState {
 /// `tower::ServiceExt::oneshot`).
 pub fn router(db: Db, config: &ServerConfig) -> Router {
     let state = AppState { db: db.clone() };
-    let cors_db = db.clone();
-    let cors = CorsLayer::new()
-        // The exact list from the settings, read per request: no `*`, no reflection of
-        // arbitrary origins, never `null`.
-        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            let Ok(origin) = origin.to_str() else {
-                return false;
-            };
-            origin != "null"
-                && cors_db
-                    .settings()
-                    .is_ok_and(|s| s.allowed_origins.iter().any(|o| o == origin))
-        }))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("x-refresh-token"),
-            HeaderName::from_static("x-refresh-token-mode"),
-        ])
-        .expose_headers([header::RETRY_AFTER])
-        .allow_credentials(true)
-        .max_age(std::time::Duration::from_secs(600));
-    let router = Router::new()
+    let routes = Router::new()
         .merge(urbackend::routes())
         .merge(cobru::routes())
         .merge(admin::routes())
         .route("/api/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    protect(routes, db, config)
+}
+
+/// The protections every route gets, innermost first.
+fn protect(routes: Router, db: Db, config: &ServerConfig) -> Router {
+    let cors = cors(db);
+    let router = routes
         // Innermost: the body limit, so chunked bodies over the limit are cut off too.
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -115,6 +92,40 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         started.elapsed().as_secs_f64() * 1000.0
     );
     response
+}
+
+/// CORS: the exact origin list of the settings, read per request.
+fn cors(db: Db) -> CorsLayer {
+    let cors_db = db;
+    CorsLayer::new()
+        // The exact list from the settings, read per request: no `*`, no reflection of
+        // arbitrary origins, never `null`.
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            let Ok(origin) = origin.to_str() else {
+                return false;
+            };
+            origin != "null"
+                && cors_db
+                    .settings()
+                    .is_ok_and(|s| s.allowed_origins.iter().any(|o| o == origin))
+        }))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-refresh-token"),
+            HeaderName::from_static("x-refresh-token-mode"),
+        ])
+        .expose_headers([header::RETRY_AFTER])
+        .allow_credentials(true)
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Runs a library call off the async workers (argon2 and fsync must not stall them).
@@ -261,4 +272,46 @@ pub(crate) fn no_store(mut response: Response) -> Response {
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("secret detail")
+    }
+
+    #[test]
+    fn a_panicking_handler_is_a_generic_500_and_the_router_lives() {
+        let db = Db::in_memory().unwrap();
+        let routes = Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }));
+        let router = protect(routes, db, &ServerConfig::default());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let request = |path: &str| {
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            };
+            let response = router.clone().oneshot(request("/boom")).await.unwrap();
+            assert_eq!(response.status(), 500);
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(
+                text.contains("internal error") && !text.contains("secret detail"),
+                "{text}"
+            );
+            let response = router.oneshot(request("/ok")).await.unwrap();
+            assert_eq!(response.status(), 200);
+        });
+    }
 }
