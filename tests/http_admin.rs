@@ -2,11 +2,11 @@
 //! call does what the library call does.
 #![cfg(feature = "http")]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+mod common;
+
+use axum::http::StatusCode;
 use larder::{Client, Db, KeyKind, NewApiKey, NewUser, ServerConfig};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Fixture {
     db: Db,
@@ -25,6 +25,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// A key goes in `x-api-key`, a token (`ey…`) in `Authorization: Bearer`.
     fn call(
         &self,
         method: &str,
@@ -32,41 +33,16 @@ impl Fixture {
         key: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut request = Request::builder().method(method).uri(path);
-        if let Some(key) = key {
-            request = if key.starts_with("ey") {
-                request.header("authorization", format!("Bearer {key}"))
-            } else {
-                request.header("x-api-key", key)
-            };
-        }
-        let body = match body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Body::from(json.to_string())
+        let bearer = key.map(|k| format!("Bearer {k}"));
+        let headers: Vec<(&str, &str)> = match (key, &bearer) {
+            (Some(token), Some(bearer)) if token.starts_with("ey") => {
+                vec![("authorization", bearer.as_str())]
             }
-            None => Body::empty(),
+            (Some(key), _) => vec![("x-api-key", key)],
+            _ => vec![],
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let response = self
-                .router
-                .clone()
-                .oneshot(request.body(body).unwrap())
-                .await
-                .unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            (
-                status,
-                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            )
-        })
+        let answer = common::http::call(&self.router, method, path, &headers, body);
+        (answer.status, answer.json)
     }
 
     fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -3,11 +3,11 @@
 //! changed.
 #![cfg(feature = "http")]
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+mod common;
+
+use common::http::Answer;
 use larder::{CollectionSpec, Db, KeyKind, NewApiKey, Query, Rule, Rules, ServerConfig};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct Fixture {
     db: Db,
@@ -44,12 +44,6 @@ fn fixture() -> Fixture {
     Fixture { db, router, sk, pk }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    json: Value,
-}
-
 impl Fixture {
     fn call(
         &self,
@@ -58,40 +52,7 @@ impl Fixture {
         headers: &[(&str, &str)],
         body: Option<Value>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = match body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let response = self
-                .router
-                .clone()
-                .oneshot(request.body(body).unwrap())
-                .await
-                .unwrap();
-            let status = response.status();
-            let headers = response.headers().clone();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Answer {
-                status,
-                headers,
-                json,
-            }
-        })
+        common::http::call(&self.router, method, path, headers, body)
     }
 
     fn signup(&self, email: &str) -> Value {

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::{ApiError, AppState, Presented, Shape, blocking, no_store};
 use crate::api_keys::{KeyIdentity, KeyKind};
 use crate::db::Db;
-use crate::documents::Doc;
+use crate::documents::{Collection, Doc};
 use crate::error::{Error, Result};
 use crate::principal::Principal;
 use crate::query::{Filter, Op, Order, Query, Sort};
@@ -618,17 +618,27 @@ fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
     })
 }
 
+/// Runs one call on a collection's documents as the caller, off the async workers.
+async fn on_documents<T: Send + 'static>(
+    caller: &Caller,
+    collection: &str,
+    call: impl FnOnce(Collection<Value>) -> Result<T> + Send + 'static,
+) -> std::result::Result<T, ApiError> {
+    let collection = data_collection(collection).map_err(fail)?;
+    let principal = caller.data_principal().map_err(fail)?;
+    let db = caller.db.clone();
+    blocking(move || call(db.acting_as(principal).collection(&collection)))
+        .await
+        .map_err(fail)
+}
+
 async fn list(
     caller: Caller,
     Path(collection): Path<String>,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
 ) -> Answer {
-    let collection = data_collection(&collection).map_err(fail)?;
     let request = list_request(&params).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    let data = blocking(move || {
-        let docs = db.acting_as(principal).collection::<Value>(&collection);
+    let data = on_documents(&caller, &collection, move |docs| {
         let total = docs.count(&request.query.filter)?;
         if request.count_only {
             return Ok(json!({"count": total}));
@@ -640,38 +650,20 @@ async fn list(
             .collect();
         Ok(json!({"items": items, "total": total, "page": request.page, "limit": request.limit}))
     })
-    .await
-    .map_err(fail)?;
+    .await?;
     Ok(ok(StatusCode::OK, data, ""))
 }
 
 async fn insert(caller: Caller, Path(collection): Path<String>, body: Bytes) -> Answer {
-    let collection = data_collection(&collection).map_err(fail)?;
     let document = document_body(&body).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    let doc = blocking(move || {
-        db.acting_as(principal)
-            .collection::<Value>(&collection)
-            .insert(&document)
-    })
-    .await
-    .map_err(fail)?;
+    let doc = on_documents(&caller, &collection, move |docs| docs.insert(&document)).await?;
     Ok(ok(StatusCode::CREATED, doc_view(doc), "Document created"))
 }
 
 async fn get_one(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
-    let collection = data_collection(&collection).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    let doc = blocking(move || {
-        db.acting_as(principal)
-            .collection::<Value>(&collection)
-            .get(&id)
-    })
-    .await
-    .map_err(fail)?
-    .ok_or_else(|| fail(Error::not_found("document")))?;
+    let doc = on_documents(&caller, &collection, move |docs| docs.get(&id))
+        .await?
+        .ok_or_else(|| fail(Error::not_found("document")))?;
     Ok(ok(StatusCode::OK, doc_view(doc), ""))
 }
 
@@ -680,17 +672,11 @@ async fn replace(
     Path((collection, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Answer {
-    let collection = data_collection(&collection).map_err(fail)?;
     let document = document_body(&body).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    let doc = blocking(move || {
-        db.acting_as(principal)
-            .collection::<Value>(&collection)
-            .replace(&id, &document)
+    let doc = on_documents(&caller, &collection, move |docs| {
+        docs.replace(&id, &document)
     })
-    .await
-    .map_err(fail)?;
+    .await?;
     Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
 }
 
@@ -699,31 +685,13 @@ async fn patch(
     Path((collection, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Answer {
-    let collection = data_collection(&collection).map_err(fail)?;
     let changes = document_body(&body).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    let doc = blocking(move || {
-        db.acting_as(principal)
-            .collection::<Value>(&collection)
-            .patch(&id, &changes)
-    })
-    .await
-    .map_err(fail)?;
+    let doc = on_documents(&caller, &collection, move |docs| docs.patch(&id, &changes)).await?;
     Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
 }
 
 async fn delete(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
-    let collection = data_collection(&collection).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    let doc = blocking(move || {
-        db.acting_as(principal)
-            .collection::<Value>(&collection)
-            .delete(&id)
-    })
-    .await
-    .map_err(fail)?;
+    let doc = on_documents(&caller, &collection, move |docs| docs.delete(&id)).await?;
     Ok(ok(
         StatusCode::OK,
         json!({"_id": doc.id, "deleted": true}),

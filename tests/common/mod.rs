@@ -1,6 +1,9 @@
 //! Shared fixtures for the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "http")]
+pub mod http;
+
 use std::path::PathBuf;
 
 use larder::{CollectionSpec, Db, ErrorKind, ManualClock};
