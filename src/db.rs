@@ -306,6 +306,7 @@ fn initialize(redb: &redb::Database) -> Result<()> {
         txn.open_table(schema::API_KEYS)?;
         txn.open_table(schema::API_KEYS_BY_HASH)?;
         txn.open_table(schema::OUTBOX)?;
+        txn.open_table(schema::ENV_VARS)?;
     }
     txn.commit()?;
     Ok(())

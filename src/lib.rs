@@ -56,6 +56,7 @@ mod clock;
 mod collections;
 mod db;
 mod documents;
+mod env_vars;
 mod error;
 #[cfg(feature = "http")]
 mod http;
@@ -82,6 +83,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use documents::{Collection, Doc};
+pub use env_vars::EnvVarInfo;
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};

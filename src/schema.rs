@@ -52,6 +52,9 @@ pub(crate) const API_KEYS_BY_HASH: TableDefinition<&[u8], &str> =
 /// Message id → the outbox entry as JSON text.
 pub(crate) const OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("outbox_v1");
 
+/// Environment variable name → value.
+pub(crate) const ENV_VARS: TableDefinition<&str, &str> = TableDefinition::new("env_vars_v1");
+
 /// Setting name → its value as JSON text.
 pub(crate) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings_v1");
 
@@ -69,6 +72,7 @@ pub(crate) const FIXED_TABLES: &[&str] = &[
     "api_keys_v1",
     "api_keys_by_hash_v1",
     "outbox_v1",
+    "env_vars_v1",
 ];
 /// Names of the multimap tables every database has.
 pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &["sessions_by_user_v1"];
@@ -191,6 +195,7 @@ mod tests {
             API_KEYS.name(),
             API_KEYS_BY_HASH.name(),
             OUTBOX.name(),
+            ENV_VARS.name(),
         ];
         assert_eq!(FIXED_TABLES, names);
         assert_eq!(FIXED_MULTIMAP_TABLES, [SESSIONS_BY_USER.name()]);

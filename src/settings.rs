@@ -30,6 +30,27 @@ pub struct Settings {
     /// Browser origins allowed by CORS, exact (`https://app.example.com`,
     /// `http://localhost:5173`). `*`, patterns and `null` are refused. Default: none.
     pub allowed_origins: Vec<String>,
+    /// Require a second factor (a one-time code by mail) at every login. Default off.
+    #[serde(rename = "ENABLE_2FA")]
+    pub enable_2fa: bool,
+    /// Allow logging in with a one-time code sent by SMS. Default off.
+    pub enable_phone_login: bool,
+    /// New accounts must confirm their email before signing in. Default off.
+    pub enable_email_verification: bool,
+    /// Digits of one-time codes, 4 to 10. Default 6.
+    pub otp_length: u32,
+    /// Send a welcome mail after signup. Default off.
+    pub send_welcome_email: bool,
+    /// The app's address: the fallback of every URL below.
+    pub frontend_url: Option<String>,
+    /// Where verification links point (`{VERIFICATION_URL}?token=…`).
+    pub verification_url: Option<String>,
+    /// Where a user lands after verifying.
+    pub verification_success_url: Option<String>,
+    /// The app's login page.
+    pub login_url: Option<String>,
+    /// Where password-reset links point (`{PASSWORD_RESET_URL}?token=…`).
+    pub password_reset_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -38,6 +59,16 @@ impl Default for Settings {
             jwt_expiry_minutes: 60,
             allowed_self_roles: Vec::new(),
             allowed_origins: Vec::new(),
+            enable_2fa: false,
+            enable_phone_login: false,
+            enable_email_verification: false,
+            otp_length: 6,
+            send_welcome_email: false,
+            frontend_url: None,
+            verification_url: None,
+            verification_success_url: None,
+            login_url: None,
+            password_reset_url: None,
         }
     }
 }
@@ -61,6 +92,20 @@ impl Settings {
         }
         for origin in &self.allowed_origins {
             validate_origin(origin)?;
+        }
+        if !(4..=10).contains(&self.otp_length) {
+            return Err(Error::invalid("OTP_LENGTH must be between 4 and 10"));
+        }
+        for (name, url) in [
+            ("FRONTEND_URL", &self.frontend_url),
+            ("VERIFICATION_URL", &self.verification_url),
+            ("VERIFICATION_SUCCESS_URL", &self.verification_success_url),
+            ("LOGIN_URL", &self.login_url),
+            ("PASSWORD_RESET_URL", &self.password_reset_url),
+        ] {
+            if let Some(url) = url {
+                validate_url(name, url)?;
+            }
         }
         Ok(())
     }
@@ -108,6 +153,43 @@ impl Db {
                 }
             }
             Ok(updated)
+        })
+    }
+}
+
+/// Checks a URL setting: absolute http(s), no spaces or control characters.
+fn validate_url(name: &str, url: &str) -> Result<()> {
+    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() > "http://".len()
+        && url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "{name} must be an absolute http(s) URL"
+        )))
+    }
+}
+
+impl Settings {
+    /// The URL a verification link points to: `VERIFICATION_URL`, else `FRONTEND_URL` +
+    /// `/verify-email`, else `None` (larder's own page).
+    pub fn verification_link_base(&self) -> Option<String> {
+        self.verification_url.clone().or_else(|| {
+            self.frontend_url
+                .as_ref()
+                .map(|f| format!("{}/verify-email", f.trim_end_matches('/')))
+        })
+    }
+
+    /// The URL a password-reset link points to: `PASSWORD_RESET_URL`, else `FRONTEND_URL` +
+    /// `/reset-password`, else `None` (larder's own page).
+    pub fn password_reset_link_base(&self) -> Option<String> {
+        self.password_reset_url.clone().or_else(|| {
+            self.frontend_url
+                .as_ref()
+                .map(|f| format!("{}/reset-password", f.trim_end_matches('/')))
         })
     }
 }

@@ -276,3 +276,28 @@ fn users_settings_and_signing_keys() {
     let (_, public) = f.call("GET", "/.well-known/jwks.json", None, None);
     assert_eq!(public, jwks);
 }
+
+#[test]
+fn environment_variables_are_masked_until_read() {
+    let f = fixture();
+    let (status, set) = f.admin(
+        "PUT",
+        "/api/admin/env/stripe%20key",
+        Some(json!({"value": "sk_test_1234567890"})),
+    );
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["name"], "STRIPE_KEY");
+    let (_, listed) = f.admin("GET", "/api/admin/env", None);
+    assert!(!listed.to_string().contains("1234567890"), "{listed}");
+    assert_eq!(listed[0]["name"], "STRIPE_KEY");
+    let (_, read) = f.admin("GET", "/api/admin/env/STRIPE_KEY", None);
+    assert_eq!(read["value"], "sk_test_1234567890");
+    let (status, _) = f.admin(
+        "PUT",
+        "/api/admin/env/JWT_EXPIRY_MINUTES",
+        Some(json!({"value": "9"})),
+    );
+    assert_eq!(status, 400, "built-in names are refused");
+    assert_eq!(f.admin("DELETE", "/api/admin/env/STRIPE_KEY", None).0, 200);
+    assert_eq!(f.admin("GET", "/api/admin/env/STRIPE_KEY", None).0, 404);
+}

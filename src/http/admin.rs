@@ -86,6 +86,31 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/api/admin/signing-keys/rotate",
         "Start signing tokens with a new key",
     ),
+    (
+        "get",
+        "/api/admin/outbox",
+        "Every mail message sent, oldest first",
+    ),
+    (
+        "get",
+        "/api/admin/env",
+        "List environment variables (values masked)",
+    ),
+    (
+        "get",
+        "/api/admin/env/{name}",
+        "Read one environment variable (unmasked)",
+    ),
+    (
+        "put",
+        "/api/admin/env/{name}",
+        "Set an environment variable: {\"value\": …}",
+    ),
+    (
+        "delete",
+        "/api/admin/env/{name}",
+        "Delete an environment variable",
+    ),
 ];
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -119,6 +144,10 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("put", "/api/admin/settings") => put(put_settings),
         ("post", "/api/admin/signing-keys/rotate") => post(rotate_signing_key),
         ("get", "/api/admin/outbox") => get(outbox),
+        ("get", "/api/admin/env") => get(list_env),
+        ("get", "/api/admin/env/{name}") => get(get_env),
+        ("put", "/api/admin/env/{name}") => put(put_env),
+        ("delete", "/api/admin/env/{name}") => delete(delete_env),
         _ => return None,
     })
 }
@@ -309,6 +338,40 @@ async fn outbox(Admin(db): Admin) -> Answer {
     answer(StatusCode::OK, db.outbox().map_err(fail)?)
 }
 
+async fn list_env(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.list_env_vars().map_err(fail)?)
+}
+
+async fn get_env(Admin(db): Admin, Path(name): Path<String>) -> Answer {
+    let value = db.env_var(&name).map_err(fail)?;
+    answer(
+        StatusCode::OK,
+        json!({"name": name.to_uppercase().replace(' ', "_"), "value": value}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvValue {
+    value: String,
+}
+
+async fn put_env(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
+    let request: EnvValue = parse(&body).map_err(fail)?;
+    let name = blocking(move || db.set_env_var(&name, &request.value))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"name": name}))
+}
+
+async fn delete_env(Admin(db): Admin, Path(name): Path<String>) -> Answer {
+    let deleted = name.clone();
+    blocking(move || db.delete_env_var(&name))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))
+}
+
 /// The OpenAPI 3.1 document of the native routes.
 pub(crate) fn openapi_document() -> Value {
     let mut paths = serde_json::Map::new();
@@ -366,6 +429,23 @@ async fn openapi(State(_): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_handler_is_in_the_route_table() {
+        let source = include_str!("admin.rs");
+        let arms = source
+            .lines()
+            .filter(|l| l.trim_start().starts_with("(\"") && l.contains(") => "));
+        for arm in arms {
+            let inner = &arm[arm.find('(').unwrap_or(0) + 1..arm.find(')').unwrap_or(0)];
+            let mut parts = inner.split(", ").map(|p| p.trim_matches('"'));
+            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            assert!(
+                ROUTES.iter().any(|(m, p, _)| *m == method && *p == path),
+                "{method} {path} has a handler but no row in ROUTES"
+            );
+        }
+    }
 
     #[test]
     fn every_documented_route_has_a_handler_and_is_documented() {
