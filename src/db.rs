@@ -307,6 +307,8 @@ fn initialize(redb: &redb::Database) -> Result<()> {
         txn.open_table(schema::API_KEYS_BY_HASH)?;
         txn.open_table(schema::OUTBOX)?;
         txn.open_table(schema::ENV_VARS)?;
+        txn.open_table(schema::OTP_CODES)?;
+        txn.open_table(schema::OTP_LINKS)?;
     }
     txn.commit()?;
     Ok(())

@@ -63,6 +63,7 @@ mod http;
 mod ids;
 mod index;
 mod mail;
+mod otp;
 mod password;
 mod policy;
 mod principal;
@@ -88,6 +89,7 @@ pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
 pub use mail::{MailMessage, OutboxMessage};
+pub use otp::{CODE_LIFETIME, MAX_ATTEMPTS, REQUEST_COOLDOWN};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 pub use policy::{Action, Decision};
 pub use principal::Principal;

@@ -52,6 +52,11 @@ pub(crate) const API_KEYS_BY_HASH: TableDefinition<&[u8], &str> =
 /// Message id → the outbox entry as JSON text.
 pub(crate) const OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("outbox_v1");
 
+/// `purpose:user_id` → the live one-time code of that purpose (postcard).
+pub(crate) const OTP_CODES: TableDefinition<&str, &[u8]> = TableDefinition::new("otp_codes_v1");
+/// SHA-256 of a link token → the `purpose:user_id` of its code.
+pub(crate) const OTP_LINKS: TableDefinition<&[u8], &str> = TableDefinition::new("otp_links_v1");
+
 /// Environment variable name → value.
 pub(crate) const ENV_VARS: TableDefinition<&str, &str> = TableDefinition::new("env_vars_v1");
 
@@ -73,6 +78,8 @@ pub(crate) const FIXED_TABLES: &[&str] = &[
     "api_keys_by_hash_v1",
     "outbox_v1",
     "env_vars_v1",
+    "otp_codes_v1",
+    "otp_links_v1",
 ];
 /// Names of the multimap tables every database has.
 pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &["sessions_by_user_v1"];
@@ -196,6 +203,8 @@ mod tests {
             API_KEYS_BY_HASH.name(),
             OUTBOX.name(),
             ENV_VARS.name(),
+            OTP_CODES.name(),
+            OTP_LINKS.name(),
         ];
         assert_eq!(FIXED_TABLES, names);
         assert_eq!(FIXED_MULTIMAP_TABLES, [SESSIONS_BY_USER.name()]);

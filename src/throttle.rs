@@ -43,6 +43,8 @@ pub(crate) enum Key {
     LoginAccount(String),
     LoginAddress(IpAddr),
     SignupAddress(IpAddr),
+    /// A one-time-code request: (purpose, email). One per cooldown.
+    CodeRequest(&'static str, String),
 }
 
 /// Most keys tracked before expired ones are swept.
@@ -67,16 +69,21 @@ impl Throttle {
             Key::LoginAccount(_) => self.config.login_failures_per_account,
             Key::LoginAddress(_) => self.config.login_failures_per_address,
             Key::SignupAddress(_) => self.config.signups_per_address,
+            Key::CodeRequest(..) => 1,
         }
     }
 
-    fn window_micros(&self) -> i64 {
-        i64::try_from(self.config.window.as_micros()).unwrap_or(i64::MAX)
+    fn window_micros(&self, key: &Key) -> i64 {
+        let window = match key {
+            Key::CodeRequest(..) => crate::otp::REQUEST_COOLDOWN,
+            _ => self.config.window,
+        };
+        i64::try_from(window.as_micros()).unwrap_or(i64::MAX)
     }
 
     /// Refuses with `RateLimited` if `key` has used up its limit at `now` (microseconds).
     pub(crate) fn check(&self, key: &Key, now: i64) -> Result<()> {
-        let window = self.window_micros();
+        let window = self.window_micros(key);
         let mut events = self.events.lock();
         let Some(times) = events.get_mut(key) else {
             return Ok(());
@@ -95,7 +102,7 @@ impl Throttle {
 
     /// Records one event (a failure or a signup) for `key`.
     pub(crate) fn record(&self, key: Key, now: i64) {
-        let window = self.window_micros();
+        let window = self.window_micros(&key);
         let mut events = self.events.lock();
         if events.len() >= SWEEP_AT {
             events.retain(|_, times| times.iter().any(|t| now - t < window));

@@ -1,0 +1,439 @@
+//! One-time codes and links: one mechanism for email verification and password reset (and,
+//! later, second factors and phone login).
+//!
+//! A code is `OTP_LENGTH` digits from the OS CSPRNG, stored only as a salted SHA-256, single
+//! use, valid 10 minutes, dead after 5 wrong attempts, bound to its purpose and account; a new
+//! request voids the previous code. A link carries a separate 256-bit token with the same
+//! properties. Requests cool down per (purpose, email) whether or not the account exists, and
+//! answer the same either way: nothing reveals whether an email is registered.
+
+use std::time::Duration;
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::ids;
+use crate::mail::MailMessage;
+use crate::schema::{self, OTP_CODES, OTP_LINKS, USERS, USERS_BY_EMAIL};
+use crate::sessions::end_sessions_of;
+use crate::throttle::Key;
+use crate::users::{StoredUser, fold_email};
+
+/// How long a code or link lives.
+pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Wrong attempts after which a code is dead.
+pub const MAX_ATTEMPTS: u8 = 5;
+/// Time between two requests for the same purpose and email.
+pub const REQUEST_COOLDOWN: Duration = Duration::from_secs(60);
+
+/// What a code is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Confirming an email address.
+    VerifyEmail,
+    /// Resetting a forgotten password.
+    ResetPassword,
+}
+
+impl Purpose {
+    fn name(self) -> &'static str {
+        match self {
+            Purpose::VerifyEmail => "verify_email",
+            Purpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A code as stored (under `purpose:user_id`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredCode {
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+    link_hash: Vec<u8>,
+    expires_at: i64,
+    attempts: u8,
+}
+
+fn code_key(purpose: Purpose, user_id: &str) -> String {
+    format!("{}:{user_id}", purpose.name())
+}
+
+fn salted(salt: &[u8], code: &str) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(salt);
+    hasher.update(code.as_bytes());
+    hasher.finalize().to_vec()
+}
+
+fn link_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn invalid_code() -> Error {
+    Error::invalid("invalid or expired code")
+}
+
+/// `length` random decimal digits, without modulo bias.
+fn random_digits(length: u32) -> Result<String> {
+    let mut digits = String::with_capacity(length as usize);
+    while digits.len() < length as usize {
+        let mut byte = [0u8; 1];
+        getrandom::fill(&mut byte)
+            .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;
+        // 250 = 25 × 10: rejecting 250..=255 keeps every digit equally likely.
+        if byte[0] < 250 {
+            digits.push(char::from(b'0' + byte[0] % 10));
+        }
+    }
+    Ok(digits)
+}
+
+impl Db {
+    /// Issues a code and a link token for a user, voiding any previous one of that purpose.
+    fn issue_code(
+        &self,
+        txn: &WriteTransaction,
+        purpose: Purpose,
+        user_id: &str,
+        length: u32,
+    ) -> Result<(String, String)> {
+        let code = random_digits(length)?;
+        let token = ids::random_secret()?;
+        let mut salt = vec![0u8; 16];
+        getrandom::fill(&mut salt)
+            .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;
+        let lifetime = i64::try_from(CODE_LIFETIME.as_micros()).unwrap_or(i64::MAX);
+        let stored = StoredCode {
+            hash: salted(&salt, &code),
+            salt,
+            link_hash: link_hash(&token),
+            expires_at: self.now_micros().saturating_add(lifetime),
+            attempts: 0,
+        };
+        let key = code_key(purpose, user_id);
+        let mut codes = txn.open_table(OTP_CODES)?;
+        let mut links = txn.open_table(OTP_LINKS)?;
+        if let Some(previous) = codes.get(key.as_str())? {
+            let previous: StoredCode = schema::decode(previous.value())?;
+            links.remove(previous.link_hash.as_slice())?;
+        }
+        codes.insert(key.as_str(), schema::encode(&stored)?.as_slice())?;
+        links.insert(stored.link_hash.as_slice(), key.as_str())?;
+        Ok((code, token))
+    }
+
+    /// Checks a code inside a write transaction: consumes it when right, counts the attempt when
+    /// wrong (the fifth wrong attempt kills it).
+    fn consume_code(
+        &self,
+        txn: &WriteTransaction,
+        purpose: Purpose,
+        user_id: &str,
+        code: &str,
+    ) -> Result<bool> {
+        let key = code_key(purpose, user_id);
+        let mut codes = txn.open_table(OTP_CODES)?;
+        let Some(mut stored) = codes
+            .get(key.as_str())?
+            .map(|v| schema::decode::<StoredCode>(v.value()))
+            .transpose()?
+        else {
+            return Ok(false);
+        };
+        let expired = self.now_micros() >= stored.expires_at;
+        let right = bool::from(salted(&stored.salt, code).as_slice().ct_eq(&stored.hash));
+        if right && !expired {
+            codes.remove(key.as_str())?;
+            txn.open_table(OTP_LINKS)?
+                .remove(stored.link_hash.as_slice())?;
+            return Ok(true);
+        }
+        stored.attempts += 1;
+        if stored.attempts >= MAX_ATTEMPTS || expired {
+            codes.remove(key.as_str())?;
+            txn.open_table(OTP_LINKS)?
+                .remove(stored.link_hash.as_slice())?;
+        } else {
+            codes.insert(key.as_str(), schema::encode(&stored)?.as_slice())?;
+        }
+        Ok(false)
+    }
+
+    /// Cools requests down per (purpose, email), known or not.
+    fn cool_down(&self, purpose: Purpose, email: &str) -> Result<()> {
+        let key = Key::CodeRequest(purpose.name(), email.to_owned());
+        let now = self.now_micros();
+        self.throttle().check(&key, now)?;
+        self.throttle().record(key, now);
+        Ok(())
+    }
+
+    /// Sends a verification code and link to an unverified account's email. Answers the same
+    /// whether or not the email is registered or already verified.
+    ///
+    /// # Errors
+    /// `RateLimited` within a minute of the previous request for this email (known or not).
+    pub fn request_email_verification(&self, email: &str) -> Result<()> {
+        let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        self.cool_down(Purpose::VerifyEmail, &email)?;
+        let settings = self.settings()?;
+        let issued = self.write(|txn| {
+            let Some(user) = user_by_email(txn, &email)? else {
+                return Ok(None);
+            };
+            if user.email_verified {
+                return Ok(None);
+            }
+            self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
+                .map(Some)
+        })?;
+        if let Some((code, token)) = issued {
+            let link = settings
+                .verification_link_base()
+                .map(|base| format!("{base}?token={token}"));
+            self.send_mail(code_mail(
+                &email,
+                "Confirm your email",
+                "confirm your email address",
+                &code,
+                link.as_deref(),
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Confirms an email with the code that was sent to it.
+    ///
+    /// # Errors
+    /// `InvalidInput` ("invalid or expired code") for a wrong, used, expired, dead or
+    /// other-purpose code, or an unknown email — all the same.
+    pub fn verify_email(&self, email: &str, code: &str) -> Result<()> {
+        let email = email.trim().to_lowercase();
+        self.write_auth(|txn| {
+            let Some(mut user) = user_by_email(txn, &email)? else {
+                return Ok(false);
+            };
+            if !self.consume_code(txn, Purpose::VerifyEmail, &user.id, code)? {
+                return Ok(false);
+            }
+            user.email_verified = true;
+            user.updated_at = self.now_micros().max(user.updated_at + 1);
+            txn.open_table(USERS)?
+                .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or_else(invalid_code)
+    }
+
+    /// Sends a password-reset code and link. Answers the same whether or not the email is
+    /// registered.
+    ///
+    /// # Errors
+    /// `RateLimited` within a minute of the previous request for this email (known or not).
+    pub fn request_password_reset(&self, email: &str) -> Result<()> {
+        let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        self.cool_down(Purpose::ResetPassword, &email)?;
+        let settings = self.settings()?;
+        let issued = self.write(|txn| {
+            let Some(user) = user_by_email(txn, &email)? else {
+                return Ok(None);
+            };
+            self.issue_code(txn, Purpose::ResetPassword, &user.id, settings.otp_length)
+                .map(Some)
+        })?;
+        if let Some((code, token)) = issued {
+            let link = settings
+                .password_reset_link_base()
+                .map(|base| format!("{base}?token={token}"));
+            self.send_mail(code_mail(
+                &email,
+                "Reset your password",
+                "reset your password",
+                &code,
+                link.as_deref(),
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Sets a new password with the code that was mailed, and ends every session of the
+    /// account. It signs nobody in, so it never bypasses a second factor.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a weak new password (checked first: the code is not spent) or an
+    /// invalid code.
+    pub fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<()> {
+        crate::password::check_new_password(new_password)?;
+        let hash = crate::password::hash_password(new_password)?;
+        let email = email.trim().to_lowercase();
+        self.write_auth(|txn| {
+            let Some(user) = user_by_email(txn, &email)? else {
+                return Ok(false);
+            };
+            if !self.consume_code(txn, Purpose::ResetPassword, &user.id, code)? {
+                return Ok(false);
+            }
+            self.set_password_in(txn, user, hash)?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or_else(invalid_code)
+    }
+
+    /// Like [`Db::reset_password`], with the token of the mailed link instead of the code.
+    ///
+    /// # Errors
+    /// As [`Db::reset_password`].
+    pub fn reset_password_with_token(&self, token: &str, new_password: &str) -> Result<()> {
+        crate::password::check_new_password(new_password)?;
+        let hash = crate::password::hash_password(new_password)?;
+        self.write_auth(|txn| {
+            let Some(user_id) = self.consume_link(txn, Purpose::ResetPassword, token)? else {
+                return Ok(false);
+            };
+            let user: StoredUser = match txn.open_table(USERS)?.get(user_id.as_str())? {
+                Some(bytes) => schema::decode(bytes.value())?,
+                None => return Ok(false),
+            };
+            self.set_password_in(txn, user, hash)?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or_else(invalid_code)
+    }
+
+    /// Confirms an email with the token of the mailed link.
+    ///
+    /// # Errors
+    /// `InvalidInput` for an invalid, used or expired token.
+    pub fn verify_email_token(&self, token: &str) -> Result<()> {
+        self.write_auth(|txn| {
+            let Some(user_id) = self.consume_link(txn, Purpose::VerifyEmail, token)? else {
+                return Ok(false);
+            };
+            let mut user: StoredUser = match txn.open_table(USERS)?.get(user_id.as_str())? {
+                Some(bytes) => schema::decode(bytes.value())?,
+                None => return Ok(false),
+            };
+            user.email_verified = true;
+            user.updated_at = self.now_micros().max(user.updated_at + 1);
+            txn.open_table(USERS)?
+                .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
+            Ok(true)
+        })?
+        .then_some(())
+        .ok_or_else(invalid_code)
+    }
+
+    /// Consumes a link token of a purpose; returns the account it was for.
+    fn consume_link(
+        &self,
+        txn: &WriteTransaction,
+        purpose: Purpose,
+        token: &str,
+    ) -> Result<Option<String>> {
+        if token.is_empty() || token.len() > 128 {
+            return Ok(None);
+        }
+        let hash = link_hash(token);
+        let Some(key) = txn
+            .open_table(OTP_LINKS)?
+            .get(hash.as_slice())?
+            .map(|v| v.value().to_owned())
+        else {
+            return Ok(None);
+        };
+        let Some(user_id) = key
+            .strip_prefix(&format!("{}:", purpose.name()))
+            .map(str::to_owned)
+        else {
+            return Ok(None); // a link of another purpose
+        };
+        let mut codes = txn.open_table(OTP_CODES)?;
+        let stored = codes
+            .remove(key.as_str())?
+            .map(|v| schema::decode::<StoredCode>(v.value()))
+            .transpose()?;
+        txn.open_table(OTP_LINKS)?.remove(hash.as_slice())?;
+        Ok(stored
+            .filter(|s| self.now_micros() < s.expires_at)
+            .map(|_| user_id))
+    }
+
+    fn set_password_in(
+        &self,
+        txn: &WriteTransaction,
+        mut user: StoredUser,
+        hash: String,
+    ) -> Result<()> {
+        user.password_hash = hash;
+        user.updated_at = self.now_micros().max(user.updated_at + 1);
+        txn.open_table(USERS)?
+            .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
+        end_sessions_of(txn, &user.id, None)
+    }
+}
+
+fn user_by_email(txn: &WriteTransaction, email: &str) -> Result<Option<StoredUser>> {
+    let Some(id) = txn
+        .open_table(USERS_BY_EMAIL)?
+        .get(email)?
+        .map(|v| v.value().to_owned())
+    else {
+        return Ok(None);
+    };
+    txn.open_table(USERS)?
+        .get(id.as_str())?
+        .map(|v| schema::decode(v.value()))
+        .transpose()
+}
+
+/// The plain-text mail carrying a code (and a link when a URL is configured).
+fn code_mail(to: &str, subject: &str, action: &str, code: &str, link: Option<&str>) -> MailMessage {
+    let mut text = format!("Your code to {action} is {code}. It is valid for 10 minutes.\n");
+    if let Some(link) = link {
+        text.push_str(&format!("\nOr open this link: {link}\n"));
+    }
+    text.push_str("\nIf you did not ask for this, ignore this message.\n");
+    let mut variables = serde_json::Map::new();
+    variables.insert("code".into(), code.into());
+    if let Some(link) = link {
+        variables.insert("link".into(), link.into());
+    }
+    MailMessage {
+        to: vec![to.to_owned()],
+        subject: Some(subject.to_owned()),
+        text: Some(text),
+        template: Some("otp".into()),
+        variables,
+        ..MailMessage::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_are_uniform_enough_and_of_the_asked_length() {
+        let mut counts = [0u32; 10];
+        for _ in 0..2000 {
+            let code = random_digits(6).unwrap();
+            assert_eq!(code.len(), 6);
+            for d in code.bytes() {
+                counts[usize::from(d - b'0')] += 1;
+            }
+        }
+        // 12,000 digits: each should appear about 1,200 times.
+        assert!(
+            counts.iter().all(|&c| (900..1500).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}

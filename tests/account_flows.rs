@@ -1,0 +1,274 @@
+//! Email verification and password reset end to end: codes read from the outbox, time moved
+//! with the manual clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::memory_db;
+use larder::{Client, Db, ErrorKind, NewUser};
+use serde_json::json;
+
+const PASSWORD: &str = "a long enough passphrase";
+
+fn kind<T: std::fmt::Debug>(result: larder::Result<T>) -> ErrorKind {
+    result.unwrap_err().kind().clone()
+}
+
+fn invalid<T: std::fmt::Debug>(result: larder::Result<T>) -> bool {
+    matches!(kind(result), ErrorKind::InvalidInput { .. })
+}
+
+/// The last code mailed to `email`, and its link token if any.
+fn last_code(db: &Db, email: &str) -> (String, Option<String>) {
+    let outbox = db.outbox().unwrap();
+    let message = outbox
+        .iter()
+        .rev()
+        .find(|m| m.message.to == [email])
+        .expect("a message was sent");
+    let code = message.message.variables["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = message.message.variables.get("link").map(|l| {
+        l.as_str()
+            .unwrap()
+            .split("token=")
+            .nth(1)
+            .unwrap()
+            .to_owned()
+    });
+    (code, token)
+}
+
+fn account(db: &Db, email: &str) {
+    db.signup(NewUser::new(email, PASSWORD), &Client::unknown())
+        .unwrap();
+}
+
+#[test]
+fn verification_by_code() {
+    let (db, clock) = memory_db();
+    account(&db, "a@example.com");
+    db.request_email_verification("A@example.com").unwrap();
+    let (code, _) = last_code(&db, "a@example.com");
+    assert_eq!(code.len(), 6);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert!(invalid(db.verify_email("a@example.com", wrong)));
+    db.verify_email("a@example.com", &code).unwrap();
+    assert!(db.list_users().unwrap()[0].email_verified);
+    assert!(
+        invalid(db.verify_email("a@example.com", &code)),
+        "single use"
+    );
+    // Verified accounts get no more codes, with the same answer.
+    clock.advance(Duration::from_secs(61));
+    let sent = db.outbox().unwrap().len();
+    db.request_email_verification("a@example.com").unwrap();
+    assert_eq!(db.outbox().unwrap().len(), sent);
+}
+
+#[test]
+fn the_code_length_follows_the_setting() {
+    let (db, _) = memory_db();
+    db.update_settings(&json!({"OTP_LENGTH": 4})).unwrap();
+    account(&db, "a@example.com");
+    db.request_email_verification("a@example.com").unwrap();
+    assert_eq!(last_code(&db, "a@example.com").0.len(), 4);
+}
+
+#[test]
+fn five_wrong_attempts_kill_the_code() {
+    let (db, _) = memory_db();
+    account(&db, "a@example.com");
+    db.request_email_verification("a@example.com").unwrap();
+    let (code, _) = last_code(&db, "a@example.com");
+    let wrong = if code == "999999" { "888888" } else { "999999" };
+    for _ in 0..5 {
+        assert!(invalid(db.verify_email("a@example.com", wrong)));
+    }
+    assert!(
+        invalid(db.verify_email("a@example.com", &code)),
+        "dead after 5 wrong attempts"
+    );
+}
+
+#[test]
+fn codes_expire_after_ten_minutes() {
+    let (db, clock) = memory_db();
+    account(&db, "a@example.com");
+    db.request_email_verification("a@example.com").unwrap();
+    let (code, _) = last_code(&db, "a@example.com");
+    clock.advance(Duration::from_secs(10 * 60 + 1));
+    assert!(invalid(db.verify_email("a@example.com", &code)));
+}
+
+#[test]
+fn a_new_request_voids_the_previous_code() {
+    let (db, clock) = memory_db();
+    account(&db, "a@example.com");
+    db.request_email_verification("a@example.com").unwrap();
+    let (first, _) = last_code(&db, "a@example.com");
+    clock.advance(Duration::from_secs(61));
+    db.request_email_verification("a@example.com").unwrap();
+    let (second, _) = last_code(&db, "a@example.com");
+    if first != second {
+        assert!(invalid(db.verify_email("a@example.com", &first)));
+    }
+    db.verify_email("a@example.com", &second).unwrap();
+}
+
+#[test]
+fn codes_are_bound_to_purpose_and_account() {
+    let (db, clock) = memory_db();
+    account(&db, "a@example.com");
+    account(&db, "b@example.com");
+    db.request_password_reset("a@example.com").unwrap();
+    let (reset_code, reset_token) = last_code(&db, "a@example.com");
+    assert!(
+        invalid(db.verify_email("a@example.com", &reset_code)),
+        "another purpose"
+    );
+    assert!(invalid(
+        db.verify_email_token(reset_token.as_deref().unwrap_or("none"))
+    ));
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        invalid(db.reset_password("b@example.com", &reset_code, "a brand new passphrase")),
+        "another account"
+    );
+    db.reset_password("a@example.com", &reset_code, "a brand new passphrase")
+        .unwrap();
+}
+
+#[test]
+fn requests_cool_down_the_same_for_known_and_unknown_emails() {
+    let (db, clock) = memory_db();
+    account(&db, "a@example.com");
+    for email in ["a@example.com", "nobody@example.com"] {
+        db.request_password_reset(email).unwrap();
+        let again = kind(db.request_password_reset(email));
+        assert!(
+            matches!(again, ErrorKind::RateLimited { retry_after_secs } if (1..=60).contains(&retry_after_secs)),
+            "{email}"
+        );
+    }
+    clock.advance(Duration::from_secs(60));
+    db.request_password_reset("nobody@example.com").unwrap();
+    assert_eq!(
+        db.outbox()
+            .unwrap()
+            .iter()
+            .filter(|m| m.message.to == ["nobody@example.com"])
+            .count(),
+        0,
+        "nothing is sent to unknown addresses"
+    );
+}
+
+#[test]
+fn a_reset_ends_every_session_and_changes_the_password() {
+    let (db, _) = memory_db();
+    let signed_in = db
+        .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
+        .unwrap();
+    db.request_password_reset("a@example.com").unwrap();
+    let (code, _) = last_code(&db, "a@example.com");
+    assert!(
+        invalid(db.reset_password("a@example.com", &code, "short")),
+        "weak password first"
+    );
+    db.reset_password("a@example.com", &code, "a brand new passphrase")
+        .unwrap();
+    assert!(db.authenticate(&signed_in.access_token).is_err());
+    assert!(db.refresh(&signed_in.refresh_token).is_err());
+    assert!(
+        db.login("a@example.com", PASSWORD, &Client::unknown())
+            .is_err()
+    );
+    db.login(
+        "a@example.com",
+        "a brand new passphrase",
+        &Client::unknown(),
+    )
+    .unwrap();
+    assert!(
+        invalid(db.reset_password("a@example.com", &code, "yet another passphrase")),
+        "single use"
+    );
+}
+
+#[test]
+fn links_work_once_and_expire() {
+    let (db, clock) = memory_db();
+    db.update_settings(&json!({"FRONTEND_URL": "https://app.example.com"}))
+        .unwrap();
+    account(&db, "a@example.com");
+    db.request_email_verification("a@example.com").unwrap();
+    let message = db.outbox().unwrap().pop().unwrap();
+    assert!(
+        message
+            .message
+            .text
+            .unwrap()
+            .contains("https://app.example.com/verify-email?token=")
+    );
+    let (_, token) = last_code(&db, "a@example.com");
+    let token = token.unwrap();
+    db.verify_email_token(&token).unwrap();
+    assert!(invalid(db.verify_email_token(&token)));
+
+    db.request_password_reset("a@example.com").unwrap();
+    let (_, token) = last_code(&db, "a@example.com");
+    clock.advance(Duration::from_secs(601));
+    assert!(invalid(db.reset_password_with_token(
+        &token.unwrap(),
+        "a brand new passphrase"
+    )));
+}
+
+#[test]
+fn the_file_holds_no_code_or_link_token() {
+    let t = common::TestDb::new();
+    t.db.signup(
+        NewUser::new("scan@example.com", PASSWORD),
+        &Client::unknown(),
+    )
+    .unwrap();
+    t.db.update_settings(&json!({"FRONTEND_URL": "https://app.example.com"}))
+        .unwrap();
+    t.db.request_password_reset("scan@example.com").unwrap();
+    let message = t.db.outbox().unwrap().pop().unwrap();
+    let code = message.message.variables["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = message.message.variables["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    // The outbox holds the mail (that is its job): the token may appear only as often as the
+    // stored mail carries it, never in the code tables.
+    let in_outbox = serde_json::to_string(&message)
+        .unwrap()
+        .matches(&token)
+        .count();
+    let path = t.path.clone();
+    drop(t.db);
+    let bytes = std::fs::read(&path).unwrap();
+    let count = |needle: &str| {
+        bytes
+            .windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
+    };
+    assert_eq!(
+        count(&token),
+        in_outbox,
+        "the token is only in the outbox mail"
+    );
+    assert!(count(&code) >= 1);
+}
