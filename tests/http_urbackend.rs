@@ -624,3 +624,81 @@ fn mail_goes_to_the_outbox_with_the_secret_key_only() {
     assert_eq!(outbox[0].message.to, ["a@example.com", "b@example.com"]);
     assert_eq!(outbox[1].message.template.as_deref(), Some("welcome"));
 }
+
+#[test]
+fn verification_and_reset_routes() {
+    let f = fixture();
+    let data = f.signup("v@example.com");
+    let pk = [("x-api-key", f.pk.as_str())];
+    let code = |db: &Db| {
+        db.outbox().unwrap().last().unwrap().message.variables["code"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let resend = f.call(
+        "POST",
+        "/api/userAuth/resend-verification-otp",
+        &pk,
+        Some(json!({"email": "v@example.com"})),
+    );
+    let unknown = f.call(
+        "POST",
+        "/api/userAuth/resend-verification-otp",
+        &pk,
+        Some(json!({"email": "nobody@example.com"})),
+    );
+    assert_eq!(resend.status, 200);
+    assert_eq!(
+        resend.json, unknown.json,
+        "the same answer for unknown emails"
+    );
+    let again = f.call(
+        "POST",
+        "/api/userAuth/resend-verification-otp",
+        &pk,
+        Some(json!({"email": "nobody@example.com"})),
+    );
+    assert_eq!(again.status, 429);
+    assert!(again.headers.contains_key("retry-after"));
+    let wrong = f.call(
+        "POST",
+        "/api/userAuth/verify-email",
+        &pk,
+        Some(json!({"email": "v@example.com", "otp": "x"})),
+    );
+    assert_eq!(wrong.status, 400);
+    let verified = f.call(
+        "POST",
+        "/api/userAuth/verify-email",
+        &pk,
+        Some(json!({"email": "v@example.com", "otp": code(&f.db)})),
+    );
+    assert_eq!(verified.status, 200, "{}", verified.json);
+    assert!(f.db.list_users().unwrap()[0].email_verified);
+
+    let requested = f.call(
+        "POST",
+        "/api/userAuth/request-password-reset",
+        &pk,
+        Some(json!({"email": "v@example.com"})),
+    );
+    assert_eq!(requested.status, 200);
+    let reset = f.call(
+        "POST",
+        "/api/userAuth/reset-password",
+        &pk,
+        Some(json!({"email": "v@example.com", "otp": code(&f.db), "newPassword": "a brand new passphrase"})),
+    );
+    assert_eq!(reset.status, 200, "{}", reset.json);
+    let me = f.call(
+        "GET",
+        "/api/userAuth/me",
+        &[
+            ("x-api-key", &f.pk),
+            ("authorization", &bearer(&data["accessToken"])),
+        ],
+        None,
+    );
+    assert_eq!(me.status, 401, "a reset ends every session");
+}

@@ -46,6 +46,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/userAuth/public/{username}", get(public_profile))
         .route("/api/userAuth/update-profile", put(update_profile))
         .route("/api/userAuth/change-password", put(change_password))
+        .route("/api/userAuth/verify-email", post(verify_email))
+        .route(
+            "/api/userAuth/resend-verification-otp",
+            post(resend_verification),
+        )
+        .route("/api/userAuth/request-password-reset", post(request_reset))
+        .route("/api/userAuth/reset-password", post(reset_password))
         .route("/api/userAuth/social/exchange", post(social_exchange))
         .route("/api/userAuth/social/{provider}/start", get(social_start))
         .route("/api/mail/send", post(send_mail))
@@ -387,6 +394,61 @@ async fn change_password(caller: Caller, body: Bytes) -> Answer {
         json!({"message": "Password changed"}),
         "Password changed",
     )))
+}
+
+/// Runs an account-flow call with the body's fields, answering `{message}`.
+async fn account_flow(
+    caller: Caller,
+    body: Bytes,
+    message: &'static str,
+    call: impl FnOnce(&Db, &Map<String, Value>) -> Result<()> + Send + 'static,
+) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let db = caller.db.clone();
+    blocking(move || call(&db, &fields)).await.map_err(fail)?;
+    Ok(no_store(ok(
+        StatusCode::OK,
+        json!({"message": message}),
+        message,
+    )))
+}
+
+async fn verify_email(caller: Caller, body: Bytes) -> Answer {
+    account_flow(caller, body, "Email verified", |db, fields| {
+        db.verify_email(&text_field(fields, "email")?, &text_field(fields, "otp")?)
+    })
+    .await
+}
+
+async fn resend_verification(caller: Caller, body: Bytes) -> Answer {
+    account_flow(
+        caller,
+        body,
+        "If the address needs verifying, a code is on its way",
+        |db, fields| db.request_email_verification(&text_field(fields, "email")?),
+    )
+    .await
+}
+
+async fn request_reset(caller: Caller, body: Bytes) -> Answer {
+    account_flow(
+        caller,
+        body,
+        "If the address is registered, a reset code is on its way",
+        |db, fields| db.request_password_reset(&text_field(fields, "email")?),
+    )
+    .await
+}
+
+async fn reset_password(caller: Caller, body: Bytes) -> Answer {
+    account_flow(caller, body, "Password reset", |db, fields| {
+        db.reset_password(
+            &text_field(fields, "email")?,
+            &text_field(fields, "otp")?,
+            &text_field(fields, "newPassword")?,
+        )
+    })
+    .await
 }
 
 async fn social_exchange(_caller: Caller) -> Answer {

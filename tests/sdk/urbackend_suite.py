@@ -9,6 +9,8 @@ import os
 import sys
 import traceback
 
+import requests
+
 from urbackend import (
     AuthError,
     NotFoundError,
@@ -183,6 +185,31 @@ def mail_with_the_secret_key():
     expect(AuthError, lambda: client().mail.send("ada@example.com", subject="x", text="y"), 403)
 
 
+def last_code(email):
+    """The newest code mailed to `email`, read through the admin API's outbox."""
+    outbox = requests.get(f"{URL}/api/admin/outbox", headers={"x-api-key": SK}, timeout=10).json()
+    mails = [m for m in outbox if m["message"]["to"] == [email]]
+    return mails[-1]["message"]["variables"]["code"]
+
+
+def email_verification_and_password_reset():
+    app = client()
+    app.auth.sign_up("carol@example.com", PASSWORD)
+    app.auth.resend_verification_otp("carol@example.com")
+    expect(ValidationError, lambda: app.auth.verify_email("carol@example.com", "000000x"), 400)
+    app.auth.verify_email("carol@example.com", last_code("carol@example.com"))
+    app.auth.login("carol@example.com", PASSWORD)
+    assert app.auth.me()["emailVerified"] is True
+    unknown = client().auth.request_password_reset("nobody@example.com")
+    known = client().auth.request_password_reset("carol@example.com")
+    assert unknown == known, (unknown, known)
+    error = expect(RateLimitError, lambda: client().auth.request_password_reset("carol@example.com"), 429)
+    assert isinstance(error.retry_after, int)
+    client().auth.reset_password("carol@example.com", last_code("carol@example.com"), "a brand new passphrase")
+    expect(AuthError, lambda: app.auth.me(), 401)
+    client().auth.login("carol@example.com", "a brand new passphrase")
+
+
 def throttling_says_when_to_retry():
     app = client()
     for _ in range(10):
@@ -205,6 +232,7 @@ for name, function in [
     ("delete and logout", delete_and_logout),
     ("change password", change_password),
     ("mail with the secret key", mail_with_the_secret_key),
+    ("email verification and password reset", email_verification_and_password_reset),
     ("throttling with Retry-After", throttling_says_when_to_retry),
 ]:
     check(name, function)
