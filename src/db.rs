@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::api_keys::KeyCache;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mail::Mailer;
 use crate::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
 use crate::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
 use crate::throttle::{Throttle, ThrottleConfig};
@@ -52,6 +53,7 @@ struct Inner {
     throttle: Throttle,
     session_lifetime: Duration,
     public_profile_fields: Vec<String>,
+    mailer: Option<Arc<dyn Mailer>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -82,6 +84,7 @@ pub struct DbBuilder {
     throttle: ThrottleConfig,
     session_lifetime: Duration,
     public_profile_fields: Vec<String>,
+    mailer: Option<Arc<dyn Mailer>>,
 }
 
 impl Default for DbBuilder {
@@ -93,6 +96,7 @@ impl Default for DbBuilder {
             throttle: ThrottleConfig::default(),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             public_profile_fields: ["name", "avatarUrl", "bio"].map(String::from).to_vec(),
+            mailer: None,
         }
     }
 }
@@ -107,6 +111,12 @@ impl DbBuilder {
     /// The largest document accepted, in bytes of JSON (default 1 MiB).
     pub fn max_document_bytes(mut self, bytes: usize) -> Self {
         self.max_document_bytes = bytes;
+        self
+    }
+
+    /// Delivers mail beyond the outbox (which records every message whatever the mailer).
+    pub fn mailer(mut self, mailer: impl Mailer + 'static) -> Self {
+        self.mailer = Some(Arc::new(mailer));
         self
     }
 
@@ -188,6 +198,7 @@ impl DbBuilder {
                 throttle: Throttle::new(self.throttle),
                 session_lifetime: self.session_lifetime,
                 public_profile_fields: self.public_profile_fields,
+                mailer: self.mailer,
             }),
         })
     }
@@ -389,6 +400,10 @@ impl Db {
 
     pub(crate) fn public_profile_fields(&self) -> &[String] {
         &self.inner.public_profile_fields
+    }
+
+    pub(crate) fn mailer(&self) -> Option<&dyn Mailer> {
+        self.inner.mailer.as_deref()
     }
 
     pub(crate) fn max_document_bytes(&self) -> usize {

@@ -17,6 +17,20 @@ const MAX_RECIPIENTS: usize = 50;
 /// Largest subject, text or HTML part, in bytes.
 const MAX_PART_BYTES: usize = 256 * 1024;
 
+/// Delivers mail beyond the outbox (SMTP, an HTTP mail API, a test double). Every message is
+/// recorded in the outbox first, whatever the mailer does.
+pub trait Mailer: Send + Sync + std::fmt::Debug {
+    /// Delivers one message.
+    ///
+    /// # Errors
+    /// Any delivery failure; `Db::send_mail` reports it to its caller, while the account flows
+    /// (which must answer the same for every email) do not.
+    fn deliver(
+        &self,
+        message: &OutboxMessage,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
 /// A message to send: `subject` with `text` and/or `html`, or a `template` with `variables`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MailMessage {
@@ -58,6 +72,18 @@ pub struct OutboxMessage {
     /// The message.
     pub message: MailMessage,
 }
+
+/// A mailer's failure, kept as the source of the error `send_mail` returns.
+#[derive(Debug)]
+struct MailDeliveryFailed(String);
+
+impl std::fmt::Display for MailDeliveryFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mail delivery failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for MailDeliveryFailed {}
 
 impl MailMessage {
     fn validate(&mut self) -> Result<()> {
@@ -131,7 +157,24 @@ impl Db {
             txn.open_table(OUTBOX)?.insert(id.as_str(), json.as_str())?;
             Ok(())
         })?;
+        if let Some(mailer) = self.mailer() {
+            mailer.deliver(&entry).map_err(|e| {
+                Error::with_source(
+                    crate::error::ErrorKind::Internal,
+                    MailDeliveryFailed(e.to_string()),
+                )
+            })?;
+        }
         Ok(id)
+    }
+
+    /// Sends a message for an account flow: recorded and delivered like [`Db::send_mail`], but
+    /// a delivery failure is not reported (the flow answers the same for every email).
+    pub(crate) fn send_flow_mail(&self, message: MailMessage) -> Result<()> {
+        match self.send_mail(message) {
+            Err(e) if matches!(e.kind(), crate::error::ErrorKind::Internal) => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 
     /// Every message sent, oldest first.

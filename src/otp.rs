@@ -196,7 +196,7 @@ impl Db {
             let link = settings
                 .verification_link_base()
                 .map(|base| format!("{base}?token={token}"));
-            self.send_mail(code_mail(
+            self.send_flow_mail(code_mail(
                 &email,
                 "Confirm your email",
                 "confirm your email address",
@@ -251,7 +251,7 @@ impl Db {
             let link = settings
                 .password_reset_link_base()
                 .map(|base| format!("{base}?token={token}"));
-            self.send_mail(code_mail(
+            self.send_flow_mail(code_mail(
                 &email,
                 "Reset your password",
                 "reset your password",

@@ -398,6 +398,9 @@ impl Db {
             save_user(txn, &user)?;
             self.create_session(txn, &user.id)
         })?;
+        if settings.send_welcome_email {
+            self.send_flow_mail(welcome_mail(&user.email, &settings))?;
+        }
         self.signed_in(user.public(), session_id, refresh)
     }
 
@@ -661,6 +664,25 @@ impl Db {
             }
             Ok(user.public())
         })
+    }
+}
+
+/// The welcome mail sent after signup when `SEND_WELCOME_EMAIL` is on.
+fn welcome_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
+    let mut text = String::from("Welcome! Your account is ready.\n");
+    if let Some(url) = settings
+        .login_url
+        .as_ref()
+        .or(settings.frontend_url.as_ref())
+    {
+        text.push_str(&format!("\nSign in at {url}\n"));
+    }
+    crate::mail::MailMessage {
+        to: vec![to.to_owned()],
+        subject: Some("Welcome".into()),
+        text: Some(text),
+        template: Some("welcome".into()),
+        ..crate::mail::MailMessage::default()
     }
 }
 

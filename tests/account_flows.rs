@@ -272,3 +272,86 @@ fn the_file_holds_no_code_or_link_token() {
     );
     assert!(count(&code) >= 1);
 }
+
+/// A mailer that keeps what it delivers, or fails on demand.
+#[derive(Debug, Clone, Default)]
+struct Recording {
+    delivered: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    fail: bool,
+}
+
+impl larder::Mailer for Recording {
+    fn deliver(
+        &self,
+        message: &larder::OutboxMessage,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if self.fail {
+            return Err("the relay is down".into());
+        }
+        self.delivered
+            .lock()
+            .unwrap()
+            .push(message.message.to.join(","));
+        Ok(())
+    }
+}
+
+#[test]
+fn a_mailer_delivers_and_the_outbox_still_records() {
+    let mailer = Recording::default();
+    let db = Db::builder().mailer(mailer.clone()).in_memory().unwrap();
+    account(&db, "a@example.com");
+    db.request_password_reset("a@example.com").unwrap();
+    assert_eq!(*mailer.delivered.lock().unwrap(), ["a@example.com"]);
+    assert_eq!(db.outbox().unwrap().len(), 1);
+}
+
+#[test]
+fn a_failing_mailer_is_reported_by_send_mail_but_not_by_flows() {
+    let db = Db::builder()
+        .mailer(Recording {
+            fail: true,
+            ..Recording::default()
+        })
+        .in_memory()
+        .unwrap();
+    account(&db, "a@example.com");
+    db.request_password_reset("a@example.com").unwrap();
+    db.request_password_reset("nobody@example.com").unwrap();
+    let direct = db.send_mail(larder::MailMessage {
+        to: vec!["a@example.com".into()],
+        subject: Some("x".into()),
+        text: Some("y".into()),
+        ..larder::MailMessage::default()
+    });
+    let error = direct.unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::Internal));
+    assert!(
+        !error.to_string().contains("relay"),
+        "the cause is not in the message"
+    );
+    assert_eq!(db.outbox().unwrap().len(), 2, "recorded anyway");
+}
+
+#[test]
+fn a_welcome_mail_follows_signup_when_enabled() {
+    let (db, _) = memory_db();
+    account(&db, "quiet@example.com");
+    assert!(db.outbox().unwrap().is_empty());
+    db.update_settings(
+        &json!({"SEND_WELCOME_EMAIL": true, "LOGIN_URL": "https://app.example.com/login"}),
+    )
+    .unwrap();
+    account(&db, "new@example.com");
+    let outbox = db.outbox().unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].message.to, ["new@example.com"]);
+    assert!(
+        outbox[0]
+            .message
+            .text
+            .as_deref()
+            .unwrap()
+            .contains("https://app.example.com/login")
+    );
+}
