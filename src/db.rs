@@ -412,14 +412,57 @@ impl Db {
 
     /// A new UUIDv7 document id from the database clock, monotonic within this handle.
     pub(crate) fn new_id(&self) -> String {
+        use uuid::ClockSequence;
+
+        /// OS randomness drawn 256 bytes at a time: `Uuid::new_v7` makes one `getrandom`
+        /// system call per id, which was a tenth of a bulk insert.
+        struct Pool {
+            bytes: [u8; 256],
+            used: usize,
+        }
+        thread_local! {
+            static POOL: std::cell::RefCell<Pool> = const {
+                std::cell::RefCell::new(Pool { bytes: [0; 256], used: 256 })
+            };
+        }
+        let random = POOL.with_borrow_mut(|pool| {
+            if pool.used + 4 > pool.bytes.len() {
+                getrandom::fill(&mut pool.bytes).ok()?;
+                pool.used = 0;
+            }
+            let mut word = [0; 4];
+            word.copy_from_slice(&pool.bytes[pool.used..pool.used + 4]);
+            pool.used += 4;
+            Some(u32::from_be_bytes(word))
+        });
+
         let micros = self.now_micros().max(0).unsigned_abs();
+        let seconds = micros / 1_000_000;
+        let nanos = u32::try_from((micros % 1_000_000) * 1000).unwrap_or(0);
         let context = self.inner.ids.lock();
-        let timestamp = uuid::Timestamp::from_unix(
-            &*context,
-            micros / 1_000_000,
-            u32::try_from((micros % 1_000_000) * 1000).unwrap_or(0),
-        );
-        uuid::Uuid::new_v7(timestamp).to_string()
+        let Some(random) = random else {
+            // No randomness to buffer: let uuid draw (and report) it itself.
+            let timestamp = uuid::Timestamp::from_unix(&*context, seconds, nanos);
+            return uuid::Uuid::new_v7(timestamp).to_string();
+        };
+        // The context keeps ids monotonic: a 42-bit counter, reseeded at random in each new
+        // millisecond and incremented within one (its time only moves forwards).
+        let (counter, seconds, nanos) = context.generate_timestamp_sequence(seconds, nanos);
+        drop(context);
+        let millis = seconds
+            .saturating_mul(1000)
+            .saturating_add(u64::from(nanos / 1_000_000));
+        // The bits `Uuid::new_v7` lays out for this context (RFC 9562 "fixed-length dedicated
+        // counter"): the counter's top 12 bits in rand_a, its low 30 bits after the variant,
+        // then 32 random bits. The builder sets the version and variant.
+        let mut rest = [0; 10];
+        rest[..2].copy_from_slice(&((counter >> 30) as u16).to_be_bytes());
+        rest[2..6].copy_from_slice(&((counter & 0x3FFF_FFFF) as u32).to_be_bytes());
+        rest[6..].copy_from_slice(&random.to_be_bytes());
+        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &rest).into_uuid();
+        // Formatting into a stack buffer skips `fmt` (to_string).
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        uuid.hyphenated().encode_lower(&mut text).to_owned()
     }
 
     /// The one write path: runs `op` in a write transaction and commits durably (two-phase

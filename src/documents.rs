@@ -20,7 +20,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::index::{self, IndexDef, IndexScan};
 use crate::policy::{self, Action, Permit, Target as PolicyTarget};
 use crate::principal::Principal;
-use crate::query::{self, Aggregate, FieldRef, MetaField, Order, Plan, Query, Row, RowData, Sort};
+use crate::query::{
+    self, Aggregate, FieldRef, MetaField, Order, Picked, Plan, Query, Row, RowData, RowId, Sort,
+};
 use crate::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
 use crate::values;
 
@@ -187,6 +189,8 @@ struct Tables<'txn> {
     spec: CollectionSpec,
     /// What the caller may do at collection level (decided once per transaction).
     permit: Permit,
+    /// The record being written, reused from document to document within the transaction.
+    record: Vec<u8>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -205,6 +209,7 @@ impl<'txn> Tables<'txn> {
             indexes,
             spec: target.spec,
             permit,
+            record: Vec::new(),
         })
     }
 }
@@ -216,12 +221,6 @@ enum UpdateKind {
     Replace,
     /// A merge patch: a field set to null is an explicit removal.
     Patch,
-}
-
-/// Data ready to store: the object without server-managed fields, and its JSON.
-struct Prepared {
-    data: Map<String, Value>,
-    json: Vec<u8>,
 }
 
 /// The stored state of an existing document.
@@ -295,7 +294,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             }
             Ok(out)
         })?;
-        stored.into_iter().map(|doc| self.typed(doc)).collect()
+        self.typed_all(stored)
     }
 
     /// The document with this id, if any.
@@ -380,7 +379,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             }
             Ok(out)
         })?;
-        stored.into_iter().map(|doc| self.typed(doc)).collect()
+        self.typed_all(stored)
     }
 
     /// Deletes a document and returns it as it was.
@@ -412,7 +411,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             }
             Ok(out)
         })?;
-        deleted.into_iter().map(|doc| self.typed(doc)).collect()
+        self.typed_all(deleted)
     }
 
     /// The documents matching a query, in its order, paged by its offset and limit.
@@ -496,7 +495,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         for id in &ids {
                             if let Some(bytes) = docs.get(id.as_str())? {
                                 let record = DocRecord::decode(bytes.value())?;
-                                matcher.collect(id, &record, &mut matches)?;
+                                matcher.collect(RowId::Str(id), &record, &mut matches)?;
                             }
                         }
                         self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
@@ -507,7 +506,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                     for entry in docs.iter()? {
                         let (id, bytes) = entry?;
                         let record = DocRecord::decode(bytes.value())?;
-                        if matcher.matches(id.value(), &record)? {
+                        if matcher.matches(RowId::Key(&id), &record)? {
                             if window.take() {
                                 out.push(self.parse(id.value(), &record, permit)?);
                             }
@@ -522,7 +521,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                     for entry in docs.iter()? {
                         let (id, bytes) = entry?;
                         let record = DocRecord::decode(bytes.value())?;
-                        matcher.collect(id.value(), &record, &mut matches)?;
+                        matcher.collect(RowId::Key(&id), &record, &mut matches)?;
                     }
                     self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
                 }
@@ -549,7 +548,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             };
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
             let mut count = 0;
-            self.visit_matches(txn, &target, &docs, &plan, |_, _, _| {
+            self.visit_matches(txn, &target, &docs, &plan, |_| {
                 count += 1;
                 Ok(())
             })?;
@@ -587,7 +586,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             let field = plan.sort[0].0.clone();
             let plan = &plan;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
-            self.visit_matches(txn, &target, &docs, plan, |_, _, row| {
+            self.visit_matches(txn, &target, &docs, plan, |row| {
                 if let Some(Value::Number(n)) = row.resolve(&field).as_deref() {
                     accumulator.add(n);
                 }
@@ -629,14 +628,14 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             }
         }
         tables.permit.prepare_create(&mut map)?;
-        let prepared = self.seal(map)?;
+        self.seal(&map, &mut tables.record)?;
         let now = self.db.now_micros();
-        let record = DocRecord::encode(now, now, &prepared.json);
+        DocRecord::finish(&mut tables.record, now, now);
         // An existing id is refused; the caller's transaction then aborts, so the overwrite
         // below never reaches the file.
         if tables
             .docs
-            .insert(id.as_str(), record.as_slice())?
+            .insert(id.as_str(), tables.record.as_slice())?
             .is_some()
         {
             return Err(Error::already_exists(format!(
@@ -645,19 +644,15 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             )));
         }
         for (def, table) in &mut tables.indexes {
-            table.insert(
-                def.key(&id, now, now, &prepared.data).as_slice(),
-                id.as_str(),
-            )?;
+            table.insert(def.key(&id, now, now, &map).as_slice(), id.as_str())?;
         }
         let stamp = format_rfc3339(now);
-        let mut data = prepared.data;
-        tables.permit.project(&mut data);
+        tables.permit.project(&mut map);
         Ok(Doc {
             id,
             created_at: stamp.clone(),
             updated_at: stamp,
-            data: Value::Object(data),
+            data: Value::Object(map),
         })
     }
 
@@ -687,24 +682,21 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             self.document_permit(Action::Update, &tables.spec, &existing.data)
                 .map_err(|e| self.hide_not_found(e, id))?
         };
-        let mut changed = change(&existing)?;
-        permit.prepare_update(&existing.data, &mut changed, kind == UpdateKind::Replace)?;
-        let prepared = self.seal(changed)?;
+        let mut data = change(&existing)?;
+        permit.prepare_update(&existing.data, &mut data, kind == UpdateKind::Replace)?;
+        self.seal(&data, &mut tables.record)?;
         // Keep updated_at strictly increasing even if the clock stalls or steps back.
         let now = self.db.now_micros().max(existing.updated_at + 1);
-        tables.docs.insert(
-            id,
-            DocRecord::encode(existing.created_at, now, &prepared.json).as_slice(),
-        )?;
+        DocRecord::finish(&mut tables.record, existing.created_at, now);
+        tables.docs.insert(id, tables.record.as_slice())?;
         for (def, table) in &mut tables.indexes {
             let old = def.key(id, existing.created_at, existing.updated_at, &existing.data);
-            let new = def.key(id, existing.created_at, now, &prepared.data);
+            let new = def.key(id, existing.created_at, now, &data);
             if old != new {
                 table.remove(old.as_slice())?;
                 table.insert(new.as_slice(), id)?;
             }
         }
-        let mut data = prepared.data;
         permit.project(&mut data);
         Ok(doc_of(
             id.to_owned(),
@@ -819,14 +811,16 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         ))
     }
 
-    /// Serializes the data and checks its size.
-    fn seal(&self, data: Map<String, Value>) -> Result<Prepared> {
-        let json = serde_json::to_vec(&data).map_err(Error::internal)?;
+    /// Serializes the data into `record`, straight after room for the header (see
+    /// [`DocRecord::begin`]), and checks its size.
+    fn seal(&self, data: &Map<String, Value>, record: &mut Vec<u8>) -> Result<()> {
+        DocRecord::begin(record);
+        serde_json::to_writer(&mut *record, data).map_err(Error::internal)?;
         let limit = self.db.max_document_bytes();
-        if json.len() > limit {
+        if DocRecord::json_of(record).len() > limit {
             return Err(Error::too_large("the document", limit as u64));
         }
-        Ok(Prepared { data, json })
+        Ok(())
     }
 
     // -----------------------------------------------------------------------------------------
@@ -891,6 +885,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             Value::Object(data),
         );
         self.typed(doc)
+    }
+
+    /// [`Collection::typed`] for a batch: one move of the whole vector when `T` is `Value`
+    /// (not one box per document).
+    fn typed_all(&self, docs: Vec<Doc<Value>>) -> Result<Vec<Doc<T>>> {
+        let boxed: Box<dyn Any> = Box::new(docs);
+        match boxed.downcast::<Vec<Doc<T>>>() {
+            Ok(same) => Ok(*same),
+            Err(other) => match other.downcast::<Vec<Doc<Value>>>() {
+                Ok(docs) => docs.into_iter().map(|doc| self.typed(doc)).collect(),
+                Err(_) => Err(Error::internal(std::io::Error::other("document type"))),
+            },
+        }
     }
 
     /// Converts a stored JSON document into the handle's type (a move when `T` is `Value`).
@@ -966,7 +973,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     ) -> Result<ControlFlow<()>> {
         if let Some(bytes) = docs.get(id)? {
             let record = DocRecord::decode(bytes.value())?;
-            if matcher.matches(id, &record)? {
+            if matcher.matches(RowId::Str(id), &record)? {
                 if window.take() {
                     out.push(self.parse(id, &record, permit)?);
                 }
@@ -1016,14 +1023,14 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         target: &Target,
         docs: &redb::ReadOnlyTable<&'static str, &'static [u8]>,
         plan: &Plan,
-        mut visit: impl FnMut(&str, &DocRecord<'_>, &Row<'_>) -> Result<()>,
+        mut visit: impl FnMut(&Row<'_>) -> Result<()>,
     ) -> Result<()> {
         let mut matcher = Matcher::new(plan);
-        let mut check = |id: &str, bytes: &[u8]| -> Result<()> {
+        let mut check = |id: RowId<'_>, bytes: &[u8]| -> Result<()> {
             let record = DocRecord::decode(bytes)?;
             let row = matcher.row(id, &record)?;
             if row.matches(&plan.test) {
-                visit(id, &record, &row)?;
+                visit(&row)?;
             }
             Ok(())
         };
@@ -1031,14 +1038,14 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             Some(scan) => {
                 for id in self.index_candidates(txn, target, &scan)? {
                     if let Some(bytes) = docs.get(id.as_str())? {
-                        check(&id, bytes.value())?;
+                        check(RowId::Str(&id), bytes.value())?;
                     }
                 }
             }
             None => {
                 for entry in docs.iter()? {
                     let (id, bytes) = entry?;
-                    check(id.value(), bytes.value())?;
+                    check(RowId::Key(&id), bytes.value())?;
                 }
             }
         }
@@ -1083,7 +1090,7 @@ impl Window {
 /// Tests documents against a plan, reusing one buffer for the fields it picks.
 struct Matcher<'p> {
     plan: &'p Plan,
-    picked: Vec<Option<Value>>,
+    picked: Vec<Picked>,
 }
 
 impl<'p> Matcher<'p> {
@@ -1095,7 +1102,7 @@ impl<'p> Matcher<'p> {
     }
 
     /// The row of a document, with the plan's fields picked out of its JSON.
-    fn row<'a>(&'a mut self, id: &'a str, record: &DocRecord<'_>) -> Result<Row<'a>> {
+    fn row<'a>(&'a mut self, id: RowId<'a>, record: &DocRecord<'_>) -> Result<Row<'a>> {
         if !self.plan.slots.is_empty() {
             query::pick_fields_into(record.json, &self.plan.slots, &mut self.picked)?;
         }
@@ -1107,7 +1114,7 @@ impl<'p> Matcher<'p> {
         })
     }
 
-    fn matches(&mut self, id: &str, record: &DocRecord<'_>) -> Result<bool> {
+    fn matches(&mut self, id: RowId<'_>, record: &DocRecord<'_>) -> Result<bool> {
         let test = &self.plan.test;
         Ok(self.row(id, record)?.matches(test))
     }
@@ -1115,14 +1122,14 @@ impl<'p> Matcher<'p> {
     /// Keeps the sort keys and id of a matching document.
     fn collect(
         &mut self,
-        id: &str,
+        id: RowId<'_>,
         record: &DocRecord<'_>,
         out: &mut Vec<(Vec<Vec<u8>>, String)>,
     ) -> Result<()> {
         let plan = self.plan;
         let row = self.row(id, record)?;
         if row.matches(&plan.test) {
-            out.push((row.sort_keys(&plan.sort), id.to_owned()));
+            out.push((row.sort_keys(&plan.sort), id.get().to_owned()));
         }
         Ok(())
     }

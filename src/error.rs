@@ -57,6 +57,9 @@ pub enum ErrorKind {
         /// Why, in words safe to show.
         message: String,
     },
+    /// The password was right, and the account needs a second factor: a code was mailed to it;
+    /// finish with [`Db::complete_second_factor`](crate::Db::complete_second_factor).
+    SecondFactorRequired,
     /// Too many attempts; retry after the given number of seconds.
     RateLimited {
         /// Seconds until a retry can succeed.
@@ -174,6 +177,12 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::RateLimited { retry_after_secs } => {
                 write!(f, "too many attempts; retry in {retry_after_secs} s")
+            }
+            ErrorKind::SecondFactorRequired => {
+                write!(
+                    f,
+                    "a second factor is required: enter the code sent by mail"
+                )
             }
             ErrorKind::AlreadyOpen => write!(
                 f,

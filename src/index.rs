@@ -10,7 +10,7 @@ use redb::{ReadableTable, WriteTransaction};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::query::{Compiler, FieldRef, Op, Row, RowData, Test};
+use crate::query::{Compiler, FieldRef, Op, Row, RowData, RowId, Test};
 use crate::schema::{self, DocRecord, DocsTable, IndexTable};
 use crate::values::{self, JsonType};
 
@@ -44,7 +44,7 @@ impl IndexDef {
         data: &Map<String, Value>,
     ) -> Vec<u8> {
         let row = Row {
-            id,
+            id: RowId::Str(id),
             created_at,
             updated_at,
             data: RowData::Full(data, &self.slots),

@@ -38,6 +38,8 @@ pub enum Purpose {
     VerifyEmail,
     /// Resetting a forgotten password.
     ResetPassword,
+    /// The second step of a login.
+    TwoFactor,
 }
 
 impl Purpose {
@@ -45,6 +47,7 @@ impl Purpose {
         match self {
             Purpose::VerifyEmail => "verify_email",
             Purpose::ResetPassword => "reset_password",
+            Purpose::TwoFactor => "two_factor",
         }
     }
 }
@@ -329,6 +332,126 @@ impl Db {
         })?
         .then_some(())
         .ok_or_else(invalid_code)
+    }
+
+    /// The password step of a login with a second factor: mails a code bound to this attempt
+    /// (voiding any earlier one).
+    pub(crate) fn start_second_factor(&self, user: &StoredUser) -> Result<()> {
+        let settings = self.settings()?;
+        let (code, _) = self
+            .write(|txn| self.issue_code(txn, Purpose::TwoFactor, &user.id, settings.otp_length))?;
+        self.send_flow_mail(code_mail(
+            &user.email,
+            "Your sign-in code",
+            "sign in",
+            &code,
+            None,
+        ))
+    }
+
+    /// Mails a new sign-in code, but only for a login whose password step passed in the last
+    /// 10 minutes (the code stays bound to that attempt). Answers the same for every email.
+    ///
+    /// # Errors
+    /// `RateLimited` within a minute of the previous request for this email.
+    pub fn resend_second_factor(&self, email: &str) -> Result<()> {
+        let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        self.cool_down(Purpose::TwoFactor, &email)?;
+        let settings = self.settings()?;
+        let issued = self.write(|txn| {
+            let Some(user) = user_by_email(txn, &email)? else {
+                return Ok(None);
+            };
+            let pending = txn
+                .open_table(OTP_CODES)?
+                .get(code_key(Purpose::TwoFactor, &user.id).as_str())?
+                .is_some();
+            if !pending {
+                return Ok(None);
+            }
+            self.issue_code(txn, Purpose::TwoFactor, &user.id, settings.otp_length)
+                .map(Some)
+        })?;
+        if let Some((code, _)) = issued {
+            self.send_flow_mail(code_mail(
+                &email,
+                "Your sign-in code",
+                "sign in",
+                &code,
+                None,
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// The second step of a login: the code mailed after the password step. Wrong codes count
+    /// as failed logins of the account.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for a wrong, used, expired or dead code; `RateLimited` while the
+    /// account is throttled.
+    pub fn complete_second_factor(
+        &self,
+        email: &str,
+        code: &str,
+        client: &crate::users::Client,
+    ) -> Result<crate::sessions::SignedIn> {
+        let email = email.trim().to_lowercase();
+        let now = self.now_micros();
+        let account = Key::LoginAccount(email.clone());
+        let address = client.address_key(Key::LoginAddress);
+        self.throttle().check(&account, now)?;
+        if let Some(key) = &address {
+            self.throttle().check(key, now)?;
+        }
+        let signed_in = self.write_auth(|txn| {
+            let Some(user) = user_by_email(txn, &email)? else {
+                return Ok(None);
+            };
+            if user.disabled || !self.consume_code(txn, Purpose::TwoFactor, &user.id, code)? {
+                return Ok(None);
+            }
+            let (session_id, refresh) = self.create_session(txn, &user.id)?;
+            Ok(Some((user.public(), session_id, refresh)))
+        })?;
+        match signed_in {
+            Some((user, session_id, refresh)) => {
+                self.throttle().reset(&account);
+                self.signed_in(user, session_id, refresh)
+            }
+            None => {
+                self.throttle().record(account, now);
+                if let Some(key) = address {
+                    self.throttle().record(key, now);
+                }
+                Err(Error::unauthenticated("invalid or expired code"))
+            }
+        }
+    }
+
+    /// Turns the caller's own second factor on or off. With `ENABLE_2FA` on, the project-wide
+    /// setting still applies to everyone.
+    ///
+    /// # Errors
+    /// `Unauthenticated` if the session ended meanwhile.
+    pub fn set_second_factor(
+        &self,
+        session: &crate::sessions::UserSession,
+        enabled: bool,
+    ) -> Result<crate::users::User> {
+        let now = self.now_micros();
+        self.write_auth(|txn| {
+            let mut user: StoredUser =
+                match txn.open_table(USERS)?.get(session.user().id.as_str())? {
+                    Some(bytes) => schema::decode(bytes.value())?,
+                    None => return Err(Error::unauthenticated("invalid or expired session")),
+                };
+            user.two_factor_enabled = enabled;
+            user.updated_at = now.max(user.updated_at + 1);
+            txn.open_table(USERS)?
+                .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
+            Ok(user.public())
+        })
     }
 
     /// Consumes a link token of a purpose; returns the account it was for.

@@ -8,7 +8,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::clock;
@@ -464,16 +466,33 @@ impl Plan {
 
 /// The fields of one document as a compiled query sees them.
 pub(crate) struct Row<'a> {
-    pub(crate) id: &'a str,
+    pub(crate) id: RowId<'a>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
     pub(crate) data: RowData<'a>,
 }
 
+/// A row's id: a string, or the redb key it is stored under. Decoding a key checks its UTF-8,
+/// so a scan hands over the key and it is decoded only if the query reads `id`.
+#[derive(Clone, Copy)]
+pub(crate) enum RowId<'a> {
+    Str(&'a str),
+    Key(&'a redb::AccessGuard<'a, &'static str>),
+}
+
+impl<'a> RowId<'a> {
+    pub(crate) fn get(self) -> &'a str {
+        match self {
+            RowId::Str(id) => id,
+            RowId::Key(key) => key.value(),
+        }
+    }
+}
+
 /// Where a row's data fields come from.
 pub(crate) enum RowData<'a> {
     /// Only the top-level keys a plan reads, by slot.
-    Picked(&'a [Option<Value>]),
+    Picked(&'a [Picked]),
     /// A whole parsed document, looked up by top-level key name.
     Full(&'a Map<String, Value>, &'a [String]),
 }
@@ -481,7 +500,9 @@ pub(crate) enum RowData<'a> {
 impl<'a> Row<'a> {
     pub(crate) fn resolve(&self, field: &FieldRef) -> Option<Cow<'a, Value>> {
         match field {
-            FieldRef::Meta(MetaField::Id) => Some(Cow::Owned(Value::String(self.id.to_owned()))),
+            FieldRef::Meta(MetaField::Id) => {
+                Some(Cow::Owned(Value::String(self.id.get().to_owned())))
+            }
             FieldRef::Meta(MetaField::CreatedAt) => Some(Cow::Owned(Value::String(
                 clock::format_rfc3339(self.created_at),
             ))),
@@ -490,7 +511,7 @@ impl<'a> Row<'a> {
             ))),
             FieldRef::Data { slot, rest } => {
                 let top = match &self.data {
-                    RowData::Picked(values) => values.get(*slot)?.as_ref()?,
+                    RowData::Picked(values) => values.get(*slot)?.get()?,
                     RowData::Full(map, slots) => map.get(slots.get(*slot)?)?,
                 };
                 values::descend(top, rest).map(Cow::Borrowed)
@@ -563,10 +584,16 @@ fn text_test(
     ignore_case: bool,
     test: fn(&str, &str) -> bool,
 ) -> bool {
-    let (Value::String(stored), Some(Value::String(value))) =
-        (stored, values::coerce(value, JsonType::String))
-    else {
+    let Value::String(stored) = stored else {
         return false;
+    };
+    // A string is used as it is: coercing it would copy it for every document tested.
+    let value = match value {
+        Value::String(value) => Cow::Borrowed(value.as_str()),
+        other => match values::coerce(other, JsonType::String) {
+            Some(Value::String(value)) => Cow::Owned(value),
+            _ => return false,
+        },
     };
     if ignore_case {
         test(&stored.to_lowercase(), &value.to_lowercase())
@@ -601,22 +628,42 @@ pub(crate) fn compare_rows(
 // ---------------------------------------------------------------------------------------------
 // Picking fields out of stored JSON
 
+/// One top-level field picked out of a stored document. Slots are reused from document to
+/// document, and keep their value's buffers while the field is missing (see [`InPlace`]).
+#[derive(Debug, Default)]
+pub(crate) struct Picked {
+    present: bool,
+    value: Value,
+}
+
+impl Picked {
+    /// The field's value; `None` when the document does not have it.
+    pub(crate) fn get(&self) -> Option<&Value> {
+        self.present.then_some(&self.value)
+    }
+}
+
 /// Parses only the top-level keys named in `slots` out of a JSON object, skipping the rest.
 #[cfg(test)]
 pub(crate) fn pick_fields(json: &[u8], slots: &[String]) -> Result<Vec<Option<Value>>> {
     let mut picked = Vec::new();
     pick_fields_into(json, slots, &mut picked)?;
-    Ok(picked)
+    Ok(picked
+        .into_iter()
+        .map(|p| p.present.then_some(p.value))
+        .collect())
 }
 
-/// [`pick_fields`] into a reused buffer (one allocation per scan, not per document).
+/// [`pick_fields`] into reused slots (allocated once per scan, not per document).
 pub(crate) fn pick_fields_into(
     json: &[u8],
     slots: &[String],
-    picked: &mut Vec<Option<Value>>,
+    picked: &mut Vec<Picked>,
 ) -> Result<()> {
-    picked.clear();
-    picked.resize(slots.len(), None);
+    picked.resize_with(slots.len(), Picked::default);
+    for slot in picked.iter_mut() {
+        slot.present = false;
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(json);
     Picker { slots, picked }
         .deserialize(&mut deserializer)
@@ -625,7 +672,7 @@ pub(crate) fn pick_fields_into(
 
 struct Picker<'s> {
     slots: &'s [String],
-    picked: &'s mut Vec<Option<Value>>,
+    picked: &'s mut [Picked],
 }
 
 impl<'de> DeserializeSeed<'de> for Picker<'_> {
@@ -646,7 +693,11 @@ impl<'de> Visitor<'de> for Picker<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while let Some(slot) = map.next_key_seed(SlotOfKey { slots: self.slots })? {
             match slot {
-                Some(slot) => self.picked[slot] = Some(map.next_value()?),
+                Some(slot) => {
+                    let picked = &mut self.picked[slot];
+                    map.next_value_seed(InPlace(&mut picked.value))?;
+                    picked.present = true;
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -656,7 +707,9 @@ impl<'de> Visitor<'de> for Picker<'_> {
     }
 }
 
-/// Deserializes an object key into the index of the slot it names, without allocating.
+/// Deserializes an object key into the index of the slot it names, without allocating. Keys
+/// are read as bytes: serde_json then skips the UTF-8 check (stored JSON was written by
+/// serde_json, so it is valid) and the comparison is the same.
 struct SlotOfKey<'s> {
     slots: &'s [String],
 }
@@ -665,7 +718,7 @@ impl<'de> DeserializeSeed<'de> for SlotOfKey<'_> {
     type Value = Option<usize>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
+        d.deserialize_bytes(self)
     }
 }
 
@@ -676,8 +729,109 @@ impl Visitor<'_> for SlotOfKey<'_> {
         f.write_str("an object key")
     }
 
+    fn visit_bytes<E: serde::de::Error>(self, key: &[u8]) -> Result<Self::Value, E> {
+        // The first-byte test spares a `memcmp` call for most keys of the same length.
+        Ok(self.slots.iter().position(|slot| {
+            let slot = slot.as_bytes();
+            slot.len() == key.len() && slot.first() == key.first() && slot == key
+        }))
+    }
+
     fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Self::Value, E> {
-        Ok(self.slots.iter().position(|slot| slot == key))
+        self.visit_bytes(key.as_bytes())
+    }
+}
+
+/// Deserializes a value over an existing one, giving the same `Value` as deserializing it
+/// afresh but reusing the old value's string and array buffers: a scan picks the same fields
+/// document after document, so once they have grown it no longer allocates.
+struct InPlace<'v>(&'v mut Value);
+
+impl<'de> DeserializeSeed<'de> for InPlace<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InPlace<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        match self.0 {
+            Value::String(buffer) => {
+                buffer.clear();
+                buffer.push_str(text);
+            }
+            other => *other = Value::String(text.to_owned()),
+        }
+        Ok(())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+        *self.0 = Value::String(text);
+        Ok(())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        *self.0 = Value::Bool(b);
+        Ok(())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+        *self.0 = Value::from(n);
+        Ok(())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+        *self.0 = Value::from(n);
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
+        *self.0 = Value::from(n);
+        Ok(())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        *self.0 = Value::Null;
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let Value::Array(items) = self.0 else {
+            *self.0 = Value::deserialize(SeqAccessDeserializer::new(seq))?;
+            return Ok(());
+        };
+        // Overwrite the elements already there, then push any further ones.
+        for len in 0..items.len() {
+            if seq.next_element_seed(InPlace(&mut items[len]))?.is_none() {
+                items.truncate(len);
+                return Ok(());
+            }
+        }
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        *self.0 = Value::deserialize(MapAccessDeserializer::new(map))?;
+        Ok(())
     }
 }
 
@@ -690,14 +844,15 @@ mod tests {
         let plan = Plan::compile(&filter, &[]).unwrap();
         let map = doc.as_object().unwrap();
         let row = Row {
-            id: "x",
+            id: RowId::Str("x"),
             created_at: 0,
             updated_at: 0,
             data: RowData::Full(map, &plan.slots),
         };
-        let picked = pick_fields(doc.to_string().as_bytes(), &plan.slots).unwrap();
+        let mut picked = Vec::new();
+        pick_fields_into(doc.to_string().as_bytes(), &plan.slots, &mut picked).unwrap();
         let picked_row = Row {
-            id: "x",
+            id: RowId::Str("x"),
             created_at: 0,
             updated_at: 0,
             data: RowData::Picked(&picked),
@@ -756,6 +911,28 @@ mod tests {
         let json = br#"{"a\u0062": 1, "skip": {"deep": [1, 2, {"x": "y"}]}, "ab": 2}"#;
         let picked = pick_fields(json, &["ab".to_owned()]).unwrap();
         assert_eq!(picked, vec![Some(json!(2))]);
+    }
+
+    #[test]
+    fn picking_in_place_gives_the_values_parsing_afresh_gives() {
+        let docs = [
+            json!({"a": "a long string", "b": [1, "x", [2, "y"], {"k": "v"}]}),
+            json!({"a": "s", "b": ["p", "q", "r", "s", "t"]}),
+            json!({"b": []}),
+            json!({"a": 5, "b": {"k": ["v"]}}),
+            json!({"a": null, "b": [true, 1.5, -3, 18_446_744_073_709_551_615_u64, null]}),
+            json!({"a": "\u{e9}\u{0}\"\\", "b": ["x", []]}),
+            json!({"c": 1}),
+            json!({"a": ["one"], "b": "now a string"}),
+        ];
+        let slots = ["a".to_owned(), "b".to_owned()];
+        let mut picked = Vec::new();
+        for doc in &docs {
+            pick_fields_into(doc.to_string().as_bytes(), &slots, &mut picked).unwrap();
+            let got: Vec<Option<&Value>> = picked.iter().map(Picked::get).collect();
+            let fresh: Vec<Option<&Value>> = slots.iter().map(|k| doc.get(k)).collect();
+            assert_eq!(got, fresh, "{doc}");
+        }
     }
 
     #[test]

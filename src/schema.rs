@@ -147,12 +147,31 @@ const DOC_RECORD_VERSION: u8 = 1;
 const DOC_HEADER_LEN: usize = 17;
 
 impl<'a> DocRecord<'a> {
+    /// Starts a record in `out` (cleared): room for the header, then the caller writes the JSON
+    /// straight after it (no second copy) and fills the header in with [`DocRecord::finish`].
+    pub(crate) fn begin(out: &mut Vec<u8>) {
+        out.clear();
+        out.resize(DOC_HEADER_LEN, 0);
+    }
+
+    /// The JSON written after the header of a record started with [`DocRecord::begin`].
+    pub(crate) fn json_of(record: &[u8]) -> &[u8] {
+        &record[DOC_HEADER_LEN..]
+    }
+
+    /// Writes the header of a record started with [`DocRecord::begin`].
+    pub(crate) fn finish(record: &mut [u8], created_at: i64, updated_at: i64) {
+        record[0] = DOC_RECORD_VERSION;
+        record[1..9].copy_from_slice(&created_at.to_le_bytes());
+        record[9..17].copy_from_slice(&updated_at.to_le_bytes());
+    }
+
+    #[cfg(test)]
     pub(crate) fn encode(created_at: i64, updated_at: i64, json: &[u8]) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(DOC_HEADER_LEN + json.len());
-        bytes.push(DOC_RECORD_VERSION);
-        bytes.extend_from_slice(&created_at.to_le_bytes());
-        bytes.extend_from_slice(&updated_at.to_le_bytes());
+        let mut bytes = Vec::new();
+        Self::begin(&mut bytes);
         bytes.extend_from_slice(json);
+        Self::finish(&mut bytes, created_at, updated_at);
         bytes
     }
 

@@ -179,7 +179,7 @@ impl Client {
         self
     }
 
-    fn address_key(&self, key: impl FnOnce(IpAddr) -> Key) -> Option<Key> {
+    pub(crate) fn address_key(&self, key: impl FnOnce(IpAddr) -> Key) -> Option<Key> {
         match (self.server_trusted, self.address) {
             (false, Some(address)) => Some(key(address)),
             _ => None,
@@ -410,7 +410,9 @@ impl Db {
     /// `Unauthenticated` ("invalid email or password", identical for unknown emails and wrong
     /// passwords); `RateLimited` once an account or address has too many recent failures
     /// (then even the right password is refused until the window passes); `Forbidden` for a
-    /// disabled account (only told to someone who knows its password).
+    /// disabled account (only told to someone who knows its password); `SecondFactorRequired`
+    /// when the account or project uses a second factor (a code was mailed; finish with
+    /// [`Db::complete_second_factor`]).
     pub fn login(&self, email: &str, password: &str, client: &Client) -> Result<SignedIn> {
         let now = self.now_micros();
         let folded = email.trim().to_lowercase();
@@ -448,6 +450,12 @@ impl Db {
             return Err(Error::forbidden("this account is disabled"));
         }
         self.throttle().reset(&account_key);
+        if user.two_factor_enabled || self.settings()?.enable_2fa {
+            // The password step alone yields nothing usable: a code goes out, bound to this
+            // attempt, and `complete_second_factor` finishes the sign-in.
+            self.start_second_factor(&user)?;
+            return Err(crate::error::ErrorKind::SecondFactorRequired.into());
+        }
         let (session_id, refresh) = self.write_auth(|txn| {
             // The account may have been deleted or disabled since it was read.
             let current =

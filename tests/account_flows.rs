@@ -355,3 +355,101 @@ fn a_welcome_mail_follows_signup_when_enabled() {
             .contains("https://app.example.com/login")
     );
 }
+
+#[test]
+fn a_second_factor_cannot_be_skipped() {
+    let (db, clock) = memory_db();
+    let signed_in = db
+        .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
+        .unwrap();
+    let session = db.authenticate(&signed_in.access_token).unwrap();
+    assert!(
+        db.set_second_factor(&session, true)
+            .unwrap()
+            .two_factor_enabled
+    );
+
+    // The password step yields no token, only a mailed code.
+    let step = db.login("a@example.com", PASSWORD, &Client::unknown());
+    assert!(matches!(kind(step), ErrorKind::SecondFactorRequired));
+    let (code, _) = last_code(&db, "a@example.com");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert!(matches!(
+        kind(db.complete_second_factor("a@example.com", wrong, &Client::unknown())),
+        ErrorKind::Unauthenticated { .. }
+    ));
+    let done = db
+        .complete_second_factor("a@example.com", &code, &Client::unknown())
+        .unwrap();
+    db.authenticate(&done.access_token).unwrap();
+    assert!(
+        db.complete_second_factor("a@example.com", &code, &Client::unknown())
+            .is_err(),
+        "single use"
+    );
+
+    // A wrong password never sends a code; resending needs a pending password step.
+    let before = db.outbox().unwrap().len();
+    assert!(matches!(
+        kind(db.login("a@example.com", "wrong password!", &Client::unknown())),
+        ErrorKind::Unauthenticated { .. }
+    ));
+    clock.advance(Duration::from_secs(61));
+    db.resend_second_factor("a@example.com").unwrap();
+    assert_eq!(
+        db.outbox().unwrap().len(),
+        before,
+        "no attempt pending: nothing sent"
+    );
+
+    // A reset does not sign in, so it cannot bypass the second factor.
+    db.request_password_reset("a@example.com").unwrap();
+    let (reset, _) = last_code(&db, "a@example.com");
+    db.reset_password("a@example.com", &reset, "a brand new passphrase")
+        .unwrap();
+    assert!(matches!(
+        kind(db.login(
+            "a@example.com",
+            "a brand new passphrase",
+            &Client::unknown()
+        )),
+        ErrorKind::SecondFactorRequired
+    ));
+    // Codes of other purposes do not complete a login.
+    assert!(
+        db.complete_second_factor("a@example.com", &reset, &Client::unknown())
+            .is_err()
+    );
+}
+
+#[test]
+fn the_project_setting_applies_to_everyone() {
+    let (db, _) = memory_db();
+    account(&db, "a@example.com");
+    db.login("a@example.com", PASSWORD, &Client::unknown())
+        .unwrap();
+    db.update_settings(&json!({"ENABLE_2FA": true})).unwrap();
+    assert!(matches!(
+        kind(db.login("a@example.com", PASSWORD, &Client::unknown())),
+        ErrorKind::SecondFactorRequired
+    ));
+    let (code, _) = last_code(&db, "a@example.com");
+    db.complete_second_factor("a@example.com", &code, &Client::unknown())
+        .unwrap();
+}
+
+#[test]
+fn guessing_second_factor_codes_is_throttled() {
+    let (db, _) = memory_db();
+    account(&db, "a@example.com");
+    db.update_settings(&json!({"ENABLE_2FA": true})).unwrap();
+    let _ = db.login("a@example.com", PASSWORD, &Client::unknown());
+    for guess in 0..10 {
+        let _ =
+            db.complete_second_factor("a@example.com", &format!("{guess:06}"), &Client::unknown());
+    }
+    assert!(matches!(
+        kind(db.complete_second_factor("a@example.com", "123456", &Client::unknown())),
+        ErrorKind::RateLimited { .. }
+    ));
+}

@@ -11,7 +11,9 @@ use crate::error::{Error, ErrorKind};
 pub(crate) fn status_of(kind: &ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidInput { .. } => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+        ErrorKind::Unauthenticated { .. } | ErrorKind::SecondFactorRequired => {
+            StatusCode::UNAUTHORIZED
+        }
         ErrorKind::Forbidden { .. } => StatusCode::FORBIDDEN,
         ErrorKind::NotFound { .. } => StatusCode::NOT_FOUND,
         ErrorKind::AlreadyExists { .. } => StatusCode::CONFLICT,
@@ -31,6 +33,7 @@ pub(crate) fn code_of(kind: &ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidInput { .. } => "invalid_input",
         ErrorKind::Unauthenticated { .. } => "unauthenticated",
+        ErrorKind::SecondFactorRequired => "second_factor_required",
         ErrorKind::Forbidden { .. } => "forbidden",
         ErrorKind::NotFound { .. } => "not_found",
         ErrorKind::AlreadyExists { .. } => "already_exists",
