@@ -60,6 +60,9 @@ pub enum ErrorKind {
     /// The password was right, and the account needs a second factor: a code was mailed to it;
     /// finish with [`Db::complete_second_factor`](crate::Db::complete_second_factor).
     SecondFactorRequired,
+    /// The account exists (or the address is taken) but must confirm its email first: check the
+    /// mailbox, confirm with the code, then sign in. (Signup with email verification on.)
+    VerificationRequired,
     /// Too many attempts; retry after the given number of seconds.
     RateLimited {
         /// Seconds until a retry can succeed.
@@ -177,6 +180,9 @@ impl fmt::Display for ErrorKind {
             }
             ErrorKind::RateLimited { retry_after_secs } => {
                 write!(f, "too many attempts; retry in {retry_after_secs} s")
+            }
+            ErrorKind::VerificationRequired => {
+                write!(f, "check your mailbox to confirm the address, then sign in")
             }
             ErrorKind::SecondFactorRequired => {
                 write!(

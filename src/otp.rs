@@ -210,6 +210,27 @@ impl Db {
         Ok(())
     }
 
+    /// Mails a verification code to a new account (signup with email verification on).
+    pub(crate) fn send_verification(
+        &self,
+        user: &StoredUser,
+        settings: &crate::settings::Settings,
+    ) -> Result<()> {
+        let (code, token) = self.write(|txn| {
+            self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
+        })?;
+        let link = settings
+            .verification_link_base()
+            .map(|base| format!("{base}?token={token}"));
+        self.send_flow_mail(code_mail(
+            &user.email,
+            "Confirm your email",
+            "confirm your email address",
+            &code,
+            link.as_deref(),
+        ))
+    }
+
     /// Confirms an email with the code that was sent to it.
     ///
     /// # Errors

@@ -339,7 +339,9 @@ impl Db {
     /// `InvalidInput` for a malformed email, username, role or profile, or a weak password;
     /// `Forbidden` for a role that is not self-assignable; `InvalidInput` with one generic
     /// message (and no account data) when the email or username is taken; `RateLimited` past
-    /// the per-address signup limit.
+    /// the per-address signup limit. With `ENABLE_EMAIL_VERIFICATION` on, a signup never yields
+    /// a session: it answers `VerificationRequired` whether the address is new (the account is
+    /// made and a code mailed) or taken (nothing happens), so it reveals nothing.
     ///
     /// ```
     /// # fn main() -> larder::Result<()> {
@@ -379,16 +381,28 @@ impl Db {
             created_at: now,
             updated_at: now,
         };
-        let (session_id, refresh) = self.write_auth(|txn| {
+        let verify_first = settings.enable_email_verification;
+        enum Created {
+            Session(String, String),
+            PendingVerification,
+            EmailTaken,
+        }
+        let created = self.write_auth(|txn| {
             // Generic on purpose: it does not say which one is taken, nor anything about the
-            // account (signup answers with tokens, so existence itself cannot be hidden).
+            // account. With email verification on, a taken address gets the very answer a new
+            // one gets (its owner is told by mail instead), so signup reveals nothing.
             let taken = || Error::invalid("this email or username cannot be used");
             let mut by_email = txn.open_table(USERS_BY_EMAIL)?;
             if by_email.get(user.email.as_str())?.is_some() {
-                return Err(taken());
+                return if verify_first {
+                    Ok(Created::EmailTaken)
+                } else {
+                    Err(taken())
+                };
             }
             by_email.insert(user.email.as_str(), user.id.as_str())?;
             if let Some(folded) = &username {
+                // Usernames are public (profiles), so saying one is taken hides nothing.
                 let mut by_username = txn.open_table(USERS_BY_USERNAME)?;
                 if by_username.get(folded.as_str())?.is_some() {
                     return Err(taken());
@@ -396,8 +410,27 @@ impl Db {
                 by_username.insert(folded.as_str(), user.id.as_str())?;
             }
             save_user(txn, &user)?;
-            self.create_session(txn, &user.id)
+            if verify_first {
+                return Ok(Created::PendingVerification);
+            }
+            let (session_id, refresh) = self.create_session(txn, &user.id)?;
+            Ok(Created::Session(session_id, refresh))
         })?;
+        let (session_id, refresh) = match created {
+            Created::Session(session_id, refresh) => (session_id, refresh),
+            Created::PendingVerification => {
+                // No session until the address is confirmed: the code goes out now.
+                self.send_verification(&user, &settings)?;
+                if settings.send_welcome_email {
+                    self.send_flow_mail(welcome_mail(&user.email, &settings))?;
+                }
+                return Err(crate::error::ErrorKind::VerificationRequired.into());
+            }
+            Created::EmailTaken => {
+                self.send_flow_mail(already_registered_mail(&user.email, &settings))?;
+                return Err(crate::error::ErrorKind::VerificationRequired.into());
+            }
+        };
         if settings.send_welcome_email {
             self.send_flow_mail(welcome_mail(&user.email, &settings))?;
         }
@@ -450,7 +483,13 @@ impl Db {
             return Err(Error::forbidden("this account is disabled"));
         }
         self.throttle().reset(&account_key);
-        if user.two_factor_enabled || self.settings()?.enable_2fa {
+        let settings = self.settings()?;
+        if settings.enable_email_verification && !user.email_verified {
+            return Err(Error::forbidden(
+                "confirm your email address first (a code was mailed at signup)",
+            ));
+        }
+        if user.two_factor_enabled || settings.enable_2fa {
             // The password step alone yields nothing usable: a code goes out, bound to this
             // attempt, and `complete_second_factor` finishes the sign-in.
             self.start_second_factor(&user)?;
@@ -690,6 +729,29 @@ fn welcome_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
         subject: Some("Welcome".into()),
         text: Some(text),
         template: Some("welcome".into()),
+        ..crate::mail::MailMessage::default()
+    }
+}
+
+/// Told to the owner of an address someone tried to sign up with again (email verification
+/// on: the signup itself answers as for a new address).
+fn already_registered_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
+    let mut text = String::from(
+        "Someone tried to create an account with this address, which already has one.\n\
+         If it was you, sign in or reset your password. Otherwise, ignore this message.\n",
+    );
+    if let Some(url) = settings
+        .login_url
+        .as_ref()
+        .or(settings.frontend_url.as_ref())
+    {
+        text.push_str(&format!("\nSign in at {url}\n"));
+    }
+    crate::mail::MailMessage {
+        to: vec![to.to_owned()],
+        subject: Some("You already have an account".into()),
+        text: Some(text),
+        template: Some("already_registered".into()),
         ..crate::mail::MailMessage::default()
     }
 }

@@ -453,3 +453,46 @@ fn guessing_second_factor_codes_is_throttled() {
         ErrorKind::RateLimited { .. }
     ));
 }
+
+#[test]
+fn with_email_verification_signup_reveals_nothing_and_login_waits_for_confirmation() {
+    let (db, _) = memory_db();
+    account(&db, "old@example.com");
+    db.update_settings(&json!({"ENABLE_EMAIL_VERIFICATION": true}))
+        .unwrap();
+
+    let new = kind(db.signup(
+        NewUser::new("new@example.com", PASSWORD),
+        &Client::unknown(),
+    ));
+    let taken = kind(db.signup(
+        NewUser::new("OLD@example.com", "another passphrase"),
+        &Client::unknown(),
+    ));
+    assert_eq!(new, ErrorKind::VerificationRequired);
+    assert_eq!(taken, new, "the same answer for a new and a taken address");
+    let to_old = db
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.message.to == ["old@example.com"])
+        .count();
+    assert_eq!(to_old, 1, "the owner of the taken address is told by mail");
+
+    // No session yet, and no sign-in before the address is confirmed.
+    assert!(matches!(
+        kind(db.login("new@example.com", PASSWORD, &Client::unknown())),
+        ErrorKind::Forbidden { .. }
+    ));
+    assert!(
+        matches!(
+            kind(db.login("new@example.com", "wrong password!", &Client::unknown())),
+            ErrorKind::Unauthenticated { .. }
+        ),
+        "only someone with the password learns the account waits"
+    );
+    let (code, _) = last_code(&db, "new@example.com");
+    db.verify_email("new@example.com", &code).unwrap();
+    db.login("new@example.com", PASSWORD, &Client::unknown())
+        .unwrap();
+}

@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorKind};
 pub(crate) fn status_of(kind: &ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+        ErrorKind::VerificationRequired => StatusCode::ACCEPTED,
         ErrorKind::Unauthenticated { .. } | ErrorKind::SecondFactorRequired => {
             StatusCode::UNAUTHORIZED
         }
@@ -32,6 +33,7 @@ pub(crate) fn status_of(kind: &ErrorKind) -> StatusCode {
 pub(crate) fn code_of(kind: &ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidInput { .. } => "invalid_input",
+        ErrorKind::VerificationRequired => "verification_required",
         ErrorKind::Unauthenticated { .. } => "unauthenticated",
         ErrorKind::SecondFactorRequired => "second_factor_required",
         ErrorKind::Forbidden { .. } => "forbidden",
