@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::api_keys::KeyCache;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
-use crate::mail::Mailer;
+use crate::mail::{Mailer, SmsSender};
 use crate::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
 use crate::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
 use crate::throttle::{Throttle, ThrottleConfig};
@@ -54,6 +54,7 @@ struct Inner {
     session_lifetime: Duration,
     public_profile_fields: Vec<String>,
     mailer: Option<Arc<dyn Mailer>>,
+    sms_sender: Option<Arc<dyn SmsSender>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -85,6 +86,7 @@ pub struct DbBuilder {
     session_lifetime: Duration,
     public_profile_fields: Vec<String>,
     mailer: Option<Arc<dyn Mailer>>,
+    sms_sender: Option<Arc<dyn SmsSender>>,
 }
 
 impl Default for DbBuilder {
@@ -97,6 +99,7 @@ impl Default for DbBuilder {
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             public_profile_fields: ["name", "avatarUrl", "bio"].map(String::from).to_vec(),
             mailer: None,
+            sms_sender: None,
         }
     }
 }
@@ -117,6 +120,12 @@ impl DbBuilder {
     /// Delivers mail beyond the outbox (which records every message whatever the mailer).
     pub fn mailer(mut self, mailer: impl Mailer + 'static) -> Self {
         self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// Sends text messages beyond the SMS outbox (phone login codes).
+    pub fn sms_sender(mut self, sender: impl SmsSender + 'static) -> Self {
+        self.sms_sender = Some(Arc::new(sender));
         self
     }
 
@@ -199,6 +208,7 @@ impl DbBuilder {
                 session_lifetime: self.session_lifetime,
                 public_profile_fields: self.public_profile_fields,
                 mailer: self.mailer,
+                sms_sender: self.sms_sender,
             }),
         })
     }
@@ -320,6 +330,8 @@ fn initialize(redb: &redb::Database) -> Result<()> {
         txn.open_table(schema::ENV_VARS)?;
         txn.open_table(schema::OTP_CODES)?;
         txn.open_table(schema::OTP_LINKS)?;
+        txn.open_table(schema::USERS_BY_PHONE)?;
+        txn.open_table(schema::SMS_OUTBOX)?;
     }
     txn.commit()?;
     Ok(())
@@ -400,6 +412,10 @@ impl Db {
 
     pub(crate) fn public_profile_fields(&self) -> &[String] {
         &self.inner.public_profile_fields
+    }
+
+    pub(crate) fn sms_sender(&self) -> Option<&dyn SmsSender> {
+        self.inner.sms_sender.as_deref()
     }
 
     pub(crate) fn mailer(&self) -> Option<&dyn Mailer> {

@@ -88,7 +88,7 @@ pub use env_vars::EnvVarInfo;
 pub use error::{Error, ErrorKind, Result};
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
-pub use mail::{MailMessage, Mailer, OutboxMessage};
+pub use mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};
 pub use otp::{CODE_LIFETIME, MAX_ATTEMPTS, REQUEST_COOLDOWN};
 pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 pub use policy::{Action, Decision};

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::clock::format_rfc3339;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::schema::OUTBOX;
+use crate::schema::{OUTBOX, SMS_OUTBOX};
 use crate::users::fold_email;
 
 /// Most recipients of one message (to, cc and bcc together).
@@ -29,6 +29,35 @@ pub trait Mailer: Send + Sync + std::fmt::Debug {
         &self,
         message: &OutboxMessage,
     ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Sends text messages (phone login codes) beyond the SMS outbox, which records every message
+/// whatever the sender does.
+pub trait SmsSender: Send + Sync + std::fmt::Debug {
+    /// Sends one text message.
+    ///
+    /// # Errors
+    /// Any delivery failure (the phone-login flow does not report it: it answers the same for
+    /// every number).
+    fn send_sms(
+        &self,
+        message: &SmsMessage,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// A text message in the SMS outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsMessage {
+    /// Its id (time-ordered).
+    pub id: String,
+    /// When it was sent (RFC 3339).
+    pub sent_at: String,
+    /// The phone number.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// The one-time code it carries, as a structured field (for tests and audits).
+    pub code: Option<String>,
 }
 
 /// A message to send: `subject` with `text` and/or `html`, or a `template` with `variables`.
@@ -175,6 +204,43 @@ impl Db {
             Err(e) if matches!(e.kind(), crate::error::ErrorKind::Internal) => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    /// Records a text message in the SMS outbox and hands it to the configured sender; a
+    /// delivery failure is not reported (see [`SmsSender`]).
+    pub(crate) fn send_sms(&self, to: &str, text: String, code: Option<String>) -> Result<()> {
+        let message = SmsMessage {
+            id: self.new_id(),
+            sent_at: format_rfc3339(self.now_micros()),
+            to: to.to_owned(),
+            text,
+            code,
+        };
+        let json = serde_json::to_string(&message).map_err(Error::internal)?;
+        self.write(|txn| {
+            txn.open_table(SMS_OUTBOX)?
+                .insert(message.id.as_str(), json.as_str())?;
+            Ok(())
+        })?;
+        if let Some(sender) = self.sms_sender() {
+            let _ = sender.send_sms(&message);
+        }
+        Ok(())
+    }
+
+    /// Every text message sent, oldest first.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub fn sms_outbox(&self) -> Result<Vec<SmsMessage>> {
+        self.read(|txn| {
+            let mut out = Vec::new();
+            for entry in txn.open_table(SMS_OUTBOX)?.iter()? {
+                let (_, json) = entry?;
+                out.push(serde_json::from_str(json.value()).map_err(Error::internal)?);
+            }
+            Ok(out)
+        })
     }
 
     /// Every message sent, oldest first.

@@ -40,6 +40,8 @@ pub enum Purpose {
     ResetPassword,
     /// The second step of a login.
     TwoFactor,
+    /// Logging in with a code sent by SMS.
+    PhoneLogin,
 }
 
 impl Purpose {
@@ -48,6 +50,7 @@ impl Purpose {
             Purpose::VerifyEmail => "verify_email",
             Purpose::ResetPassword => "reset_password",
             Purpose::TwoFactor => "two_factor",
+            Purpose::PhoneLogin => "phone_login",
         }
     }
 }
@@ -475,6 +478,84 @@ impl Db {
         })
     }
 
+    /// Texts a login code to the account with this phone number, when `ENABLE_PHONE_LOGIN` is
+    /// on. Answers the same whether or not the number is registered.
+    ///
+    /// # Errors
+    /// `Forbidden` while phone login is off; `InvalidInput` for a malformed number;
+    /// `RateLimited` within a minute of the previous request for this number.
+    pub fn request_phone_login(&self, phone: &str) -> Result<()> {
+        let settings = self.settings()?;
+        if !settings.enable_phone_login {
+            return Err(Error::forbidden("phone login is not enabled"));
+        }
+        let phone = crate::users::normalize_phone(phone)?;
+        self.cool_down(Purpose::PhoneLogin, &phone)?;
+        let issued = self.write(|txn| {
+            let Some(user) = user_by_phone(txn, &phone)? else {
+                return Ok(None);
+            };
+            if user.disabled {
+                return Ok(None);
+            }
+            self.issue_code(txn, Purpose::PhoneLogin, &user.id, settings.otp_length)
+                .map(Some)
+        })?;
+        if let Some((code, _)) = issued {
+            let text = format!("Your sign-in code is {code}. It is valid for 10 minutes.");
+            self.send_sms(&phone, text, Some(code))?;
+        }
+        Ok(())
+    }
+
+    /// Signs in with the code texted to this phone number. Wrong codes count as failed logins.
+    ///
+    /// # Errors
+    /// `Forbidden` while phone login is off; `Unauthenticated` for a wrong, used, expired or
+    /// dead code or an unknown number; `RateLimited` while throttled.
+    pub fn complete_phone_login(
+        &self,
+        phone: &str,
+        code: &str,
+        client: &crate::users::Client,
+    ) -> Result<crate::sessions::SignedIn> {
+        if !self.settings()?.enable_phone_login {
+            return Err(Error::forbidden("phone login is not enabled"));
+        }
+        let phone = crate::users::normalize_phone(phone)
+            .map_err(|_| Error::unauthenticated("invalid or expired code"))?;
+        let now = self.now_micros();
+        let account = Key::LoginAccount(phone.clone());
+        let address = client.address_key(Key::LoginAddress);
+        self.throttle().check(&account, now)?;
+        if let Some(key) = &address {
+            self.throttle().check(key, now)?;
+        }
+        let signed_in = self.write_auth(|txn| {
+            let Some(user) = user_by_phone(txn, &phone)? else {
+                return Ok(None);
+            };
+            if user.disabled || !self.consume_code(txn, Purpose::PhoneLogin, &user.id, code)? {
+                return Ok(None);
+            }
+            let (session_id, refresh) = self.create_session(txn, &user.id)?;
+            Ok(Some((user.public(), session_id, refresh)))
+        })?;
+        match signed_in {
+            Some((user, session_id, refresh)) => {
+                self.throttle().reset(&account);
+                self.signed_in(user, session_id, refresh)
+            }
+            None => {
+                self.throttle().record(account, now);
+                if let Some(key) = address {
+                    self.throttle().record(key, now);
+                }
+                Err(Error::unauthenticated("invalid or expired code"))
+            }
+        }
+    }
+
     /// Consumes a link token of a purpose; returns the account it was for.
     fn consume_link(
         &self,
@@ -522,6 +603,20 @@ impl Db {
             .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
         end_sessions_of(txn, &user.id, None)
     }
+}
+
+fn user_by_phone(txn: &WriteTransaction, phone: &str) -> Result<Option<StoredUser>> {
+    let Some(id) = txn
+        .open_table(crate::schema::USERS_BY_PHONE)?
+        .get(phone)?
+        .map(|v| v.value().to_owned())
+    else {
+        return Ok(None);
+    };
+    txn.open_table(USERS)?
+        .get(id.as_str())?
+        .map(|v| schema::decode(v.value()))
+        .transpose()
 }
 
 fn user_by_email(txn: &WriteTransaction, email: &str) -> Result<Option<StoredUser>> {

@@ -30,6 +30,12 @@ pub(crate) const USERS_BY_EMAIL: TableDefinition<&str, &str> =
 pub(crate) const USERS_BY_USERNAME: TableDefinition<&str, &str> =
     TableDefinition::new("users_by_username_v1");
 
+/// Phone number → user id.
+pub(crate) const USERS_BY_PHONE: TableDefinition<&str, &str> =
+    TableDefinition::new("users_by_phone_v1");
+/// Message id → an SMS outbox entry as JSON text.
+pub(crate) const SMS_OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("sms_outbox_v1");
+
 /// Session id → [`StoredSession`](crate::sessions::StoredSession) (postcard).
 pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_v1");
 /// User id → its session ids.
@@ -80,6 +86,8 @@ pub(crate) const FIXED_TABLES: &[&str] = &[
     "env_vars_v1",
     "otp_codes_v1",
     "otp_links_v1",
+    "users_by_phone_v1",
+    "sms_outbox_v1",
 ];
 /// Names of the multimap tables every database has.
 pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &["sessions_by_user_v1"];
@@ -224,6 +232,8 @@ mod tests {
             ENV_VARS.name(),
             OTP_CODES.name(),
             OTP_LINKS.name(),
+            USERS_BY_PHONE.name(),
+            SMS_OUTBOX.name(),
         ];
         assert_eq!(FIXED_TABLES, names);
         assert_eq!(FIXED_MULTIMAP_TABLES, [SESSIONS_BY_USER.name()]);

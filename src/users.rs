@@ -14,7 +14,7 @@ use crate::clock::format_rfc3339;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::password;
-use crate::schema::{self, USERS, USERS_BY_EMAIL, USERS_BY_USERNAME};
+use crate::schema::{self, USERS, USERS_BY_EMAIL, USERS_BY_PHONE, USERS_BY_USERNAME};
 use crate::sessions::{SignedIn, UserSession, end_sessions_of};
 use crate::settings::{DEFAULT_ROLE, Settings, read_settings};
 use crate::throttle::Key;
@@ -41,6 +41,8 @@ const SERVER_MANAGED_PROFILE_KEYS: &[&str] = &[
     "disabled",
     "two_factor_enabled",
     "role",
+    "phone",
+    "phone_number",
     "is_admin",
     "isadmin",
 ];
@@ -54,6 +56,8 @@ pub struct User {
     pub email: String,
     /// The optional public username.
     pub username: Option<String>,
+    /// The optional phone number (`+` and 8 to 15 digits), for phone login.
+    pub phone: Option<String>,
     /// The user's roles; always includes `user`.
     pub roles: Vec<String>,
     /// Free profile fields.
@@ -101,6 +105,9 @@ pub struct NewUser {
     pub password: String,
     /// An optional unique username.
     pub username: Option<String>,
+    /// An optional unique phone number (`+` and 8 to 15 digits), for phone login. Set at
+    /// signup (or by an administrator), never by a profile update.
+    pub phone: Option<String>,
     /// Profile fields.
     pub data: Map<String, Value>,
     /// Requested roles beyond `user`; each must be self-assignable (see
@@ -114,6 +121,7 @@ impl std::fmt::Debug for NewUser {
             .field("email", &self.email)
             .field("password", &"<redacted>")
             .field("username", &self.username)
+            .field("phone", &self.phone)
             .field("data", &self.data)
             .field("roles", &self.roles)
             .finish()
@@ -133,6 +141,12 @@ impl NewUser {
     /// Sets the username.
     pub fn username(mut self, username: impl Into<String>) -> Self {
         self.username = Some(username.into());
+        self
+    }
+
+    /// Sets the phone number.
+    pub fn phone(mut self, phone: impl Into<String>) -> Self {
+        self.phone = Some(phone.into());
         self
     }
 
@@ -193,6 +207,7 @@ pub(crate) struct StoredUser {
     pub(crate) id: String,
     pub(crate) email: String,
     pub(crate) username: Option<String>,
+    pub(crate) phone: Option<String>,
     pub(crate) password_hash: String,
     pub(crate) roles: Vec<String>,
     pub(crate) data_json: String,
@@ -209,6 +224,7 @@ impl StoredUser {
             id: self.id.clone(),
             email: self.email.clone(),
             username: self.username.clone(),
+            phone: self.phone.clone(),
             roles: self.roles.clone(),
             data: serde_json::from_str(&self.data_json)
                 .unwrap_or_else(|_| Value::Object(Map::new())),
@@ -258,6 +274,25 @@ fn validate_username(username: &str) -> Result<String> {
         Err(Error::invalid(
             "invalid username: use 3 to 50 characters of A-Z, a-z, 0-9, _, . and -, \
              starting with a letter or digit",
+        ))
+    }
+}
+
+/// Checks a phone number: `+` then 8 to 15 digits; spaces, dashes, dots and parentheses are
+/// dropped.
+pub(crate) fn normalize_phone(phone: &str) -> Result<String> {
+    let digits: String = phone
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    let ok = digits.starts_with('+')
+        && (9..=16).contains(&digits.len())
+        && digits[1..].bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(digits)
+    } else {
+        Err(Error::invalid(
+            "invalid phone number: use + and the country code, 8 to 15 digits",
         ))
     }
 }
@@ -360,6 +395,7 @@ impl Db {
         }
         let email = fold_email(&new.email)?;
         let username = new.username.as_deref().map(validate_username).transpose()?;
+        let phone = new.phone.as_deref().map(normalize_phone).transpose()?;
         password::check_new_password(&new.password)?;
         let data_json = check_profile_data(&new.data)?;
         let settings = self.settings()?;
@@ -372,6 +408,7 @@ impl Db {
             id: crate::ids::random_uuid()?,
             email,
             username: new.username.clone().filter(|_| username.is_some()),
+            phone: phone.clone(),
             password_hash,
             roles,
             data_json,
@@ -408,6 +445,13 @@ impl Db {
                     return Err(taken());
                 }
                 by_username.insert(folded.as_str(), user.id.as_str())?;
+            }
+            if let Some(phone) = &user.phone {
+                let mut by_phone = txn.open_table(USERS_BY_PHONE)?;
+                if by_phone.get(phone.as_str())?.is_some() {
+                    return Err(taken());
+                }
+                by_phone.insert(phone.as_str(), user.id.as_str())?;
             }
             save_user(txn, &user)?;
             if verify_first {
@@ -686,6 +730,9 @@ impl Db {
             };
             txn.open_table(USERS_BY_EMAIL)?
                 .remove(user.email.as_str())?;
+            if let Some(phone) = &user.phone {
+                txn.open_table(USERS_BY_PHONE)?.remove(phone.as_str())?;
+            }
             if let Some(username) = &user.username {
                 txn.open_table(USERS_BY_USERNAME)?
                     .remove(username.to_ascii_lowercase().as_str())?;

@@ -496,3 +496,105 @@ fn with_email_verification_signup_reveals_nothing_and_login_waits_for_confirmati
     db.login("new@example.com", PASSWORD, &Client::unknown())
         .unwrap();
 }
+
+fn last_sms_code(db: &Db, phone: &str) -> String {
+    db.sms_outbox()
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|m| m.to == phone)
+        .expect("a text was sent")
+        .code
+        .unwrap()
+}
+
+#[test]
+fn phone_login_by_texted_code() {
+    let (db, clock) = memory_db();
+    db.signup(
+        NewUser::new("p@example.com", PASSWORD).phone("+44 20 7946 0958"),
+        &Client::unknown(),
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            kind(db.request_phone_login("+442079460958")),
+            ErrorKind::Forbidden { .. }
+        ),
+        "off by default"
+    );
+    db.update_settings(&json!({"ENABLE_PHONE_LOGIN": true}))
+        .unwrap();
+
+    db.request_phone_login("+44 (20) 7946-0958").unwrap();
+    let code = last_sms_code(&db, "+442079460958");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert!(matches!(
+        kind(db.complete_phone_login("+442079460958", wrong, &Client::unknown())),
+        ErrorKind::Unauthenticated { .. }
+    ));
+    let signed_in = db
+        .complete_phone_login("+442079460958", &code, &Client::unknown())
+        .unwrap();
+    assert_eq!(
+        db.authenticate(&signed_in.access_token)
+            .unwrap()
+            .user()
+            .email,
+        "p@example.com"
+    );
+    assert!(
+        db.complete_phone_login("+442079460958", &code, &Client::unknown())
+            .is_err(),
+        "single use"
+    );
+
+    // Unknown numbers get the same answer, no text, and the same cooldown.
+    clock.advance(Duration::from_secs(61));
+    db.request_phone_login("+15555550100").unwrap();
+    assert!(matches!(
+        kind(db.request_phone_login("+15555550100")),
+        ErrorKind::RateLimited { .. }
+    ));
+    assert!(
+        db.sms_outbox()
+            .unwrap()
+            .iter()
+            .all(|m| m.to != "+15555550100")
+    );
+    assert!(invalid(db.request_phone_login("not a number")));
+}
+
+#[test]
+fn phone_numbers_are_unique_and_not_changed_by_profile_updates() {
+    let (db, _) = memory_db();
+    let a = db
+        .signup(
+            NewUser::new("a@example.com", PASSWORD).phone("+4915112345678"),
+            &Client::unknown(),
+        )
+        .unwrap();
+    assert_eq!(a.user.phone.as_deref(), Some("+4915112345678"));
+    assert!(invalid(db.signup(
+        NewUser::new("b@example.com", PASSWORD).phone("+49 151 1234 5678"),
+        &Client::unknown()
+    )));
+    assert!(invalid(db.signup(
+        NewUser::new("c@example.com", PASSWORD).phone("12345"),
+        &Client::unknown()
+    )));
+    let session = db.authenticate(&a.access_token).unwrap();
+    assert!(invalid(
+        db.update_profile(&session, &json!({"phone": "+4915199999999"}))
+    ));
+    assert!(invalid(db.update_profile(
+        &session,
+        &json!({"phone_number": "+4915199999999"})
+    )));
+    db.delete_user(&a.user.id).unwrap();
+    db.signup(
+        NewUser::new("d@example.com", PASSWORD).phone("+4915112345678"),
+        &Client::unknown(),
+    )
+    .unwrap();
+}
