@@ -41,8 +41,6 @@ const SERVER_MANAGED_PROFILE_KEYS: &[&str] = &[
     "disabled",
     "two_factor_enabled",
     "role",
-    "phone",
-    "phone_number",
     "is_admin",
     "isadmin",
 ];
@@ -106,7 +104,7 @@ pub struct NewUser {
     /// An optional unique username.
     pub username: Option<String>,
     /// An optional unique phone number (`+` and 8 to 15 digits), for phone login. Set at
-    /// signup (or by an administrator), never by a profile update.
+    /// signup only: a profile update never changes it (a `phone` profile field is just data).
     pub phone: Option<String>,
     /// Profile fields.
     pub data: Map<String, Value>,

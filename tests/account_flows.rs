@@ -566,7 +566,7 @@ fn phone_login_by_texted_code() {
 }
 
 #[test]
-fn phone_numbers_are_unique_and_not_changed_by_profile_updates() {
+fn login_phones_are_unique_and_not_changed_by_profile_updates() {
     let (db, _) = memory_db();
     let a = db
         .signup(
