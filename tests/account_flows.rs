@@ -584,13 +584,12 @@ fn login_phones_are_unique_and_not_changed_by_profile_updates() {
         &Client::unknown()
     )));
     let session = db.authenticate(&a.access_token).unwrap();
-    assert!(invalid(
-        db.update_profile(&session, &json!({"phone": "+4915199999999"}))
-    ));
-    assert!(invalid(db.update_profile(
-        &session,
-        &json!({"phone_number": "+4915199999999"})
-    )));
+    // A `phone` profile field is plain data: the login phone stays as it was.
+    let updated = db
+        .update_profile(&session, &json!({"phone": "+4915199999999"}))
+        .unwrap();
+    assert_eq!(updated.phone.as_deref(), Some("+4915112345678"));
+    assert_eq!(updated.data["phone"], "+4915199999999");
     db.delete_user(&a.user.id).unwrap();
     db.signup(
         NewUser::new("d@example.com", PASSWORD).phone("+4915112345678"),
