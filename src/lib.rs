@@ -71,6 +71,8 @@ mod query;
 mod schema;
 mod sessions;
 mod settings;
+#[cfg(feature = "smtp")]
+mod smtp;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod throttle;
@@ -96,6 +98,8 @@ pub use principal::Principal;
 pub use query::{Aggregate, Filter, Op, Order, Query, Sort};
 pub use sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
 pub use settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};
+#[cfg(feature = "smtp")]
+pub use smtp::{SmtpMailer, SmtpSecurity};
 pub use throttle::ThrottleConfig;
 pub use users::{Client, NewUser, PublicProfile, User};
 
