@@ -55,6 +55,8 @@ struct Inner {
     public_profile_fields: Vec<String>,
     mailer: Option<Arc<dyn Mailer>>,
     sms_sender: Option<Arc<dyn SmsSender>>,
+    /// Where the HTTP front serves this database, once started (for links to its own pages).
+    served_url: parking_lot::RwLock<Option<String>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -209,6 +211,7 @@ impl DbBuilder {
                 public_profile_fields: self.public_profile_fields,
                 mailer: self.mailer,
                 sms_sender: self.sms_sender,
+                served_url: parking_lot::RwLock::new(None),
             }),
         })
     }
@@ -412,6 +415,16 @@ impl Db {
 
     pub(crate) fn public_profile_fields(&self) -> &[String] {
         &self.inner.public_profile_fields
+    }
+
+    /// Records where the HTTP front serves this database.
+    pub(crate) fn set_served_url(&self, url: String) {
+        *self.inner.served_url.write() = Some(url);
+    }
+
+    /// Where the HTTP front serves this database, if it does.
+    pub(crate) fn served_url(&self) -> Option<String> {
+        self.inner.served_url.read().clone()
     }
 
     pub(crate) fn sms_sender(&self) -> Option<&dyn SmsSender> {

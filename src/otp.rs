@@ -199,8 +199,8 @@ impl Db {
                 .map(Some)
         })?;
         if let Some((code, token)) = issued {
-            let link = settings
-                .verification_link_base()
+            let link = self
+                .verification_base(&settings)
                 .map(|base| format!("{base}?token={token}"));
             self.send_flow_mail(code_mail(
                 &email,
@@ -213,6 +213,22 @@ impl Db {
         Ok(())
     }
 
+    /// Where verification links point: the configured URL, else larder's own page when served.
+    fn verification_base(&self, settings: &crate::settings::Settings) -> Option<String> {
+        settings.verification_link_base().or_else(|| {
+            self.served_url()
+                .map(|url| format!("{url}/auth/verify-email"))
+        })
+    }
+
+    /// Where reset links point: the configured URL, else larder's own form when served.
+    fn password_reset_base(&self, settings: &crate::settings::Settings) -> Option<String> {
+        settings.password_reset_link_base().or_else(|| {
+            self.served_url()
+                .map(|url| format!("{url}/auth/reset-password"))
+        })
+    }
+
     /// Mails a verification code to a new account (signup with email verification on).
     pub(crate) fn send_verification(
         &self,
@@ -222,8 +238,8 @@ impl Db {
         let (code, token) = self.write(|txn| {
             self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
         })?;
-        let link = settings
-            .verification_link_base()
+        let link = self
+            .verification_base(settings)
             .map(|base| format!("{base}?token={token}"));
         self.send_flow_mail(code_mail(
             &user.email,
@@ -275,8 +291,8 @@ impl Db {
                 .map(Some)
         })?;
         if let Some((code, token)) = issued {
-            let link = settings
-                .password_reset_link_base()
+            let link = self
+                .password_reset_base(&settings)
                 .map(|base| format!("{base}?token={token}"));
             self.send_flow_mail(code_mail(
                 &email,

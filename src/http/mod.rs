@@ -5,6 +5,7 @@
 mod admin;
 mod cobru;
 mod error;
+mod pages;
 mod server;
 mod urbackend;
 
@@ -45,6 +46,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
         .merge(urbackend::routes())
         .merge(cobru::routes())
         .merge(admin::routes())
+        .merge(pages::routes())
         .route("/api/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)
@@ -231,7 +233,12 @@ async fn json_errors(response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let mut response = if status.as_u16() >= 400 && !is_json {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let mut response = if status.as_u16() >= 400 && !is_json && !is_page {
         let message = match status {
             StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
             StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
