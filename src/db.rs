@@ -418,6 +418,7 @@ impl Db {
     }
 
     /// Records where the HTTP front serves this database.
+    #[cfg(feature = "http")]
     pub(crate) fn set_served_url(&self, url: String) {
         *self.inner.served_url.write() = Some(url);
     }
