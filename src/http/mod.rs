@@ -4,6 +4,7 @@
 
 mod admin;
 mod cobru;
+mod cocobase;
 mod error;
 mod pages;
 mod server;
@@ -45,6 +46,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
     let routes = Router::new()
         .merge(urbackend::routes())
         .merge(cobru::routes())
+        .merge(cocobase::routes())
         .merge(admin::routes())
         .merge(pages::routes())
         .route("/api/health", get(health))

@@ -1,0 +1,861 @@
+//! The Cocobase dialect (seeds 000 and 001; the `cocobase` Python SDK): `/auth-collections/*`
+//! and `/collections/*`, errors as `{"detail": …}`.
+//!
+//! Identity, decided once here at the edge: an `x-api-key`, if sent, must be valid; a valid
+//! user token runs as that user even beside the admin key (apps ship both); an invalid token is
+//! 401, never a fallback; with neither a key nor a token the request is refused. On signup,
+//! login and the second-factor step the SDK sends stale tokens, so a Bearer is ignored there.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query as UrlQuery};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+
+use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
+use crate::auth::Credentials;
+use crate::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+use crate::db::Db;
+use crate::documents::{Collection, Doc};
+use crate::error::{Error, ErrorKind, Result};
+use crate::principal::Principal;
+use crate::query::{Aggregate, Filter, Op, Order, Query, Sort};
+use crate::sessions::SignedIn;
+use crate::users::{NewUser, User};
+
+/// The owner field of collections made through these routes (shown outside `data`).
+const OWNER: &str = "owner_id";
+/// Query parameters that are never filters.
+const RESERVED: &[&str] = &[
+    "limit",
+    "offset",
+    "sort",
+    "order",
+    "sort_by",
+    "sort_order",
+    "populate",
+    "select",
+    "count",
+    "field",
+    "operation",
+    "collection",
+];
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth-collections/signup", post(signup))
+        .route("/auth-collections/login", post(login))
+        .route(
+            "/auth-collections/user",
+            get(current_user).patch(update_user),
+        )
+        .route("/auth-collections/users", get(list_users))
+        .route("/auth-collections/users/{id}", get(get_user))
+        .route("/auth-collections/2fa/enable", post(enable_2fa))
+        .route("/auth-collections/2fa/disable", post(disable_2fa))
+        .route("/auth-collections/2fa/send-code", post(send_2fa_code))
+        .route("/auth-collections/2fa/verify", post(verify_2fa))
+        .route(
+            "/auth-collections/verify-email/send",
+            post(send_verification),
+        )
+        .route(
+            "/auth-collections/verify-email/resend",
+            post(send_verification),
+        )
+        .route("/auth-collections/verify-email/verify", post(verify_email))
+        .route("/auth-collections/google-verify", post(oauth))
+        .route("/auth-collections/github-verify", post(oauth))
+        .route("/collections/", post(create_collection))
+        .route(
+            "/collections/{name}",
+            axum::routing::patch(update_collection).delete(delete_collection),
+        )
+        .route("/collections/documents", post(create_document))
+        .route("/collections/{name}/documents", get(list_documents))
+        .route(
+            "/collections/{name}/documents/{id}",
+            get(get_document)
+                .patch(update_document)
+                .delete(delete_document),
+        )
+        .route(
+            "/collections/{name}/batch/documents/create",
+            post(batch_create),
+        )
+        .route(
+            "/collections/{name}/batch/documents/update",
+            post(batch_update),
+        )
+        .route(
+            "/collections/{name}/batch/documents/delete",
+            post(batch_delete),
+        )
+        .route("/collections/{name}/query/documents/count", get(count))
+        .route(
+            "/collections/{name}/query/documents/aggregate",
+            get(aggregate),
+        )
+}
+
+type Answer = std::result::Result<Response, ApiError>;
+
+fn fail(error: Error) -> ApiError {
+    ApiError::new(error, Shape::Detail)
+}
+
+fn answer(status: StatusCode, body: Value) -> Answer {
+    Ok(json_response(status, body))
+}
+
+/// A caller whose credentials were checked: the principal, and the database.
+struct Caller {
+    db: Db,
+    principal: Principal,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, ApiError> {
+        let presented = Presented::from_request_parts(parts, state)
+            .await
+            .map_err(|e| fail(e.error))?;
+        if presented.api_key.is_none() && presented.bearer.is_none() {
+            return Err(fail(Error::unauthenticated("Authentication required")));
+        }
+        let principal = state
+            .db
+            .authenticate_request(Credentials {
+                api_key: presented.api_key.as_deref(),
+                bearer: presented.bearer.as_deref(),
+            })
+            .map_err(fail)?;
+        Ok(Caller {
+            db: state.db.clone(),
+            principal,
+        })
+    }
+}
+
+/// A caller of the public auth routes: the key is checked, a Bearer ignored.
+struct PublicCaller {
+    db: Db,
+    client: crate::users::Client,
+}
+
+impl FromRequestParts<AppState> for PublicCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> std::result::Result<Self, ApiError> {
+        let presented = Presented::from_request_parts(parts, state)
+            .await
+            .map_err(|e| fail(e.error))?;
+        let mut client = presented.client.clone();
+        if let Some(key) = &presented.api_key {
+            let identity = state.db.authenticate_key(key).map_err(fail)?;
+            if identity.kind == crate::api_keys::KeyKind::Secret {
+                client = client.server_trusted();
+            }
+        }
+        Ok(PublicCaller {
+            db: state.db.clone(),
+            client,
+        })
+    }
+}
+
+fn body_object(body: &Bytes) -> Result<Map<String, Value>> {
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Error::invalid("the body must be a JSON object")),
+        Err(_) => Err(Error::invalid("the body is not valid JSON")),
+    }
+}
+
+/// `body["data"]` when it is an object, else the body (the SDK wraps most payloads once).
+fn unwrap_data(mut body: Map<String, Value>) -> Map<String, Value> {
+    match body.remove("data") {
+        Some(Value::Object(inner)) => inner,
+        Some(other) => {
+            body.insert("data".into(), other);
+            body
+        }
+        None => body,
+    }
+}
+
+/// Document bodies: unwrapped once, and once more when the result's only key is an object
+/// named `data` (the 1.5.0 SDK wraps twice).
+fn document_body(body: &Bytes) -> Result<Map<String, Value>> {
+    let once = unwrap_data(body_object(body)?);
+    if once.len() == 1 && matches!(once.get("data"), Some(Value::Object(_))) {
+        return Ok(unwrap_data(once));
+    }
+    Ok(once)
+}
+
+fn text(map: &Map<String, Value>, name: &str) -> Result<String> {
+    map.get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| Error::invalid(format!("`{name}` is required")))
+}
+
+fn user_view(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "email": user.email,
+        "data": user.data,
+        "roles": user.roles,
+        "client_id": "larder",
+        "created_at": user.created_at,
+        "email_verified": user.email_verified,
+        "two_factor_enabled": user.two_factor_enabled,
+    })
+}
+
+fn token_answer(status: StatusCode, signed_in: &SignedIn) -> Answer {
+    let body = json!({
+        "access_token": signed_in.access_token,
+        "token_type": "bearer",
+        "expires_in": signed_in.expires_in,
+        "refresh_token": signed_in.refresh_token,
+        "user": user_view(&signed_in.user),
+    });
+    Ok(no_store(json_response(status, body)))
+}
+
+/// A sign-in outcome: tokens, or the second-factor step, or the verification step.
+fn sign_in_answer(status: StatusCode, outcome: Result<SignedIn>) -> Answer {
+    match outcome {
+        Ok(signed_in) => token_answer(status, &signed_in),
+        Err(e) if matches!(e.kind(), ErrorKind::SecondFactorRequired) => {
+            Ok(no_store(json_response(
+                StatusCode::OK,
+                json!({"requires_2fa": true, "message": "2FA code sent to your email"}),
+            )))
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::VerificationRequired) => {
+            Ok(no_store(json_response(
+                StatusCode::ACCEPTED,
+                json!({"requires_verification": true, "message": e.to_string()}),
+            )))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+async fn signup(caller: PublicCaller, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let mut new = NewUser::new(
+        text(&fields, "email").map_err(fail)?,
+        text(&fields, "password").map_err(fail)?,
+    );
+    if let Some(Value::Object(data)) = fields.get("data") {
+        new.data = data.clone();
+    }
+    if let Some(roles) = fields.get("roles").filter(|r| !r.is_null()) {
+        new.roles = serde_json::from_value(roles.clone())
+            .map_err(|_| fail(Error::invalid("`roles` must be a list of strings")))?;
+    }
+    if let Some(Value::String(phone)) = fields.get("phone_number") {
+        new.phone = Some(phone.clone());
+    }
+    let (db, client) = (caller.db, caller.client);
+    let outcome = blocking(move || Ok(db.signup(new, &client)))
+        .await
+        .map_err(fail)?;
+    sign_in_answer(StatusCode::CREATED, outcome)
+}
+
+async fn login(caller: PublicCaller, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let (email, password) = (
+        text(&fields, "email").map_err(fail)?,
+        text(&fields, "password").map_err(fail)?,
+    );
+    let (db, client) = (caller.db, caller.client);
+    let outcome = blocking(move || Ok(db.login(&email, &password, &client)))
+        .await
+        .map_err(fail)?;
+    sign_in_answer(StatusCode::OK, outcome)
+}
+
+fn session(caller: &Caller) -> Result<crate::sessions::UserSession> {
+    caller
+        .principal
+        .session()
+        .cloned()
+        .ok_or_else(|| Error::unauthenticated("a user token is required"))
+}
+
+async fn current_user(caller: Caller) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    Ok(no_store(json_response(
+        StatusCode::OK,
+        user_view(session.user()),
+    )))
+}
+
+async fn update_user(caller: Caller, body: Bytes) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    let fields = body_object(&body).map_err(fail)?;
+    if fields.get("password").is_some_and(|p| !p.is_null()) {
+        return Err(fail(Error::invalid(
+            "changing the password needs the current one: use change-password or a reset",
+        )));
+    }
+    if fields
+        .get("email")
+        .is_some_and(|e| !e.is_null() && e.as_str() != Some(session.user().email.as_str()))
+    {
+        return Err(fail(Error::invalid("changing the email is not supported")));
+    }
+    let changes = json!({"data": fields.get("data").cloned().unwrap_or_else(|| json!({}))});
+    let db = caller.db.clone();
+    let user = blocking(move || db.update_profile(&session, &changes))
+        .await
+        .map_err(fail)?;
+    Ok(no_store(json_response(StatusCode::OK, user_view(&user))))
+}
+
+async fn list_users(caller: Caller) -> Answer {
+    if !caller.principal.is_admin() {
+        return Err(fail(Error::forbidden("only administrators may list users")));
+    }
+    let users: Vec<Value> = caller
+        .db
+        .list_users()
+        .map_err(fail)?
+        .iter()
+        .map(user_view)
+        .collect();
+    answer(StatusCode::OK, Value::Array(users))
+}
+
+async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
+    let own = caller.principal.user().is_some_and(|u| u.id == id);
+    if !own && !caller.principal.is_admin() {
+        return Err(fail(Error::forbidden(
+            "only administrators may read other users",
+        )));
+    }
+    answer(
+        StatusCode::OK,
+        user_view(&caller.db.get_user(&id).map_err(fail)?),
+    )
+}
+
+async fn enable_2fa(caller: Caller) -> Answer {
+    toggle_2fa(caller, true).await
+}
+
+async fn disable_2fa(caller: Caller) -> Answer {
+    toggle_2fa(caller, false).await
+}
+
+async fn toggle_2fa(caller: Caller, enabled: bool) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    let db = caller.db.clone();
+    let user = blocking(move || db.set_second_factor(&session, enabled))
+        .await
+        .map_err(fail)?;
+    answer(
+        StatusCode::OK,
+        json!({"message": "2FA updated", "user": user_view(&user)}),
+    )
+}
+
+async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
+    let email = text(&body_object(&body).map_err(fail)?, "email").map_err(fail)?;
+    let db = caller.db;
+    blocking(move || db.resend_second_factor(&email))
+        .await
+        .map_err(fail)?;
+    answer(
+        StatusCode::OK,
+        json!({"message": "If a sign-in is waiting, a code is on its way"}),
+    )
+}
+
+async fn verify_2fa(caller: PublicCaller, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let (email, code) = (
+        text(&fields, "email").map_err(fail)?,
+        text(&fields, "code").map_err(fail)?,
+    );
+    let (db, client) = (caller.db, caller.client);
+    let signed_in = blocking(move || db.complete_second_factor(&email, &code, &client))
+        .await
+        .map_err(fail)?;
+    token_answer(StatusCode::OK, &signed_in)
+}
+
+async fn send_verification(caller: Caller) -> Answer {
+    let session = session(&caller).map_err(fail)?;
+    let db = caller.db.clone();
+    let email = session.user().email.clone();
+    blocking(move || db.request_email_verification(&email))
+        .await
+        .map_err(fail)?;
+    answer(
+        StatusCode::OK,
+        json!({"message": "If the address needs verifying, a code is on its way"}),
+    )
+}
+
+async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
+    let token = text(&body_object(&body).map_err(fail)?, "token").map_err(fail)?;
+    let db = caller.db;
+    blocking(move || db.verify_email_token(&token))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"message": "Email verified"}))
+}
+
+async fn oauth(_caller: PublicCaller) -> Answer {
+    answer(
+        StatusCode::NOT_IMPLEMENTED,
+        json!({"detail": "Google and GitHub sign-in need the network and are not available on this server"}),
+    )
+}
+
+fn collection_view(info: &CollectionInfo) -> Value {
+    json!({"id": info.name, "name": info.name, "created_at": info.created_at, "document_count": info.document_count})
+}
+
+/// Collections made through these routes: owner-only documents, any signed-in user creates.
+fn owner_only() -> CollectionSpec {
+    CollectionSpec::new()
+        .rules(Rules {
+            list: Rule::Owner,
+            view: Rule::Owner,
+            create: Rule::Authenticated,
+            update: Rule::Owner,
+            delete: Rule::Owner,
+        })
+        .owner_field(OWNER)
+}
+
+fn admin_only(caller: &Caller) -> Result<()> {
+    if caller.principal.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            "only administrators may manage collections",
+        ))
+    }
+}
+
+async fn create_collection(caller: Caller, body: Bytes) -> Answer {
+    admin_only(&caller).map_err(fail)?;
+    let fields = unwrap_data(body_object(&body).map_err(fail)?);
+    let name = text(&fields, "name").map_err(fail)?;
+    let db = caller.db.clone();
+    let info = blocking(move || db.create_collection(&name, owner_only()))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::CREATED, collection_view(&info))
+}
+
+async fn update_collection(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+    admin_only(&caller).map_err(fail)?;
+    let fields = unwrap_data(body_object(&body).map_err(fail)?);
+    let info = caller.db.collection_info(&name).map_err(fail)?;
+    if fields
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| n != name)
+    {
+        return Err(fail(Error::invalid(
+            "renaming a collection is not supported",
+        )));
+    }
+    answer(StatusCode::OK, collection_view(&info))
+}
+
+async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
+    admin_only(&caller).map_err(fail)?;
+    let db = caller.db.clone();
+    let deleted = name.clone();
+    blocking(move || db.delete_collection(&name))
+        .await
+        .map_err(fail)?;
+    answer(
+        StatusCode::OK,
+        json!({"message": "Collection deleted", "id": deleted}),
+    )
+}
+
+/// The document as the SDK reads it: `data` without the owner, which is shown beside it.
+fn document_view(name: &str, collection_created: &str, doc: Doc) -> Value {
+    let mut data = match doc.data {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let owner = data.remove(OWNER);
+    json!({
+        "id": doc.id,
+        "collection_id": name,
+        "collection": {"id": name, "name": name, "created_at": collection_created},
+        "created_at": doc.created_at,
+        "updated_at": doc.updated_at,
+        "data": data,
+        "owner_id": owner,
+    })
+}
+
+/// Runs one call on a collection's documents as the caller, off the async workers, and gives
+/// back the collection's creation time for the answer.
+async fn on_documents<T: Send + 'static>(
+    caller: &Caller,
+    name: &str,
+    call: impl FnOnce(Collection<Value>) -> Result<T> + Send + 'static,
+) -> std::result::Result<(T, String), ApiError> {
+    let db = caller.db.clone();
+    let principal = caller.principal.clone();
+    let name = name.to_owned();
+    blocking(move || {
+        let created = db.collection_info(&name)?.created_at;
+        Ok((call(db.acting_as(principal).collection(&name))?, created))
+    })
+    .await
+    .map_err(fail)
+}
+
+async fn create_document(
+    caller: Caller,
+    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+    body: Bytes,
+) -> Answer {
+    let name = params
+        .iter()
+        .find(|(k, _)| k == "collection")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| fail(Error::invalid("`collection` is required")))?;
+    let data = Value::Object(document_body(&body).map_err(fail)?);
+    // The admin key creates a missing collection on the fly (the hosted behaviour).
+    if caller.principal.is_admin() && caller.db.collection_info(&name).is_err() {
+        let db = caller.db.clone();
+        let to_create = name.clone();
+        blocking(move || db.put_collection(&to_create, owner_only()))
+            .await
+            .map_err(fail)?;
+    }
+    let (doc, created) = on_documents(&caller, &name, move |docs| docs.insert(&data)).await?;
+    answer(StatusCode::CREATED, document_view(&name, &created, doc))
+}
+
+/// The query grammar: `f=v`, `f_<op>=v` (op after the last `_`, or after `__`), `in`/`notin`
+/// comma lists, `isnull`, case-insensitive text operators, `sort`/`order` or
+/// `sort_by`/`sort_order` (default `created_at` desc), `limit`, `offset`.
+fn query_of(params: &[(String, String)]) -> Result<Query> {
+    let mut filter = Filter::All;
+    let (mut sort_field, mut order, mut limit, mut offset) = (None, Order::Desc, None, 0usize);
+    let number = |name: &str, value: &str| {
+        value
+            .parse::<usize>()
+            .map_err(|_| Error::invalid(format!("`{name}` must be a whole number")))
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "sort" | "sort_by" => sort_field = Some(value.clone()),
+            "order" | "sort_order" => {
+                order = match value.to_ascii_lowercase().as_str() {
+                    "asc" => Order::Asc,
+                    "desc" => Order::Desc,
+                    _ => return Err(Error::invalid("order must be asc or desc")),
+                }
+            }
+            "limit" => limit = Some(number(key, value)?.min(1000)),
+            "offset" => offset = number(key, value)?,
+            k if RESERVED.contains(&k) => {}
+            _ => {
+                let (field, op) = split_operator(key);
+                let path = field.to_owned();
+                let text = Value::String(value.clone());
+                let list = || {
+                    value
+                        .split(',')
+                        .map(|v| Value::String(v.to_owned()))
+                        .collect::<Vec<_>>()
+                };
+                let condition = match op {
+                    "ne" => Filter::Compare {
+                        path,
+                        op: Op::Ne,
+                        value: text,
+                    },
+                    "gt" => Filter::Compare {
+                        path,
+                        op: Op::Gt,
+                        value: text,
+                    },
+                    "gte" => Filter::Compare {
+                        path,
+                        op: Op::Gte,
+                        value: text,
+                    },
+                    "lt" => Filter::Compare {
+                        path,
+                        op: Op::Lt,
+                        value: text,
+                    },
+                    "lte" => Filter::Compare {
+                        path,
+                        op: Op::Lte,
+                        value: text,
+                    },
+                    "contains" => Filter::Compare {
+                        path,
+                        op: Op::ContainsIgnoreCase,
+                        value: text,
+                    },
+                    "startswith" => Filter::Compare {
+                        path,
+                        op: Op::StartsWithIgnoreCase,
+                        value: text,
+                    },
+                    "endswith" => Filter::Compare {
+                        path,
+                        op: Op::EndsWithIgnoreCase,
+                        value: text,
+                    },
+                    "in" => Filter::In {
+                        path,
+                        values: list(),
+                    },
+                    "notin" => Filter::NotIn {
+                        path,
+                        values: list(),
+                    },
+                    "isnull" => match value.as_str() {
+                        "true" | "True" | "1" => Filter::is_null(path),
+                        _ => !Filter::is_null(path),
+                    },
+                    _ => Filter::Compare {
+                        path,
+                        op: Op::Eq,
+                        value: text,
+                    },
+                };
+                filter = filter.and(condition);
+            }
+        }
+    }
+    Ok(Query {
+        filter,
+        sort: vec![Sort {
+            path: sort_field.unwrap_or_else(|| "created_at".into()),
+            order,
+        }],
+        offset,
+        limit,
+    })
+}
+
+/// `price_gte` → (`price`, `gte`); `user_id` → (`user_id`, `eq`); `a__in` → (`a`, `in`).
+fn split_operator(key: &str) -> (&str, &str) {
+    const OPS: &[&str] = &[
+        "eq",
+        "ne",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "contains",
+        "startswith",
+        "endswith",
+        "in",
+        "notin",
+        "isnull",
+    ];
+    if let Some((field, op)) = key.rsplit_once("__")
+        && OPS.contains(&op)
+    {
+        return (field, op);
+    }
+    match key.rsplit_once('_') {
+        Some((field, op)) if OPS.contains(&op) && !field.is_empty() => (field, op),
+        _ => (key, "eq"),
+    }
+}
+
+async fn list_documents(
+    caller: Caller,
+    Path(name): Path<String>,
+    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+) -> Answer {
+    let query = query_of(&params).map_err(fail)?;
+    let collection = name.clone();
+    let (docs, created) = on_documents(&caller, &name, move |docs| docs.find(&query)).await?;
+    let items = docs
+        .into_iter()
+        .map(|d| document_view(&collection, &created, d))
+        .collect();
+    answer(StatusCode::OK, Value::Array(items))
+}
+
+async fn get_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {
+    let (doc, created) = on_documents(&caller, &name, move |docs| docs.get(&id)).await?;
+    let doc = doc.ok_or_else(|| fail(Error::not_found("document")))?;
+    answer(StatusCode::OK, document_view(&name, &created, doc))
+}
+
+async fn update_document(
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let patch = Value::Object(unwrap_data(body_object(&body).map_err(fail)?));
+    let (doc, created) = on_documents(&caller, &name, move |docs| docs.patch(&id, &patch)).await?;
+    answer(StatusCode::OK, document_view(&name, &created, doc))
+}
+
+async fn delete_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {
+    let (doc, _) = on_documents(&caller, &name, move |docs| docs.delete(&id)).await?;
+    answer(
+        StatusCode::OK,
+        json!({"message": "Document deleted", "id": doc.id}),
+    )
+}
+
+async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let documents: Vec<Value> = match fields.get("documents") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => return Err(fail(Error::invalid("`documents` must be a list"))),
+    };
+    let collection = name.clone();
+    let (docs, created) =
+        on_documents(&caller, &name, move |docs| docs.insert_many(&documents)).await?;
+    let items = docs
+        .into_iter()
+        .map(|d| document_view(&collection, &created, d))
+        .collect();
+    answer(StatusCode::CREATED, Value::Array(items))
+}
+
+async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let updates: Vec<(String, Value)> = match fields.get("updates") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(id, patch)| (id.clone(), patch.clone()))
+            .collect(),
+        _ => {
+            return Err(fail(Error::invalid(
+                "`updates` must be an object of id → fields",
+            )));
+        }
+    };
+    let collection = name.clone();
+    let (docs, created) =
+        on_documents(&caller, &name, move |docs| docs.patch_many(&updates)).await?;
+    let items = docs
+        .into_iter()
+        .map(|d| document_view(&collection, &created, d))
+        .collect();
+    answer(StatusCode::OK, Value::Array(items))
+}
+
+async fn batch_delete(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let ids: Vec<String> = match fields.get("document_ids") {
+        Some(ids) => serde_json::from_value(ids.clone())
+            .map_err(|_| fail(Error::invalid("`document_ids` must be a list of strings")))?,
+        None => return Err(fail(Error::invalid("`document_ids` is required"))),
+    };
+    let (docs, _) = on_documents(&caller, &name, move |docs| docs.delete_many(&ids)).await?;
+    answer(
+        StatusCode::OK,
+        json!({"status": "ok", "message": "Documents deleted", "count": docs.len()}),
+    )
+}
+
+async fn count(
+    caller: Caller,
+    Path(name): Path<String>,
+    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+) -> Answer {
+    let filter = query_of(&params).map_err(fail)?.filter;
+    let (count, _) = on_documents(&caller, &name, move |docs| docs.count(&filter)).await?;
+    answer(StatusCode::OK, json!({"count": count}))
+}
+
+async fn aggregate(
+    caller: Caller,
+    Path(name): Path<String>,
+    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+) -> Answer {
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let field = get("field").unwrap_or_default();
+    let operation = get("operation").unwrap_or_else(|| "count".into());
+    let aggregate = match operation.as_str() {
+        "count" => Aggregate::Count,
+        "sum" => Aggregate::Sum(field.clone()),
+        "avg" => Aggregate::Avg(field.clone()),
+        "min" => Aggregate::Min(field.clone()),
+        "max" => Aggregate::Max(field.clone()),
+        _ => {
+            return Err(fail(Error::invalid(
+                "operation must be count, sum, avg, min or max",
+            )));
+        }
+    };
+    let filter = query_of(&params).map_err(fail)?.filter;
+    let (result, _) = on_documents(&caller, &name, move |docs| {
+        docs.aggregate(&aggregate, &filter)
+    })
+    .await?;
+    answer(
+        StatusCode::OK,
+        json!({"field": field, "operation": operation, "result": result, "collection": name}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_come_after_the_last_underscore_when_known() {
+        assert_eq!(split_operator("price_gte"), ("price", "gte"));
+        assert_eq!(split_operator("user_id"), ("user_id", "eq"));
+        assert_eq!(split_operator("title_contains"), ("title", "contains"));
+        assert_eq!(split_operator("tags__in"), ("tags", "in"));
+        assert_eq!(split_operator("_in"), ("_in", "eq"));
+    }
+
+    #[test]
+    fn the_double_wrap_is_undone() {
+        let twice = Bytes::from(r#"{"data": {"data": {"title": "t"}}}"#);
+        assert_eq!(
+            Value::Object(document_body(&twice).unwrap()),
+            json!({"title": "t"})
+        );
+        let once = Bytes::from(r#"{"data": {"title": "t", "data": {"x": 1}}}"#);
+        assert_eq!(
+            Value::Object(document_body(&once).unwrap()),
+            json!({"title": "t", "data": {"x": 1}})
+        );
+    }
+}
