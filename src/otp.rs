@@ -437,18 +437,33 @@ impl Db {
         client: &crate::users::Client,
     ) -> Result<crate::sessions::SignedIn> {
         let email = email.trim().to_lowercase();
+        self.sign_in_with_code(email.clone(), Purpose::TwoFactor, code, client, |txn| {
+            user_by_email(txn, &email)
+        })
+    }
+
+    /// Signs in with a one-time code: throttled like a login (per account and per address),
+    /// the code consumed in the very transaction that starts the session.
+    fn sign_in_with_code(
+        &self,
+        account: String,
+        purpose: Purpose,
+        code: &str,
+        client: &crate::users::Client,
+        find: impl FnOnce(&WriteTransaction) -> Result<Option<StoredUser>>,
+    ) -> Result<crate::sessions::SignedIn> {
         let now = self.now_micros();
-        let account = Key::LoginAccount(email.clone());
+        let account = Key::LoginAccount(account);
         let address = client.address_key(Key::LoginAddress);
         self.throttle().check(&account, now)?;
         if let Some(key) = &address {
             self.throttle().check(key, now)?;
         }
         let signed_in = self.write_auth(|txn| {
-            let Some(user) = user_by_email(txn, &email)? else {
+            let Some(user) = find(txn)? else {
                 return Ok(None);
             };
-            if user.disabled || !self.consume_code(txn, Purpose::TwoFactor, &user.id, code)? {
+            if user.disabled || !self.consume_code(txn, purpose, &user.id, code)? {
                 return Ok(None);
             }
             let (session_id, refresh) = self.create_session(txn, &user.id)?;
@@ -540,36 +555,9 @@ impl Db {
         }
         let phone = crate::users::normalize_phone(phone)
             .map_err(|_| Error::unauthenticated("invalid or expired code"))?;
-        let now = self.now_micros();
-        let account = Key::LoginAccount(phone.clone());
-        let address = client.address_key(Key::LoginAddress);
-        self.throttle().check(&account, now)?;
-        if let Some(key) = &address {
-            self.throttle().check(key, now)?;
-        }
-        let signed_in = self.write_auth(|txn| {
-            let Some(user) = user_by_phone(txn, &phone)? else {
-                return Ok(None);
-            };
-            if user.disabled || !self.consume_code(txn, Purpose::PhoneLogin, &user.id, code)? {
-                return Ok(None);
-            }
-            let (session_id, refresh) = self.create_session(txn, &user.id)?;
-            Ok(Some((user.public(), session_id, refresh)))
-        })?;
-        match signed_in {
-            Some((user, session_id, refresh)) => {
-                self.throttle().reset(&account);
-                self.signed_in(user, session_id, refresh)
-            }
-            None => {
-                self.throttle().record(account, now);
-                if let Some(key) = address {
-                    self.throttle().record(key, now);
-                }
-                Err(Error::unauthenticated("invalid or expired code"))
-            }
-        }
+        self.sign_in_with_code(phone.clone(), Purpose::PhoneLogin, code, client, |txn| {
+            user_by_phone(txn, &phone)
+        })
     }
 
     /// Consumes a link token of a purpose; returns the account it was for.
