@@ -185,32 +185,56 @@ impl Db {
     /// # Errors
     /// `RateLimited` within a minute of the previous request for this email (known or not).
     pub fn request_email_verification(&self, email: &str) -> Result<()> {
+        self.request_code(Purpose::VerifyEmail, email, |user| !user.email_verified)
+    }
+
+    /// The request of a code by email: cooldown first (known or not), then a code only for an
+    /// eligible account, mailed with its link; the answer is the same either way.
+    fn request_code(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        eligible: impl FnOnce(&StoredUser) -> bool,
+    ) -> Result<()> {
         let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-        self.cool_down(Purpose::VerifyEmail, &email)?;
+        self.cool_down(purpose, &email)?;
         let settings = self.settings()?;
-        let issued = self.write(|txn| {
-            let Some(user) = user_by_email(txn, &email)? else {
-                return Ok(None);
-            };
-            if user.email_verified {
-                return Ok(None);
-            }
-            self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
-                .map(Some)
+        let issued = self.write(|txn| match user_by_email(txn, &email)? {
+            Some(user) if eligible(&user) => self
+                .issue_code(txn, purpose, &user.id, settings.otp_length)
+                .map(Some),
+            _ => Ok(None),
         })?;
-        if let Some((code, token)) = issued {
-            let link = self
-                .verification_base(&settings)
-                .map(|base| format!("{base}?token={token}"));
-            self.send_flow_mail(code_mail(
-                &email,
+        match issued {
+            Some((code, token)) => self.mail_code(purpose, &email, &code, &token, &settings),
+            None => Ok(()),
+        }
+    }
+
+    /// Mails a code of `purpose`, with a link where the purpose has one and a URL is known.
+    fn mail_code(
+        &self,
+        purpose: Purpose,
+        email: &str,
+        code: &str,
+        token: &str,
+        settings: &crate::settings::Settings,
+    ) -> Result<()> {
+        let (subject, action, base) = match purpose {
+            Purpose::VerifyEmail => (
                 "Confirm your email",
                 "confirm your email address",
-                &code,
-                link.as_deref(),
-            ))?;
-        }
-        Ok(())
+                self.verification_base(settings),
+            ),
+            Purpose::ResetPassword => (
+                "Reset your password",
+                "reset your password",
+                self.password_reset_base(settings),
+            ),
+            Purpose::TwoFactor | Purpose::PhoneLogin => ("Your sign-in code", "sign in", None),
+        };
+        let link = base.map(|base| format!("{base}?token={token}"));
+        self.send_flow_mail(code_mail(email, subject, action, code, link.as_deref()))
     }
 
     /// Where verification links point: the configured URL, else larder's own page when served.
@@ -238,16 +262,7 @@ impl Db {
         let (code, token) = self.write(|txn| {
             self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
         })?;
-        let link = self
-            .verification_base(settings)
-            .map(|base| format!("{base}?token={token}"));
-        self.send_flow_mail(code_mail(
-            &user.email,
-            "Confirm your email",
-            "confirm your email address",
-            &code,
-            link.as_deref(),
-        ))
+        self.mail_code(Purpose::VerifyEmail, &user.email, &code, &token, settings)
     }
 
     /// Confirms an email with the code that was sent to it.
@@ -280,29 +295,7 @@ impl Db {
     /// # Errors
     /// `RateLimited` within a minute of the previous request for this email (known or not).
     pub fn request_password_reset(&self, email: &str) -> Result<()> {
-        let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-        self.cool_down(Purpose::ResetPassword, &email)?;
-        let settings = self.settings()?;
-        let issued = self.write(|txn| {
-            let Some(user) = user_by_email(txn, &email)? else {
-                return Ok(None);
-            };
-            self.issue_code(txn, Purpose::ResetPassword, &user.id, settings.otp_length)
-                .map(Some)
-        })?;
-        if let Some((code, token)) = issued {
-            let link = self
-                .password_reset_base(&settings)
-                .map(|base| format!("{base}?token={token}"));
-            self.send_flow_mail(code_mail(
-                &email,
-                "Reset your password",
-                "reset your password",
-                &code,
-                link.as_deref(),
-            ))?;
-        }
-        Ok(())
+        self.request_code(Purpose::ResetPassword, email, |_| true)
     }
 
     /// Sets a new password with the code that was mailed, and ends every session of the
@@ -378,15 +371,9 @@ impl Db {
     /// (voiding any earlier one).
     pub(crate) fn start_second_factor(&self, user: &StoredUser) -> Result<()> {
         let settings = self.settings()?;
-        let (code, _) = self
+        let (code, token) = self
             .write(|txn| self.issue_code(txn, Purpose::TwoFactor, &user.id, settings.otp_length))?;
-        self.send_flow_mail(code_mail(
-            &user.email,
-            "Your sign-in code",
-            "sign in",
-            &code,
-            None,
-        ))
+        self.mail_code(Purpose::TwoFactor, &user.email, &code, &token, &settings)
     }
 
     /// Mails a new sign-in code, but only for a login whose password step passed in the last
@@ -412,16 +399,12 @@ impl Db {
             self.issue_code(txn, Purpose::TwoFactor, &user.id, settings.otp_length)
                 .map(Some)
         })?;
-        if let Some((code, _)) = issued {
-            self.send_flow_mail(code_mail(
-                &email,
-                "Your sign-in code",
-                "sign in",
-                &code,
-                None,
-            ))?;
+        match issued {
+            Some((code, token)) => {
+                self.mail_code(Purpose::TwoFactor, &email, &code, &token, &settings)
+            }
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The second step of a login: the code mailed after the password step. Wrong codes count

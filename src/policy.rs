@@ -41,6 +41,8 @@ pub enum Action {
     ManageUsers,
     /// Read and change settings.
     ManageSettings,
+    /// Send mail through the project (server-side only).
+    SendMail,
 }
 
 impl Action {

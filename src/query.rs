@@ -54,6 +54,23 @@ pub enum Op {
     EndsWithIgnoreCase,
 }
 
+impl Op {
+    /// The comparison named by a query-string suffix (`price_gte` → `Gte`): `eq`, `ne`, `gt`,
+    /// `gte`, `lt`, `lte`. The dialects' query grammars share it.
+    #[cfg(feature = "http")]
+    pub(crate) fn from_suffix(name: &str) -> Option<Op> {
+        Some(match name {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            _ => return None,
+        })
+    }
+}
+
 /// A filter over documents. Paths are dotted (`stats.likes`, `tags.0`); `id`, `created_at` and
 /// `updated_at` address the server-managed fields.
 ///

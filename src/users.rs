@@ -761,30 +761,37 @@ impl Db {
 
 /// The welcome mail sent after signup when `SEND_WELCOME_EMAIL` is on.
 fn welcome_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
-    let mut text = String::from("Welcome! Your account is ready.\n");
-    if let Some(url) = settings
-        .login_url
-        .as_ref()
-        .or(settings.frontend_url.as_ref())
-    {
-        text.push_str(&format!("\nSign in at {url}\n"));
-    }
-    crate::mail::MailMessage {
-        to: vec![to.to_owned()],
-        subject: Some("Welcome".into()),
-        text: Some(text),
-        template: Some("welcome".into()),
-        ..crate::mail::MailMessage::default()
-    }
+    notice_mail(
+        to,
+        "Welcome",
+        "welcome",
+        "Welcome! Your account is ready.\n",
+        settings,
+    )
 }
 
 /// Told to the owner of an address someone tried to sign up with again (email verification
 /// on: the signup itself answers as for a new address).
 fn already_registered_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
-    let mut text = String::from(
+    notice_mail(
+        to,
+        "You already have an account",
+        "already_registered",
         "Someone tried to create an account with this address, which already has one.\n\
          If it was you, sign in or reset your password. Otherwise, ignore this message.\n",
-    );
+        settings,
+    )
+}
+
+/// A plain-text notice about the account, ending with where to sign in when that is known.
+fn notice_mail(
+    to: &str,
+    subject: &str,
+    template: &str,
+    text: &str,
+    settings: &Settings,
+) -> crate::mail::MailMessage {
+    let mut text = text.to_owned();
     if let Some(url) = settings
         .login_url
         .as_ref()
@@ -794,9 +801,9 @@ fn already_registered_mail(to: &str, settings: &Settings) -> crate::mail::MailMe
     }
     crate::mail::MailMessage {
         to: vec![to.to_owned()],
-        subject: Some("You already have an account".into()),
+        subject: Some(subject.into()),
         text: Some(text),
-        template: Some("already_registered".into()),
+        template: Some(template.into()),
         ..crate::mail::MailMessage::default()
     }
 }

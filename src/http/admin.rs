@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
 use crate::api_keys::{Grant, KeyKind, NewApiKey};
-use crate::auth::Credentials;
 use crate::collections::CollectionSpec;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -174,13 +173,7 @@ impl FromRequestParts<AppState> for Admin {
         state: &AppState,
     ) -> std::result::Result<Self, ApiError> {
         let presented = Presented::from_request_parts(parts, state).await?;
-        let principal = state
-            .db
-            .authenticate_request(Credentials {
-                api_key: presented.api_key.as_deref(),
-                bearer: presented.bearer.as_deref(),
-            })
-            .map_err(fail)?;
+        let principal = presented.principal(&state.db).map_err(fail)?;
         policy::authorize(&principal, Action::ManageKeys, &Target::Admin).map_err(fail)?;
         Ok(Admin(state.db.clone()))
     }

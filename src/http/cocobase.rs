@@ -16,11 +16,11 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
-use crate::auth::Credentials;
 use crate::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 use crate::db::Db;
 use crate::documents::{Collection, Doc};
 use crate::error::{Error, ErrorKind, Result};
+use crate::policy::{self, Action, Target};
 use crate::principal::Principal;
 use crate::query::{Aggregate, Filter, Op, Order, Query, Sort};
 use crate::sessions::SignedIn;
@@ -130,13 +130,7 @@ impl FromRequestParts<AppState> for Caller {
         if presented.api_key.is_none() && presented.bearer.is_none() {
             return Err(fail(Error::unauthenticated("Authentication required")));
         }
-        let principal = state
-            .db
-            .authenticate_request(Credentials {
-                api_key: presented.api_key.as_deref(),
-                bearer: presented.bearer.as_deref(),
-            })
-            .map_err(fail)?;
+        let principal = presented.principal(&state.db).map_err(fail)?;
         Ok(Caller {
             db: state.db.clone(),
             principal,
@@ -242,6 +236,7 @@ fn token_answer(status: StatusCode, signed_in: &SignedIn) -> Answer {
 fn sign_in_answer(status: StatusCode, outcome: Result<SignedIn>) -> Answer {
     match outcome {
         Ok(signed_in) => token_answer(status, &signed_in),
+        // The SDK reads the second-factor step from a 2xx body, not from an error status.
         Err(e) if matches!(e.kind(), ErrorKind::SecondFactorRequired) => {
             Ok(no_store(json_response(
                 StatusCode::OK,
@@ -250,7 +245,7 @@ fn sign_in_answer(status: StatusCode, outcome: Result<SignedIn>) -> Answer {
         }
         Err(e) if matches!(e.kind(), ErrorKind::VerificationRequired) => {
             Ok(no_store(json_response(
-                StatusCode::ACCEPTED,
+                super::error::status_of(e.kind()),
                 json!({"requires_verification": true, "message": e.to_string()}),
             )))
         }
@@ -332,10 +327,13 @@ async fn update_user(caller: Caller, body: Bytes) -> Answer {
     Ok(no_store(json_response(StatusCode::OK, user_view(&user))))
 }
 
+/// The administrative decision for this caller, from the one policy.
+fn allowed(caller: &Caller, action: Action) -> Result<()> {
+    policy::authorize(&caller.principal, action, &Target::Admin).map(|_| ())
+}
+
 async fn list_users(caller: Caller) -> Answer {
-    if !caller.principal.is_admin() {
-        return Err(fail(Error::forbidden("only administrators may list users")));
-    }
+    allowed(&caller, Action::ManageUsers).map_err(fail)?;
     let users: Vec<Value> = caller
         .db
         .list_users()
@@ -347,11 +345,9 @@ async fn list_users(caller: Caller) -> Answer {
 }
 
 async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
-    let own = caller.principal.user().is_some_and(|u| u.id == id);
-    if !own && !caller.principal.is_admin() {
-        return Err(fail(Error::forbidden(
-            "only administrators may read other users",
-        )));
+    // Everyone may read their own record; anyone else's is an administrative read.
+    if caller.principal.user().is_none_or(|u| u.id != id) {
+        allowed(&caller, Action::ManageUsers).map_err(fail)?;
     }
     answer(
         StatusCode::OK,
@@ -451,13 +447,7 @@ fn owner_only() -> CollectionSpec {
 }
 
 fn admin_only(caller: &Caller) -> Result<()> {
-    if caller.principal.is_admin() {
-        Ok(())
-    } else {
-        Err(Error::forbidden(
-            "only administrators may manage collections",
-        ))
-    }
+    allowed(caller, Action::ManageCollections)
 }
 
 async fn create_collection(caller: Caller, body: Bytes) -> Answer {
@@ -548,7 +538,7 @@ async fn create_document(
         .ok_or_else(|| fail(Error::invalid("`collection` is required")))?;
     let data = Value::Object(document_body(&body).map_err(fail)?);
     // The admin key creates a missing collection on the fly (the hosted behaviour).
-    if caller.principal.is_admin() && caller.db.collection_info(&name).is_err() {
+    if admin_only(&caller).is_ok() && caller.db.collection_info(&name).is_err() {
         let db = caller.db.clone();
         let to_create = name.clone();
         blocking(move || db.put_collection(&to_create, owner_only()))
@@ -594,31 +584,6 @@ fn query_of(params: &[(String, String)]) -> Result<Query> {
                         .collect::<Vec<_>>()
                 };
                 let condition = match op {
-                    "ne" => Filter::Compare {
-                        path,
-                        op: Op::Ne,
-                        value: text,
-                    },
-                    "gt" => Filter::Compare {
-                        path,
-                        op: Op::Gt,
-                        value: text,
-                    },
-                    "gte" => Filter::Compare {
-                        path,
-                        op: Op::Gte,
-                        value: text,
-                    },
-                    "lt" => Filter::Compare {
-                        path,
-                        op: Op::Lt,
-                        value: text,
-                    },
-                    "lte" => Filter::Compare {
-                        path,
-                        op: Op::Lte,
-                        value: text,
-                    },
                     "contains" => Filter::Compare {
                         path,
                         op: Op::ContainsIgnoreCase,
@@ -646,9 +611,10 @@ fn query_of(params: &[(String, String)]) -> Result<Query> {
                         "true" | "True" | "1" => Filter::is_null(path),
                         _ => !Filter::is_null(path),
                     },
+                    // eq, ne, gt, gte, lt, lte: one mapping for every dialect.
                     _ => Filter::Compare {
                         path,
-                        op: Op::Eq,
+                        op: Op::from_suffix(op).unwrap_or(Op::Eq),
                         value: text,
                     },
                 };

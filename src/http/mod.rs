@@ -188,6 +188,16 @@ impl Presented {
     }
 }
 
+impl Presented {
+    /// The principal these credentials prove (see [`Db::authenticate_request`]).
+    pub(crate) fn principal(&self, db: &Db) -> Result<crate::principal::Principal> {
+        db.authenticate_request(crate::auth::Credentials {
+            api_key: self.api_key.as_deref(),
+            bearer: self.bearer.as_deref(),
+        })
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Presented {
     type Rejection = ApiError;
 

@@ -482,9 +482,13 @@ fn addresses(value: Option<&Value>) -> Result<Vec<String>> {
 }
 
 async fn send_mail(caller: Caller, body: Bytes) -> Answer {
-    if !caller.trusted() {
-        return Err(fail(Error::forbidden("sending mail needs the secret key")));
-    }
+    let principal = Principal::key(caller.key.clone());
+    crate::policy::authorize(
+        &principal,
+        crate::policy::Action::SendMail,
+        &crate::policy::Target::Admin,
+    )
+    .map_err(fail)?;
     let fields = body_object(&body).map_err(fail)?;
     let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
     let message = crate::mail::MailMessage {
@@ -602,31 +606,6 @@ fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
                 let path = field_name(field).to_owned();
                 let text = Value::String(value.clone());
                 let condition = match op {
-                    "gt" => Filter::Compare {
-                        path,
-                        op: Op::Gt,
-                        value: text,
-                    },
-                    "gte" => Filter::Compare {
-                        path,
-                        op: Op::Gte,
-                        value: text,
-                    },
-                    "lt" => Filter::Compare {
-                        path,
-                        op: Op::Lt,
-                        value: text,
-                    },
-                    "lte" => Filter::Compare {
-                        path,
-                        op: Op::Lte,
-                        value: text,
-                    },
-                    "ne" => Filter::Compare {
-                        path,
-                        op: Op::Ne,
-                        value: text,
-                    },
                     "exists" => match value.as_str() {
                         "true" | "True" | "1" => !Filter::is_null(path),
                         _ => Filter::is_null(path),
@@ -639,9 +618,10 @@ fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
                         }
                         continue;
                     }
+                    // eq, ne, gt, gte, lt, lte: one mapping for every dialect.
                     _ => Filter::Compare {
                         path,
-                        op: Op::Eq,
+                        op: Op::from_suffix(op).unwrap_or(Op::Eq),
                         value: text,
                     },
                 };
