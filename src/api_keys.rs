@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::{self, format_rfc3339};
-use crate::collections::{validate_collection_name, validate_field_path};
+use crate::collections::validate_field_path;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::ids;
@@ -362,7 +362,7 @@ impl Db {
             return Err(Error::invalid("only scoped keys have grants"));
         }
         for (collection, grant) in &new.grants {
-            validate_collection_name(collection)?;
+            crate::files::validate_grant_target(collection)?;
             grant.validate()?;
         }
         let now = self.now_micros();
@@ -546,7 +546,7 @@ impl Db {
         collection: &str,
         grant: Option<Grant>,
     ) -> Result<GrantChange> {
-        validate_collection_name(collection)?;
+        crate::files::validate_grant_target(collection)?;
         if let Some(grant) = &grant {
             grant.validate()?;
         }
@@ -576,7 +576,7 @@ impl Db {
         grants: BTreeMap<String, Grant>,
     ) -> Result<Vec<GrantChange>> {
         for (collection, grant) in &grants {
-            validate_collection_name(collection)?;
+            crate::files::validate_grant_target(collection)?;
             grant.validate()?;
         }
         self.change_grants(id, |current| {

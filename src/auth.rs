@@ -194,6 +194,11 @@ impl Actor {
         self.db.collection_as(name, self.principal.clone())
     }
 
+    /// A bucket's files, as this principal.
+    pub fn bucket(&self, name: &str) -> crate::files::Bucket {
+        self.db.bucket_as(name, self.principal.clone())
+    }
+
     fn admin(&self, action: Action) -> Result<&Db> {
         policy::authorize(&self.principal, action, &Target::Admin)?;
         Ok(&self.db)

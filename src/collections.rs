@@ -328,6 +328,7 @@ impl Db {
             for path in &stored.spec.indexes {
                 index::drop(txn, name, path)?;
             }
+            crate::files::on_collection_deleted(txn, name)?;
             txn.delete_table(DocsTable::new(&schema::docs_table_name(name)))?;
             collections.remove(name)?;
             Ok(())

@@ -45,6 +45,7 @@ struct Inner {
     redb: redb::Database,
     clock: Arc<dyn Clock>,
     max_document_bytes: usize,
+    max_file_bytes: u64,
     path: Option<PathBuf>,
     ids: Mutex<uuid::ContextV7>,
     keys: KeyRing,
@@ -83,6 +84,7 @@ impl std::fmt::Debug for Db {
 pub struct DbBuilder {
     clock: Arc<dyn Clock>,
     max_document_bytes: usize,
+    max_file_bytes: u64,
     cache_bytes: usize,
     throttle: ThrottleConfig,
     session_lifetime: Duration,
@@ -96,6 +98,7 @@ impl Default for DbBuilder {
         DbBuilder {
             clock: Arc::new(SystemClock),
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            max_file_bytes: crate::files::DEFAULT_MAX_FILE_BYTES,
             cache_bytes: 64 * 1024 * 1024,
             throttle: ThrottleConfig::default(),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
@@ -116,6 +119,13 @@ impl DbBuilder {
     /// The largest document accepted, in bytes of JSON (default 1 MiB).
     pub fn max_document_bytes(mut self, bytes: usize) -> Self {
         self.max_document_bytes = bytes;
+        self
+    }
+
+    /// The largest file accepted in a bucket without a limit of its own, in bytes (default
+    /// 10 MiB).
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
         self
     }
 
@@ -195,12 +205,14 @@ impl DbBuilder {
 
     fn finish(self, redb: redb::Database, path: Option<PathBuf>) -> Result<Db> {
         initialize(&redb)?;
+        purge_unfinished_uploads(&redb)?;
         let keys = KeyRing::load_or_create(&redb, clock::to_micros(self.clock.now()))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 redb,
                 clock: self.clock,
                 max_document_bytes: self.max_document_bytes,
+                max_file_bytes: self.max_file_bytes,
                 path,
                 ids: Mutex::new(uuid::ContextV7::new()),
                 keys,
@@ -290,6 +302,23 @@ fn check_format(txn: &redb::ReadTransaction) -> Result<()> {
     }
 }
 
+/// Removes the staged chunks of uploads a crash cut off (writes nothing when there are none).
+fn purge_unfinished_uploads(redb: &redb::Database) -> Result<()> {
+    use redb::ReadableTableMetadata;
+    if redb
+        .begin_read()?
+        .open_table(schema::FILE_STAGING)?
+        .is_empty()?
+    {
+        return Ok(());
+    }
+    let mut txn = redb.begin_write()?;
+    txn.set_two_phase_commit(true);
+    crate::files::purge_staging(&txn, None)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Writes the format row and the fixed tables of a new database (no-op on an existing one).
 fn initialize(redb: &redb::Database) -> Result<()> {
     {
@@ -335,6 +364,13 @@ fn initialize(redb: &redb::Database) -> Result<()> {
         txn.open_table(schema::OTP_LINKS)?;
         txn.open_table(schema::USERS_BY_PHONE)?;
         txn.open_table(schema::SMS_OUTBOX)?;
+        txn.open_table(schema::BUCKETS)?;
+        txn.open_table(schema::FILES)?;
+        txn.open_table(schema::FILE_CHUNKS)?;
+        txn.open_table(schema::FILE_STAGING)?;
+        txn.open_table(schema::UPLOAD_GRANTS)?;
+        txn.open_multimap_table(schema::FILES_BY_OWNER)?;
+        txn.open_multimap_table(schema::FILES_BY_ATTACHMENT)?;
     }
     txn.commit()?;
     Ok(())
@@ -440,6 +476,10 @@ impl Db {
         self.inner.max_document_bytes
     }
 
+    pub(crate) fn max_file_bytes(&self) -> u64 {
+        self.inner.max_file_bytes
+    }
+
     /// A new UUIDv7 document id from the database clock, monotonic within this handle.
     pub(crate) fn new_id(&self) -> String {
         use uuid::ClockSequence;
@@ -506,6 +546,28 @@ impl Db {
     ) -> Result<T> {
         let mut txn = self.inner.redb.begin_write()?;
         txn.set_two_phase_commit(true);
+        match op(&txn) {
+            Ok(out) => {
+                txn.commit()?;
+                Ok(out)
+            }
+            Err(error) => {
+                txn.abort()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `op` in a write transaction committed without waiting for the disk: for staged file
+    /// chunks, which nobody may read until a later durable commit (`write`) makes them part of a
+    /// file. A crash loses them, and the next open purges what it left.
+    pub(crate) fn write_unsynced<T>(
+        &self,
+        op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        let mut txn = self.inner.redb.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;
         match op(&txn) {
             Ok(out) => {
                 txn.commit()?;

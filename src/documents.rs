@@ -389,7 +389,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     pub fn delete(&self, id: &str) -> Result<Doc<T>> {
         let deleted = self.db.write(|txn| {
             let mut tables = self.tables(txn, Action::Delete)?;
-            self.delete_in(&mut tables, id)
+            self.delete_in(txn, &mut tables, id)
         })?;
         self.typed(deleted)
     }
@@ -405,7 +405,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             let mut out = Vec::with_capacity(ids.len());
             for (position, id) in ids.iter().enumerate() {
                 out.push(
-                    self.delete_in(&mut tables, id.as_ref())
+                    self.delete_in(txn, &mut tables, id.as_ref())
                         .map_err(|e| at(position, e))?,
                 );
             }
@@ -706,7 +706,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         ))
     }
 
-    fn delete_in(&self, tables: &mut Tables<'_>, id: &str) -> Result<Doc<Value>> {
+    fn delete_in(
+        &self,
+        txn: &WriteTransaction,
+        tables: &mut Tables<'_>,
+        id: &str,
+    ) -> Result<Doc<Value>> {
         let mut permit = tables.permit.clone();
         if !permit.full {
             // Decide on the stored document before touching it.
@@ -732,6 +737,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         for (def, table) in &mut tables.indexes {
             table.remove(def.key(id, created_at, updated_at, &data).as_slice())?;
         }
+        crate::files::on_document_deleted(txn, &self.name, id)?;
         permit.project(&mut data);
         Ok(doc_of(
             id.to_owned(),

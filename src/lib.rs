@@ -58,6 +58,7 @@ mod db;
 mod documents;
 mod env_vars;
 mod error;
+mod files;
 #[cfg(feature = "http")]
 mod http;
 mod ids;
@@ -88,6 +89,10 @@ pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use documents::{Collection, Doc};
 pub use env_vars::EnvVarInfo;
 pub use error::{Error, ErrorKind, Result};
+pub use files::{
+    Bucket, BucketInfo, BucketSpec, DEFAULT_MAX_FILE_BYTES, FileInfo, FileReader, Upload,
+    UploadGrant,
+};
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
 pub use mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};

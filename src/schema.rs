@@ -69,6 +69,25 @@ pub(crate) const ENV_VARS: TableDefinition<&str, &str> = TableDefinition::new("e
 /// Setting name → its value as JSON text.
 pub(crate) const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings_v1");
 
+/// Bucket name → a bucket's stored configuration (postcard).
+pub(crate) const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets_v1");
+/// (bucket, file name) → a file's stored metadata (postcard).
+pub(crate) const FILES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("files_v1");
+/// (blob id, chunk index) → up to 256 KiB of a file's bytes.
+pub(crate) const FILE_CHUNKS: TableDefinition<(&str, u32), &[u8]> =
+    TableDefinition::new("file_chunks_v1");
+/// Blob id of an upload in progress → when it started (µs): chunks nobody may read yet.
+pub(crate) const FILE_STAGING: TableDefinition<&str, i64> = TableDefinition::new("file_staging_v1");
+/// SHA-256 of an upload grant's token → the grant (postcard). Raw tokens are never stored.
+pub(crate) const UPLOAD_GRANTS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("upload_grants_v1");
+/// User id → `bucket/name` of each file they uploaded.
+pub(crate) const FILES_BY_OWNER: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("files_by_owner_v1");
+/// `collection/id` → `bucket/name` of each file attached to that document.
+pub(crate) const FILES_BY_ATTACHMENT: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("files_by_attachment_v1");
+
 /// Names of the tables every database has (created on open when missing).
 pub(crate) const FIXED_TABLES: &[&str] = &[
     "larder_meta",
@@ -88,9 +107,18 @@ pub(crate) const FIXED_TABLES: &[&str] = &[
     "otp_links_v1",
     "users_by_phone_v1",
     "sms_outbox_v1",
+    "buckets_v1",
+    "files_v1",
+    "file_chunks_v1",
+    "file_staging_v1",
+    "upload_grants_v1",
 ];
 /// Names of the multimap tables every database has.
-pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &["sessions_by_user_v1"];
+pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &[
+    "sessions_by_user_v1",
+    "files_by_owner_v1",
+    "files_by_attachment_v1",
+];
 
 /// The table of one collection's documents: document id → [`DocRecord`] bytes.
 pub(crate) type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
@@ -234,9 +262,21 @@ mod tests {
             OTP_LINKS.name(),
             USERS_BY_PHONE.name(),
             SMS_OUTBOX.name(),
+            BUCKETS.name(),
+            FILES.name(),
+            FILE_CHUNKS.name(),
+            FILE_STAGING.name(),
+            UPLOAD_GRANTS.name(),
         ];
         assert_eq!(FIXED_TABLES, names);
-        assert_eq!(FIXED_MULTIMAP_TABLES, [SESSIONS_BY_USER.name()]);
+        assert_eq!(
+            FIXED_MULTIMAP_TABLES,
+            [
+                SESSIONS_BY_USER.name(),
+                FILES_BY_OWNER.name(),
+                FILES_BY_ATTACHMENT.name()
+            ]
+        );
     }
 
     #[test]

@@ -735,6 +735,7 @@ impl Db {
                 txn.open_table(USERS_BY_USERNAME)?
                     .remove(username.to_ascii_lowercase().as_str())?;
             }
+            crate::files::on_user_deleted(txn, id)?;
             end_sessions_of(txn, id, None)
         })
     }
