@@ -19,6 +19,7 @@ use crate::api_keys::{Grant, KeyKind, NewApiKey};
 use crate::collections::CollectionSpec;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::files::BucketSpec;
 use crate::policy::{self, Action, Target};
 
 /// Every admin route: method, path, summary. The router and the OpenAPI document both come
@@ -55,6 +56,26 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "delete",
         "/api/admin/collections/{name}",
         "Delete a collection with its documents",
+    ),
+    (
+        "get",
+        "/api/admin/buckets",
+        "List file buckets with their usage",
+    ),
+    (
+        "put",
+        "/api/admin/buckets/{name}",
+        "Create or update a bucket (rules, max_file_bytes, keep_orphans)",
+    ),
+    (
+        "delete",
+        "/api/admin/buckets/{name}",
+        "Delete a bucket with its files",
+    ),
+    (
+        "post",
+        "/api/admin/files/cleanup",
+        "Remove abandoned uploads, expired upload links and files of deleted documents",
     ),
     ("get", "/api/admin/users", "List users"),
     ("get", "/api/admin/users/{id}", "Get a user"),
@@ -133,6 +154,10 @@ fn handler(method: &str, path: &str) -> Option<MethodRouter<AppState>> {
         ("get", "/api/admin/collections/{name}") => get(get_collection),
         ("put", "/api/admin/collections/{name}") => put(put_collection),
         ("delete", "/api/admin/collections/{name}") => delete(delete_collection),
+        ("get", "/api/admin/buckets") => get(list_buckets),
+        ("put", "/api/admin/buckets/{name}") => put(put_bucket),
+        ("delete", "/api/admin/buckets/{name}") => delete(delete_bucket),
+        ("post", "/api/admin/files/cleanup") => post(cleanup_files),
         ("get", "/api/admin/users") => get(list_users),
         ("get", "/api/admin/users/{id}") => get(get_user),
         ("post", "/api/admin/users/{id}/disable") => post(disable_user),
@@ -270,6 +295,43 @@ async fn delete_collection(Admin(db): Admin, Path(name): Path<String>) -> Answer
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))
+}
+
+async fn list_buckets(Admin(db): Admin) -> Answer {
+    answer(StatusCode::OK, db.list_buckets().map_err(fail)?)
+}
+
+async fn put_bucket(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
+    let spec: BucketSpec = parse(&body).map_err(fail)?;
+    let existed = db.bucket_info(&name).is_ok();
+    let info = blocking(move || {
+        if existed {
+            db.update_bucket(&name, spec)
+        } else {
+            db.create_bucket(&name, spec)
+        }
+    })
+    .await
+    .map_err(fail)?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    answer(status, info)
+}
+
+async fn delete_bucket(Admin(db): Admin, Path(name): Path<String>) -> Answer {
+    let deleted = name.clone();
+    blocking(move || db.delete_bucket(&name))
+        .await
+        .map_err(fail)?;
+    answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))
+}
+
+async fn cleanup_files(Admin(db): Admin) -> Answer {
+    let removed = blocking(move || db.cleanup_files()).await.map_err(fail)?;
+    answer(StatusCode::OK, json!({"removed": removed}))
 }
 
 async fn list_users(Admin(db): Admin) -> Answer {

@@ -8,9 +8,9 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query as UrlQuery};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Query as UrlQuery, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
@@ -20,6 +20,8 @@ use crate::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 use crate::db::Db;
 use crate::documents::{Collection, Doc};
 use crate::error::{Error, ErrorKind, Result};
+use crate::files::{BucketSpec, FileInfo, Upload};
+use crate::http::files::{self as http_files, base_url, file_url};
 use crate::policy::{self, Action, Target};
 use crate::principal::Principal;
 use crate::query::{Aggregate, Filter, Op, Order, Query, Sort};
@@ -75,6 +77,7 @@ pub(crate) fn routes() -> Router<AppState> {
             axum::routing::patch(update_collection).delete(delete_collection),
         )
         .route("/collections/documents", post(create_document))
+        .route("/collections/file", post(upload_file))
         .route("/collections/{name}/documents", get(list_documents))
         .route(
             "/collections/{name}/documents/{id}",
@@ -253,8 +256,18 @@ fn sign_in_answer(status: StatusCode, outcome: Result<SignedIn>) -> Answer {
     }
 }
 
-async fn signup(caller: PublicCaller, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+async fn signup(caller: PublicCaller, request: Request) -> Answer {
+    let base = base_url(&caller.db, request.headers());
+    let (fields, rest) = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => (body_object(&body).map_err(fail)?, None),
+        // The SDK sends the `data` part first; files are stored as the new user after signup.
+        Form::Multipart(mut parts) => {
+            let data = first_data_part(&mut parts, &caller.db)
+                .await
+                .map_err(fail)?;
+            (data, Some(parts))
+        }
+    };
     let mut new = NewUser::new(
         text(&fields, "email").map_err(fail)?,
         text(&fields, "password").map_err(fail)?,
@@ -269,10 +282,23 @@ async fn signup(caller: PublicCaller, body: Bytes) -> Answer {
     if let Some(Value::String(phone)) = fields.get("phone_number") {
         new.phone = Some(phone.clone());
     }
-    let (db, client) = (caller.db, caller.client);
+    let (db, client) = (caller.db.clone(), caller.client);
     let outcome = blocking(move || Ok(db.signup(new, &client)))
         .await
         .map_err(fail)?;
+    let outcome = match (outcome, rest) {
+        (Ok(signed_in), Some(parts)) => {
+            let session = caller
+                .db
+                .authenticate(&signed_in.access_token)
+                .map_err(fail)?;
+            let user = profile_files(&caller.db, session, signed_in.user.clone(), parts, &base)
+                .await
+                .map_err(fail)?;
+            Ok(SignedIn { user, ..signed_in })
+        }
+        (outcome, _) => outcome,
+    };
     sign_in_answer(StatusCode::CREATED, outcome)
 }
 
@@ -305,9 +331,18 @@ async fn current_user(caller: Caller) -> Answer {
     )))
 }
 
-async fn update_user(caller: Caller, body: Bytes) -> Answer {
+async fn update_user(caller: Caller, request: Request) -> Answer {
     let session = session(&caller).map_err(fail)?;
-    let fields = body_object(&body).map_err(fail)?;
+    let base = base_url(&caller.db, request.headers());
+    let (fields, rest) = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => (body_object(&body).map_err(fail)?, None),
+        Form::Multipart(mut parts) => {
+            let data = first_data_part(&mut parts, &caller.db)
+                .await
+                .map_err(fail)?;
+            (data, Some(parts))
+        }
+    };
     if fields.get("password").is_some_and(|p| !p.is_null()) {
         return Err(fail(Error::invalid(
             "changing the password needs the current one: use change-password or a reset",
@@ -321,9 +356,15 @@ async fn update_user(caller: Caller, body: Bytes) -> Answer {
     }
     let changes = json!({"data": fields.get("data").cloned().unwrap_or_else(|| json!({}))});
     let db = caller.db.clone();
-    let user = blocking(move || db.update_profile(&session, &changes))
+    let profile_session = session.clone();
+    let mut user = blocking(move || db.update_profile(&profile_session, &changes))
         .await
         .map_err(fail)?;
+    if let Some(parts) = rest {
+        user = profile_files(&caller.db, session, user, parts, &base)
+            .await
+            .map_err(fail)?;
+    }
     Ok(no_store(json_response(StatusCode::OK, user_view(&user))))
 }
 
@@ -529,14 +570,23 @@ async fn on_documents<T: Send + 'static>(
 async fn create_document(
     caller: Caller,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
-    body: Bytes,
+    request: Request,
 ) -> Answer {
     let name = params
         .iter()
         .find(|(k, _)| k == "collection")
         .map(|(_, v)| v.clone())
         .ok_or_else(|| fail(Error::invalid("`collection` is required")))?;
-    let data = Value::Object(document_body(&body).map_err(fail)?);
+    let base = base_url(&caller.db, request.headers());
+    // With files, the id is chosen first so each file is attached to its document.
+    let id = caller.db.new_id();
+    let (data, files) = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => (document_body(&body).map_err(fail)?, Vec::new()),
+        Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
+            .await
+            .map_err(fail)?,
+    };
+    let data = Value::Object(data);
     // The admin key creates a missing collection on the fly (the hosted behaviour).
     if admin_only(&caller).is_ok() && caller.db.collection_info(&name).is_err() {
         let db = caller.db.clone();
@@ -545,8 +595,262 @@ async fn create_document(
             .await
             .map_err(fail)?;
     }
-    let (doc, created) = on_documents(&caller, &name, move |docs| docs.insert(&data)).await?;
+    let with_files = !files.is_empty();
+    let inserted = on_documents(&caller, &name, move |docs| {
+        if with_files {
+            docs.insert_with_id(&id, &data)
+        } else {
+            docs.insert(&data)
+        }
+    })
+    .await;
+    if inserted.is_err() {
+        discard(&caller.db, files).await;
+    }
+    let (doc, created) = inserted?;
     answer(StatusCode::CREATED, document_view(&name, &created, doc))
+}
+
+/// The bucket files sent to these routes are kept in: downloads public (the generated names make
+/// URLs unguessable, as the hosted service's are), uploads for any signed-in user, deletes for
+/// the uploader.
+const FILES_BUCKET: &str = "uploads";
+
+fn files_bucket_spec() -> BucketSpec {
+    BucketSpec::new().rules(Rules {
+        list: Rule::Owner,
+        view: Rule::Public,
+        create: Rule::Authenticated,
+        update: Rule::Admin,
+        delete: Rule::Owner,
+    })
+}
+
+/// A request body: JSON, or multipart with a `data` part and file parts.
+enum Form {
+    Json(Bytes),
+    Multipart(Multipart),
+}
+
+async fn form(request: Request, db: &Db) -> Result<Form> {
+    let state = AppState { db: db.clone() };
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    if multipart {
+        let parts = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| Error::invalid(e.body_text()))?;
+        Ok(Form::Multipart(parts))
+    } else {
+        let limit = db.max_document_bytes();
+        let body = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => Error::too_large("request body", limit as u64),
+                _ => Error::invalid(e.body_text()),
+            })?;
+        Ok(Form::Json(body))
+    }
+}
+
+/// The JSON object of a `data` part (at most the document size limit).
+async fn data_part(
+    field: axum::extract::multipart::Field<'_>,
+    db: &Db,
+) -> Result<Map<String, Value>> {
+    let limit = db.max_document_bytes();
+    let mut field = field;
+    let mut text = Vec::new();
+    while let Some(piece) = field
+        .chunk()
+        .await
+        .map_err(|e| http_files::multipart_error(&e))?
+    {
+        text.extend_from_slice(&piece);
+        if text.len() > limit {
+            return Err(Error::too_large("the `data` part", limit as u64));
+        }
+    }
+    body_object(&Bytes::from(text))
+}
+
+/// The `data` part, which must come first (the SDK sends it first).
+async fn first_data_part(parts: &mut Multipart, db: &Db) -> Result<Map<String, Value>> {
+    match parts
+        .next_field()
+        .await
+        .map_err(|e| http_files::multipart_error(&e))?
+    {
+        Some(field) if field.name() == Some("data") => data_part(field, db).await,
+        Some(_) => Err(Error::invalid("send the `data` part before the files")),
+        None => Ok(Map::new()),
+    }
+}
+
+/// Stores every file part through `upload`, collecting each file's URL under its part's name
+/// (a list when a name repeats), and the `data` part if it comes. On failure, the files already
+/// stored are deleted.
+async fn store_parts(
+    db: &Db,
+    mut parts: Multipart,
+    base: &str,
+    upload: impl Fn(&str, &str) -> Result<Upload>,
+) -> Result<(Map<String, Value>, Map<String, Value>, Vec<FileInfo>)> {
+    let mut data = Map::new();
+    let mut urls: Map<String, Value> = Map::new();
+    let mut stored: Vec<FileInfo> = Vec::new();
+    let outcome: Result<()> = async {
+        while let Some(field) = parts
+            .next_field()
+            .await
+            .map_err(|e| http_files::multipart_error(&e))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            if name == "data" {
+                data = data_part(field, db).await?;
+                continue;
+            }
+            crate::collections::validate_field_path(&name)?;
+            let info = http_files::store_field(&upload, field).await?;
+            let url = Value::String(file_url(base, &info));
+            stored.push(info);
+            match urls.get_mut(&name) {
+                None => {
+                    urls.insert(name, url);
+                }
+                Some(Value::Array(list)) => list.push(url),
+                Some(first) => *first = Value::Array(vec![first.take(), url]),
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = outcome {
+        discard(db, stored).await;
+        return Err(error);
+    }
+    Ok((data, urls, stored))
+}
+
+/// Deletes files stored for a request that then failed.
+async fn discard(db: &Db, files: Vec<FileInfo>) {
+    let db = db.clone();
+    let _ = blocking(move || {
+        for info in files {
+            let _ = db.bucket(&info.bucket).delete(&info.name);
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// A document's multipart body: its data (unwrapped as JSON bodies are) with each file's URL
+/// under the file's field, the files attached to the document `id`.
+async fn document_files(
+    caller: &Caller,
+    parts: Multipart,
+    base: &str,
+    collection: &str,
+    id: &str,
+) -> Result<(Map<String, Value>, Vec<FileInfo>)> {
+    let db = caller.db.clone();
+    let bucket = blocking(move || {
+        db.ensure_bucket(FILES_BUCKET, files_bucket_spec())?;
+        Ok(())
+    })
+    .await
+    .map(|()| caller.db.bucket_as(FILES_BUCKET, caller.principal.clone()))?;
+    let (data, urls, stored) = store_parts(&caller.db, parts, base, |filename, kind| {
+        let mut upload = bucket.upload(filename, kind)?;
+        upload.attach_to(collection, id);
+        Ok(upload)
+    })
+    .await?;
+    let mut data = unwrap_data(data);
+    data.extend(urls);
+    Ok((data, stored))
+}
+
+/// Stores a profile's file parts as the user and puts their URLs into the profile data.
+async fn profile_files(
+    db: &Db,
+    session: crate::sessions::UserSession,
+    current: User,
+    parts: Multipart,
+    base: &str,
+) -> Result<User> {
+    let ensure_db = db.clone();
+    blocking(move || {
+        ensure_db
+            .ensure_bucket(FILES_BUCKET, files_bucket_spec())
+            .map(|_| ())
+    })
+    .await?;
+    let bucket = db.bucket_as(FILES_BUCKET, Principal::user_session(session.clone()));
+    let (_, urls, _) = store_parts(db, parts, base, |filename, kind| {
+        bucket.upload(filename, kind)
+    })
+    .await?;
+    if urls.is_empty() {
+        return Ok(current);
+    }
+    let db = db.clone();
+    blocking(move || {
+        let mut data = match &current.data {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        data.extend(urls);
+        db.update_profile(&session, &json!({ "data": data }))
+    })
+    .await
+}
+
+/// `POST /collections/file`: one file in the part `file`.
+async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
+    let base = base_url(&caller.db, &headers);
+    let Form::Multipart(mut parts) = form(request, &caller.db).await.map_err(fail)? else {
+        return Err(fail(Error::invalid(
+            "send the file as multipart/form-data in a part named `file`",
+        )));
+    };
+    let db = caller.db.clone();
+    blocking(move || {
+        db.ensure_bucket(FILES_BUCKET, files_bucket_spec())
+            .map(|_| ())
+    })
+    .await
+    .map_err(fail)?;
+    let bucket = caller.db.bucket_as(FILES_BUCKET, caller.principal.clone());
+    let mut stored = None;
+    while let Some(field) = parts
+        .next_field()
+        .await
+        .map_err(|e| fail(http_files::multipart_error(&e)))?
+    {
+        if field.name() == Some("file") && stored.is_none() {
+            stored = Some(
+                http_files::store_field(|name, kind| bucket.upload(name, kind), field)
+                    .await
+                    .map_err(fail)?,
+            );
+        }
+    }
+    let info =
+        stored.ok_or_else(|| fail(Error::invalid("send the file in a part named `file`")))?;
+    answer(
+        StatusCode::CREATED,
+        json!({
+            "status": "success",
+            "message": "File uploaded",
+            "url": file_url(&base, &info),
+            "filename": info.filename,
+            "size": info.size,
+        }),
+    )
 }
 
 /// The query grammar: `f=v`, `f_<op>=v` (op after the last `_`, or after `__`), `in`/`notin`
@@ -684,9 +988,25 @@ async fn get_document(caller: Caller, Path((name, id)): Path<(String, String)>) 
 async fn update_document(
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
-    body: Bytes,
+    request: Request,
 ) -> Answer {
-    let patch = Value::Object(unwrap_data(body_object(&body).map_err(fail)?));
+    let base = base_url(&caller.db, request.headers());
+    let patch = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => unwrap_data(body_object(&body).map_err(fail)?),
+        Form::Multipart(parts) => {
+            // The document must be the caller's to change before files are stored for it.
+            on_documents(&caller, &name, {
+                let id = id.clone();
+                move |docs| docs.get(&id)?.ok_or_else(|| Error::not_found("document"))
+            })
+            .await?;
+            document_files(&caller, parts, &base, &name, &id)
+                .await
+                .map_err(fail)?
+                .0
+        }
+    };
+    let patch = Value::Object(patch);
     let (doc, created) = on_documents(&caller, &name, move |docs| docs.patch(&id, &patch)).await?;
     answer(StatusCode::OK, document_view(&name, &created, doc))
 }

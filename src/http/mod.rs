@@ -6,6 +6,7 @@ mod admin;
 mod cobru;
 mod cocobase;
 mod error;
+pub(crate) mod files;
 mod pages;
 mod server;
 mod urbackend;
@@ -21,7 +22,6 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -48,6 +48,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
         .merge(cobru::routes())
         .merge(cocobase::routes())
         .merge(admin::routes())
+        .merge(files::routes())
         .merge(pages::routes())
         .route("/api/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
@@ -61,7 +62,13 @@ fn protect(routes: Router, db: Db, config: &ServerConfig) -> Router {
     let cors = cors(db);
     let router = routes
         // Innermost: the body limit, so chunked bodies over the limit are cut off too.
-        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits {
+                body: config.max_body_bytes,
+                upload: config.max_upload_bytes,
+            },
+            limit_body,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
@@ -82,6 +89,53 @@ fn protect(routes: Router, db: Db, config: &ServerConfig) -> Router {
     } else {
         router
     }
+}
+
+/// The body limits of [`ServerConfig`].
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    body: usize,
+    upload: usize,
+}
+
+/// Uploads (multipart bodies and the file routes) get the upload ceiling, everything else the
+/// body limit. A declared length over it is refused at once; a chunked or lying body is cut off
+/// when it passes it (413 either way).
+async fn limit_body(
+    State(limits): State<BodyLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let is_upload = ["/api/files/", "/api/uploads/", "/api/storage/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+        || request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            });
+    let limit = if is_upload {
+        limits.upload
+    } else {
+        limits.body
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return generic_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+    }
+    let (parts, body) = request.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 /// One line per request: method, path (no query string: it may carry a key), status, time.

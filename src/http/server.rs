@@ -29,6 +29,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Largest request body in bytes (default 2 MiB), also for chunked bodies; more is 413.
     pub max_body_bytes: usize,
+    /// Largest upload body in bytes (default 256 MiB): multipart bodies and the file routes.
+    /// Each bucket's own size limit is enforced exactly as the bytes arrive; this is the
+    /// ceiling above every bucket.
+    pub max_upload_bytes: usize,
     /// Longest time a request may take (default 30 s); then 408.
     pub request_timeout: Duration,
     /// Worker threads of the front's runtime (default 2).
@@ -46,6 +50,7 @@ impl Default for ServerConfig {
             max_head_bytes: 64 * 1024,
             max_connections: 1024,
             max_body_bytes: 2 * 1024 * 1024,
+            max_upload_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             worker_threads: 2,
             log_requests: false,

@@ -6,6 +6,8 @@
 //! Bearer is ignored. A publishable key with a valid Bearer acts as that user; with no Bearer,
 //! as an anonymous client of the project; with an invalid Bearer, 401.
 
+mod storage;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -61,6 +63,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/api/data/{collection}/{id}",
             get(get_one).put(replace).patch(patch).delete(delete),
         )
+        .merge(storage::routes())
 }
 
 type Answer = std::result::Result<Response, ApiError>;

@@ -1,0 +1,222 @@
+//! urBackend storage (`/api/storage/*`), kept in the database file: a signed one-time upload
+//! URL served by larder itself, the blob `PUT`, the confirmation, public downloads, deletes,
+//! and the direct multipart upload. Files live in the bucket `storage` (made on first use:
+//! downloads public — the generated name makes each URL unguessable — everything else for the
+//! secret key; change its rules through the admin API to close downloads too).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get, post, put};
+use serde_json::{Value, json};
+
+use super::{Answer, Caller, body_object, fail, ok};
+use crate::collections::{Rule, Rules};
+use crate::error::{Error, Result};
+use crate::files::{Bucket, BucketSpec, FileInfo};
+use crate::http::files::{self as http_files, UPLOAD_URL_LIFETIME, base_url};
+use crate::http::{AppState, Presented, blocking};
+use crate::principal::Principal;
+
+/// The bucket urBackend files live in; paths are `storage/<name>`.
+const BUCKET: &str = "storage";
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/storage/upload-request", post(upload_request))
+        .route("/api/storage/blob/{token}", put(blob))
+        .route("/api/storage/upload-confirm", post(upload_confirm))
+        .route("/api/storage/upload", post(upload))
+        .route("/api/storage/public/{*path}", get(download))
+        .route("/api/storage/file", delete(delete_file))
+}
+
+/// The `storage` bucket as the caller's key, made on first use.
+async fn bucket(caller: &Caller) -> Result<Bucket> {
+    let db = caller.db.clone();
+    let principal = Principal::key(caller.key.clone());
+    blocking(move || {
+        db.ensure_bucket(
+            BUCKET,
+            BucketSpec::new().rules(Rules {
+                view: Rule::Public,
+                ..Rules::default()
+            }),
+        )?;
+        Ok(db.bucket_as(BUCKET, principal))
+    })
+    .await
+}
+
+/// A storage path as the SDK sends it: percent-decoded once, leading `/` dropped; it must be
+/// `storage/<name>` (anything else, `..` included, is refused without being looked at).
+fn file_name(path: &str) -> Result<String> {
+    let decoded = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| Error::invalid("the path is not valid UTF-8"))?;
+    let path = decoded.trim_start_matches('/');
+    match path.split_once('/') {
+        Some((BUCKET, name)) => {
+            crate::files::validate_file_name(name)?;
+            Ok(name.to_owned())
+        }
+        _ => Err(Error::forbidden(
+            "this path is outside the project's storage",
+        )),
+    }
+}
+
+fn public_url(base: &str, info: &FileInfo) -> String {
+    format!("{base}/api/storage/public/{}", info.path())
+}
+
+fn text(fields: &serde_json::Map<String, Value>, name: &str) -> Result<String> {
+    match fields.get(name) {
+        Some(Value::String(text)) if !text.is_empty() => Ok(text.clone()),
+        _ => Err(Error::invalid(format!("`{name}` is required"))),
+    }
+}
+
+fn size(fields: &serde_json::Map<String, Value>) -> Result<u64> {
+    fields
+        .get("size")
+        .and_then(Value::as_u64)
+        .filter(|size| *size > 0)
+        .ok_or_else(|| Error::invalid("`size` must be a positive number of bytes"))
+}
+
+async fn upload_request(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let filename = text(&fields, "filename").map_err(fail)?;
+    let content_type = text(&fields, "contentType").map_err(fail)?;
+    let size = size(&fields).map_err(fail)?;
+    let bucket = bucket(&caller).await.map_err(fail)?;
+    let grant =
+        blocking(move || bucket.grant_upload(&filename, &content_type, size, UPLOAD_URL_LIFETIME))
+            .await
+            .map_err(fail)?;
+    let base = base_url(&caller.db, &headers);
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "signedUrl": format!("{base}/api/storage/blob/{}", grant.token),
+            "token": null,
+            "filePath": format!("{BUCKET}/{}", grant.name),
+            "expiresIn": UPLOAD_URL_LIFETIME.as_secs(),
+        }),
+        "Upload URL created",
+    ))
+}
+
+/// The signed-URL `PUT`: no key, the token is the credential.
+async fn blob(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Answer {
+    let info = http_files::redeem_upload(&state.db, token, request)
+        .await
+        .map_err(fail)?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"path": info.path(), "size": info.size}),
+        "Uploaded",
+    ))
+}
+
+async fn upload_confirm(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let name = file_name(&text(&fields, "filePath").map_err(fail)?).map_err(fail)?;
+    let declared = size(&fields).map_err(fail)?;
+    let bucket = bucket(&caller).await.map_err(fail)?;
+    let info = blocking(move || bucket.info(&name))
+        .await
+        .map_err(|e| match e.kind() {
+            crate::ErrorKind::NotFound { .. } => fail(Error::not_found(
+                "an uploaded file at this path (upload it first)",
+            )),
+            _ => fail(e),
+        })?;
+    if info.size != declared {
+        return Err(fail(Error::invalid(format!(
+            "the uploaded file has {} bytes, not {declared}",
+            info.size
+        ))));
+    }
+    let base = base_url(&caller.db, &headers);
+    Ok(ok(
+        StatusCode::OK,
+        json!({
+            "message": "Upload confirmed",
+            "path": info.path(),
+            "provider": "internal",
+            "url": public_url(&base, &info),
+        }),
+        "Upload confirmed",
+    ))
+}
+
+/// The direct multipart upload (field `file`).
+async fn upload(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
+    let bucket = bucket(&caller).await.map_err(fail)?;
+    let state = AppState {
+        db: caller.db.clone(),
+    };
+    let mut multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| fail(Error::invalid(e.body_text())))?;
+    let mut stored = None;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| fail(http_files::multipart_error(&e)))?
+    {
+        if field.name() == Some("file") && stored.is_none() {
+            let bucket = bucket.clone();
+            stored = Some(
+                http_files::store_field(|name, kind| bucket.upload(name, kind), field)
+                    .await
+                    .map_err(fail)?,
+            );
+        }
+    }
+    let info =
+        stored.ok_or_else(|| fail(Error::invalid("send the file in a part named `file`")))?;
+    let base = base_url(&caller.db, &headers);
+    Ok(ok(
+        StatusCode::CREATED,
+        json!({"url": public_url(&base, &info), "path": info.path(), "provider": "internal"}),
+        "File uploaded",
+    ))
+}
+
+/// Public downloads: no key needed while the bucket's `view` rule is public.
+async fn download(
+    State(state): State<AppState>,
+    presented: Presented,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let name = file_name(&path).map_err(fail)?;
+    let db = state.db.clone();
+    let principal = blocking(move || presented.principal(&db))
+        .await
+        .map_err(fail)?;
+    http_files::serve(&state.db, principal, BUCKET, &name, &headers)
+        .await
+        .map_err(fail)
+}
+
+async fn delete_file(caller: Caller, body: Bytes) -> Answer {
+    let fields = body_object(&body).map_err(fail)?;
+    let path = text(&fields, "path").map_err(fail)?;
+    let name = file_name(&path).map_err(fail)?;
+    let bucket = bucket(&caller).await.map_err(fail)?;
+    let info = blocking(move || bucket.delete(&name)).await.map_err(fail)?;
+    Ok(ok(
+        StatusCode::OK,
+        json!({"deleted": true, "path": info.path()}),
+        "File deleted",
+    ))
+}
