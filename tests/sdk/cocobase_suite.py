@@ -4,9 +4,12 @@ Run by tests/sdk_cocobase.rs. Environment: LARDER_URL, LARDER_SK (the app's admi
 Prints one line per check and a closing `N passed, N failed` line; exits non-zero on failure.
 """
 
+import io
 import os
 import sys
 import traceback
+
+import requests
 
 from cocobase_client import CocoBaseClient, CocobaseError, QueryBuilder
 
@@ -135,6 +138,42 @@ def second_factor():
     assert admin.auth.get_token() and user.email == "carol@example.com"
 
 
+def files():
+    ada = state["ada"]
+    # upload_file: the app key, one file; the answer's URL serves the bytes.
+    uploaded = app().upload_file(io.BytesIO(b"\x89PNG logo"))
+    assert uploaded["size"] == 9 and uploaded["url"].startswith("http"), uploaded
+    got = requests.get(uploaded["url"], timeout=10)
+    assert got.status_code == 200 and got.content == b"\x89PNG logo"
+    # A document with a file field: its URL is stored in the field.
+    photo = io.BytesIO(os.urandom(700_000))
+    photo.name = "photo.jpg"
+    doc = ada.create_document_with_files("notes", {"title": "with photo"}, {"photo": photo})
+    assert doc.data["title"] == "with photo", doc.data
+    url = doc.data["photo"]
+    assert url.endswith("_photo.jpg"), url
+    served = requests.get(url, timeout=10)
+    assert served.content == photo.getvalue()
+    assert served.headers["Content-Type"] == "image/jpeg"
+    updated = ada.update_document_with_files("notes", doc.id, {"title": "two"}, {"thumb": io.BytesIO(b"T")})
+    assert updated.data["title"] == "two" and updated.data["photo"] == url, updated.data
+    # Another user cannot attach files to it.
+    bob = app()
+    bob.auth.login("bob@example.com", PASSWORD)
+    refused(lambda: bob.update_document_with_files("notes", doc.id, files={"x": io.BytesIO(b"x")}), "failed")
+    # Deleting the document deletes its files.
+    assert ada.delete_document("notes", doc.id) is True
+    assert requests.get(url, timeout=10).status_code == 404
+    # Signup and profile update with files: URLs in the profile data.
+    dan = app()
+    dan.auth.register_with_files("dan@example.com", PASSWORD, data={"name": "Dan"}, files={"avatar": io.BytesIO(b"AV")})
+    avatar = dan.auth.user.data["avatar"]
+    assert requests.get(avatar, timeout=10).content == b"AV"
+    user = dan.auth.update_user_with_files(data={"bio": "hi"}, files={"banner": io.BytesIO(b"BN")})
+    assert user.data["name"] == "Dan" and user.data["bio"] == "hi" and user.data["avatar"] == avatar, user.data
+    assert requests.get(user.data["banner"], timeout=10).content == b"BN"
+
+
 def delete_document_and_collection():
     ada = state["ada"]
     assert ada.delete_document("notes", state["note"]) is True
@@ -150,6 +189,7 @@ for name, function in [
     ("other users see nothing and manage nothing", other_users_see_nothing),
     ("a bad key is 401", a_bad_key_is_401),
     ("second factor", second_factor),
+    ("files: upload, document and profile fields", files),
     ("delete document and collection", delete_document_and_collection),
 ]:
     check(name, function)

@@ -5,8 +5,10 @@ the server. Environment: LARDER_URL, LARDER_SK (secret key), LARDER_PK (publisha
 Prints one line per check and a closing `N passed, N failed` line; exits non-zero on failure.
 """
 
+import hashlib
 import os
 import sys
+import tempfile
 import traceback
 
 import requests
@@ -15,6 +17,7 @@ from urbackend import (
     AuthError,
     NotFoundError,
     RateLimitError,
+    StorageError,
     UrBackendClient,
     ValidationError,
 )
@@ -185,6 +188,41 @@ def mail_with_the_secret_key():
     expect(AuthError, lambda: client().mail.send("ada@example.com", subject="x", text="y"), 403)
 
 
+def storage_upload_download_delete():
+    storage = client(SK).storage
+    # Bytes: the three steps (signed URL, PUT to it, confirm), then a public download.
+    result = storage.upload(b"hello world", filename="report.txt")
+    assert result["provider"] == "internal" and result["path"].startswith("storage/"), result
+    got = requests.get(result["url"], timeout=10)
+    assert got.status_code == 200 and got.content == b"hello world", got.status_code
+    assert got.headers["Content-Type"] == "text/plain", got.headers
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    # A 3 MB file from a path, streamed by the SDK: byte-identical, and ranges work.
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    with tempfile.NamedTemporaryFile(suffix=".bin", delete=False) as handle:
+        handle.write(data)
+    try:
+        big = storage.upload(handle.name)
+    finally:
+        os.unlink(handle.name)
+    got = requests.get(big["url"], timeout=30)
+    assert hashlib.sha256(got.content).hexdigest() == hashlib.sha256(data).hexdigest()
+    part = requests.get(big["url"], headers={"Range": "bytes=1000-1999"}, timeout=10)
+    assert part.status_code == 206 and part.content == data[1000:2000]
+    # An HTML upload is served as a download, never rendered.
+    page = storage.upload(b"<script>alert(1)</script>", filename="x.html")
+    got = requests.get(page["url"], timeout=10)
+    assert got.headers["Content-Disposition"].startswith("attachment"), got.headers
+    # Delete, then the URL is gone; paths outside the project's storage are refused.
+    storage.delete_file(result["path"])
+    assert requests.get(result["url"], timeout=10).status_code == 404
+    expect(StorageError, lambda: storage.delete_file(result["path"]), 404)
+    expect(StorageError, lambda: storage.delete_file("../../etc/passwd"), 403)
+    expect(StorageError, lambda: storage.delete_file("storage/../x"), 400)
+    # The publishable key cannot upload (the SDK never sends a user token to storage).
+    expect(StorageError, lambda: client().storage.upload(b"x", filename="x.txt"), 401)
+
+
 def last_code(email):
     """The newest code mailed to `email`, read through the admin API's outbox."""
     outbox = requests.get(f"{URL}/api/admin/outbox", headers={"x-api-key": SK}, timeout=10).json()
@@ -232,6 +270,7 @@ for name, function in [
     ("delete and logout", delete_and_logout),
     ("change password", change_password),
     ("mail with the secret key", mail_with_the_secret_key),
+    ("storage: upload, download, ranges, delete", storage_upload_download_delete),
     ("email verification and password reset", email_verification_and_password_reset),
     ("throttling with Retry-After", throttling_says_when_to_retry),
 ]:
