@@ -169,7 +169,12 @@ impl DbBuilder {
     /// In the first two cases the file is left byte-identical.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref();
-        let existing = probe_existing_file(path)?;
+        let mut existing = probe_existing_file(path)?;
+        if existing == Probe::New {
+            create_atomically(path)?;
+            // Looked at again: another process may have put a file there meanwhile.
+            existing = probe_existing_file(path)?;
+        }
         let redb = redb::Builder::new()
             .set_cache_size(self.cache_bytes)
             .create(path)?;
@@ -261,6 +266,54 @@ fn probe_existing_file(path: &Path) -> Result<Probe> {
     let txn = readonly.begin_read()?;
     check_format(&txn)?;
     Ok(Probe::Larder)
+}
+
+/// Creates a new database file in one step: built and synced under a temporary name beside
+/// `path`, then linked into place. redb initialises a file by growing it before it writes its
+/// magic bytes, so a crash in between left a zero-filled file that every later open refused as
+/// foreign; now a crash leaves no file (or the empty one) and at worst the temporary file, which
+/// the next creation replaces.
+fn create_atomically(path: &Path) -> Result<()> {
+    let mut name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("the database path must name a file"))?
+        .to_os_string();
+    name.push(".larder-creating");
+    let temp = path.with_file_name(name);
+    match std::fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::storage(e)),
+    }
+    {
+        let redb = redb::Builder::new()
+            .set_cache_size(1024 * 1024)
+            .create(&temp)?;
+        // Durable commits: the temporary file is complete on disk before it gets its name.
+        initialize(&redb)?;
+    }
+    let placed = match std::fs::hard_link(&temp, path) {
+        // No-clobber: if a file appeared meanwhile, it is left alone (unless empty).
+        Ok(()) => std::fs::remove_file(&temp).map_err(Error::storage),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                std::fs::rename(&temp, path).map_err(Error::storage)
+            } else {
+                std::fs::remove_file(&temp).map_err(Error::storage)
+            }
+        }
+        // File systems without hard links.
+        Err(_) => std::fs::rename(&temp, path).map_err(Error::storage),
+    };
+    placed?;
+    // The new name must survive a crash too.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(Error::storage)
 }
 
 /// Checks the format-version row of an existing, non-empty database.
