@@ -78,6 +78,9 @@ pub enum ErrorKind {
         /// The newest format version this build reads.
         supported: u64,
     },
+    /// The file is damaged: changed outside larder, truncated, or hit by a disk fault. It was
+    /// not repaired, so nothing in it was rolled back or dropped; restore it from a backup.
+    Corrupted,
     /// The storage failed (I/O error, corruption, full disk). If [`Error::is_fatal`] is true the
     /// database refuses further writes until it is reopened.
     Storage {
@@ -205,6 +208,10 @@ impl fmt::Display for ErrorKind {
                 "the file has format version {found}, newer than the supported version \
                  {supported}; upgrade larder to open it (the file was left untouched)"
             ),
+            ErrorKind::Corrupted => write!(
+                f,
+                "the database file is damaged; it was left as it is (restore it from a backup)"
+            ),
             ErrorKind::Storage { fatal: false } => write!(f, "storage error"),
             ErrorKind::Storage { fatal: true } => write!(
                 f,
@@ -260,6 +267,7 @@ impl From<redb::StorageError> for Error {
                 },
                 error,
             ),
+            redb::StorageError::Corrupted(_) => Error::with_source(ErrorKind::Corrupted, error),
             // After a failed write redb poisons the database until it is reopened.
             redb::StorageError::PreviousIo | redb::StorageError::LockPoisoned(_) => {
                 Error::fatal_storage(error)

@@ -22,6 +22,7 @@ pub(crate) fn status_of(kind: &ErrorKind) -> StatusCode {
         ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Storage { fatal: true } => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Storage { fatal: false }
+        | ErrorKind::Corrupted
         | ErrorKind::Internal
         | ErrorKind::AlreadyOpen
         | ErrorKind::NotALarderFile
@@ -162,6 +163,7 @@ mod tests {
             ),
             (ErrorKind::Storage { fatal: true }, 503, "unavailable"),
             (ErrorKind::Storage { fatal: false }, 500, "internal"),
+            (ErrorKind::Corrupted, 500, "internal"),
             (ErrorKind::Internal, 500, "internal"),
         ];
         for (kind, status, code) in cases {
