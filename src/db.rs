@@ -221,6 +221,33 @@ impl DbBuilder {
         self.finish(redb, Some(path.to_path_buf()))
     }
 
+    /// Opens (or creates) a database kept in a custom redb storage backend instead of a file:
+    /// your own storage, or one that injects faults in tests. An empty backend becomes a new
+    /// database. There is no file to probe first, so a backend holding another redb database is
+    /// refused with `NotALarderFile` only after redb opened (and possibly recovered) it.
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// let db = larder::Db::builder().open_backend(redb::backends::InMemoryBackend::new())?;
+    /// assert!(db.list_collections()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `NotALarderFile`, `UnsupportedFormat` or `Corrupted` as for [`open`](Self::open);
+    /// `Storage` when the backend fails.
+    pub fn open_backend(self, backend: impl redb::StorageBackend) -> Result<Db> {
+        let redb = redb::Builder::new()
+            .set_cache_size(self.cache_bytes)
+            .set_check_integrity_on_open(self.verify_on_open)
+            .create_with_backend(backend)?;
+        {
+            let txn = redb.begin_read()?;
+            check_format(&txn)?;
+        }
+        self.finish(redb, None)
+    }
+
     /// Opens a fresh database held in memory only (redb's in-memory backend).
     ///
     /// # Errors
