@@ -630,7 +630,10 @@ impl Db {
                 Ok(out)
             }
             Err(error) => {
-                txn.abort()?;
+                // The operation's error is the one to report. After an I/O error redb refuses
+                // everything, the abort included; reporting that instead turned a full disk
+                // (507) into "storage unavailable" (503).
+                let _ = txn.abort();
                 Err(error)
             }
         }
