@@ -86,6 +86,7 @@ pub struct DbBuilder {
     max_document_bytes: usize,
     max_file_bytes: u64,
     cache_bytes: usize,
+    verify_on_open: bool,
     throttle: ThrottleConfig,
     session_lifetime: Duration,
     public_profile_fields: Vec<String>,
@@ -100,6 +101,7 @@ impl Default for DbBuilder {
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             max_file_bytes: crate::files::DEFAULT_MAX_FILE_BYTES,
             cache_bytes: 64 * 1024 * 1024,
+            verify_on_open: true,
             throttle: ThrottleConfig::default(),
             session_lifetime: DEFAULT_SESSION_LIFETIME,
             public_profile_fields: ["name", "avatarUrl", "bio"].map(String::from).to_vec(),
@@ -147,6 +149,16 @@ impl DbBuilder {
         self
     }
 
+    /// Whether [`open`](Self::open) verifies the checksum of every page of an existing file
+    /// (default on). A file damaged outside larder (a bit flip, a truncated copy, a failing
+    /// disk) then fails to open with `Corrupted` instead of serving wrong data or failing
+    /// later; the price is one read of the whole file per open. Turn it off for very large
+    /// files on trusted storage; crash recovery runs either way.
+    pub fn verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
+        self
+    }
+
     /// Login and signup throttles (on by default, see [`ThrottleConfig`]).
     pub fn throttle(mut self, config: ThrottleConfig) -> Self {
         self.throttle = config;
@@ -173,16 +185,43 @@ impl DbBuilder {
     /// # Errors
     /// - `NotALarderFile` if the file exists and is not a larder database,
     /// - `UnsupportedFormat` if it was written by a newer larder,
+    /// - `Corrupted` if it is a damaged database (see [`verify_on_open`](Self::verify_on_open)),
     /// - `AlreadyOpen` if it is open already (in this process or another),
     /// - `Storage` on I/O errors.
     ///
-    /// In the first two cases the file is left byte-identical.
+    /// In the first three cases the file is left byte-identical. A file that was not closed
+    /// cleanly (a crash, a power loss) is recovered to its last durable commit; a damaged file
+    /// that was closed cleanly is never "repaired" by rolling it back: it is refused.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Db> {
         let path = path.as_ref();
-        let existing = probe_existing_file(path)?;
-        let redb = redb::Builder::new()
+        let mut existing = probe_existing_file(path)?;
+        if existing == Probe::New {
+            create_atomically(path)?;
+            // Looked at again: another process may have put a file there meanwhile.
+            existing = probe_existing_file(path)?;
+        }
+        let mut builder = redb::Builder::new();
+        builder
             .set_cache_size(self.cache_bytes)
-            .create(path)?;
+            .set_check_integrity_on_open(self.verify_on_open);
+        if existing == Probe::Larder {
+            // A file closed cleanly needs no recovery. If its last commit does not verify, redb
+            // would fall back to the commit before it: that is damage, not a crash, and
+            // silently dropping a commit is not ours to decide. redb reports that step (and
+            // only that one) at progress 0.3.
+            builder.set_repair_callback(|session| {
+                if (0.2..0.5).contains(&session.progress()) {
+                    session.abort();
+                }
+            });
+        }
+        let redb = match builder.create(path) {
+            Ok(redb) => redb,
+            Err(e @ redb::DatabaseError::RepairAborted) => {
+                return Err(Error::with_source(ErrorKind::Corrupted, e));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if existing == Probe::NeedsRepairCheck {
             // The file is a redb file that was not closed cleanly; redb has repaired it on open,
             // and only now can its tables be read.
@@ -190,6 +229,33 @@ impl DbBuilder {
             check_format(&txn)?;
         }
         self.finish(redb, Some(path.to_path_buf()))
+    }
+
+    /// Opens (or creates) a database kept in a custom redb storage backend instead of a file:
+    /// your own storage, or one that injects faults in tests. An empty backend becomes a new
+    /// database. There is no file to probe first, so a backend holding another redb database is
+    /// refused with `NotALarderFile` only after redb opened (and possibly recovered) it.
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// let db = larder::Db::builder().open_backend(redb::backends::InMemoryBackend::new())?;
+    /// assert!(db.list_collections()?.is_empty());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `NotALarderFile`, `UnsupportedFormat` or `Corrupted` as for [`open`](Self::open);
+    /// `Storage` when the backend fails.
+    pub fn open_backend(self, backend: impl redb::StorageBackend) -> Result<Db> {
+        let redb = redb::Builder::new()
+            .set_cache_size(self.cache_bytes)
+            .set_check_integrity_on_open(self.verify_on_open)
+            .create_with_backend(backend)?;
+        {
+            let txn = redb.begin_read()?;
+            check_format(&txn)?;
+        }
+        self.finish(redb, None)
     }
 
     /// Opens a fresh database held in memory only (redb's in-memory backend).
@@ -268,11 +334,63 @@ fn probe_existing_file(path: &Path) -> Result<Probe> {
         ) => {
             return Err(Error::with_source(ErrorKind::AlreadyOpen, e));
         }
+        // The magic bytes matched: a redb file that cannot be read is a damaged one.
+        Err(e @ redb::DatabaseError::Storage(_)) => {
+            return Err(Error::with_source(ErrorKind::Corrupted, e));
+        }
         Err(e) => return Err(Error::with_source(ErrorKind::NotALarderFile, e)),
     };
     let txn = readonly.begin_read()?;
     check_format(&txn)?;
     Ok(Probe::Larder)
+}
+
+/// Creates a new database file in one step: built and synced under a temporary name beside
+/// `path`, then linked into place. redb initialises a file by growing it before it writes its
+/// magic bytes, so a crash in between left a zero-filled file that every later open refused as
+/// foreign; now a crash leaves no file (or the empty one) and at worst the temporary file, which
+/// the next creation replaces.
+fn create_atomically(path: &Path) -> Result<()> {
+    let mut name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("the database path must name a file"))?
+        .to_os_string();
+    name.push(".larder-creating");
+    let temp = path.with_file_name(name);
+    match std::fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::storage(e)),
+    }
+    {
+        let redb = redb::Builder::new()
+            .set_cache_size(1024 * 1024)
+            .create(&temp)?;
+        // Durable commits: the temporary file is complete on disk before it gets its name.
+        initialize(&redb)?;
+    }
+    let placed = match std::fs::hard_link(&temp, path) {
+        // No-clobber: if a file appeared meanwhile, it is left alone (unless empty).
+        Ok(()) => std::fs::remove_file(&temp).map_err(Error::storage),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                std::fs::rename(&temp, path).map_err(Error::storage)
+            } else {
+                std::fs::remove_file(&temp).map_err(Error::storage)
+            }
+        }
+        // File systems without hard links.
+        Err(_) => std::fs::rename(&temp, path).map_err(Error::storage),
+    };
+    placed?;
+    // The new name must survive a crash too.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(Error::storage)
 }
 
 /// Checks the format-version row of an existing, non-empty database.
@@ -544,18 +662,7 @@ impl Db {
         &self,
         op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        let mut txn = self.inner.redb.begin_write()?;
-        txn.set_two_phase_commit(true);
-        match op(&txn) {
-            Ok(out) => {
-                txn.commit()?;
-                Ok(out)
-            }
-            Err(error) => {
-                txn.abort()?;
-                Err(error)
-            }
-        }
+        self.transact(true, op)
     }
 
     /// Runs `op` in a write transaction committed without waiting for the disk: for staged file
@@ -565,16 +672,31 @@ impl Db {
         &self,
         op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
+        self.transact(false, op)
+    }
+
+    fn transact<T>(
+        &self,
+        durable: bool,
+        op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
         let mut txn = self.inner.redb.begin_write()?;
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;
+        if durable {
+            txn.set_two_phase_commit(true);
+        } else {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;
+        }
         match op(&txn) {
             Ok(out) => {
                 txn.commit()?;
                 Ok(out)
             }
             Err(error) => {
-                txn.abort()?;
+                // The operation's error is the one to report. After an I/O error redb refuses
+                // everything, the abort included; reporting that instead turned a full disk
+                // (507) into "storage unavailable" (503).
+                let _ = txn.abort();
                 Err(error)
             }
         }

@@ -78,6 +78,13 @@ pub enum ErrorKind {
         /// The newest format version this build reads.
         supported: u64,
     },
+    /// The disk is full, or the file reached the size the system allows it. Nothing was
+    /// written; free space, then reopen the database (the failed write left it refusing
+    /// writes, see [`Error::is_fatal`]).
+    StorageFull,
+    /// The file is damaged: changed outside larder, truncated, or hit by a disk fault. It was
+    /// not repaired, so nothing in it was rolled back or dropped; restore it from a backup.
+    Corrupted,
     /// The storage failed (I/O error, corruption, full disk). If [`Error::is_fatal`] is true the
     /// database refuses further writes until it is reopened.
     Storage {
@@ -205,6 +212,11 @@ impl fmt::Display for ErrorKind {
                 "the file has format version {found}, newer than the supported version \
                  {supported}; upgrade larder to open it (the file was left untouched)"
             ),
+            ErrorKind::StorageFull => write!(f, "no space left for the database file"),
+            ErrorKind::Corrupted => write!(
+                f,
+                "the database file is damaged; it was left as it is (restore it from a backup)"
+            ),
             ErrorKind::Storage { fatal: false } => write!(f, "storage error"),
             ErrorKind::Storage { fatal: true } => write!(
                 f,
@@ -260,6 +272,10 @@ impl From<redb::StorageError> for Error {
                 },
                 error,
             ),
+            redb::StorageError::Io(ref io) if no_space(io) => {
+                Error::with_source(ErrorKind::StorageFull, error)
+            }
+            redb::StorageError::Corrupted(_) => Error::with_source(ErrorKind::Corrupted, error),
             // After a failed write redb poisons the database until it is reopened.
             redb::StorageError::PreviousIo | redb::StorageError::LockPoisoned(_) => {
                 Error::fatal_storage(error)
@@ -289,9 +305,25 @@ impl From<redb::TableError> for Error {
 
 impl From<redb::CommitError> for Error {
     fn from(error: redb::CommitError) -> Self {
-        // A failed commit leaves redb refusing writes until the database is reopened.
-        Error::fatal_storage(error)
+        match error {
+            redb::CommitError::Storage(redb::StorageError::Io(ref io)) if no_space(io) => {
+                Error::with_source(ErrorKind::StorageFull, error)
+            }
+            // A failed commit leaves redb refusing writes until the database is reopened.
+            other => Error::fatal_storage(other),
+        }
     }
+}
+
+/// A full disk (`ENOSPC`) or a file over its size limit (`EFBIG`, e.g. `RLIMIT_FSIZE`): the
+/// caller's operator can act on these, unlike other I/O errors.
+fn no_space(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::StorageFull
+            | std::io::ErrorKind::FileTooLarge
+            | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl From<redb::DatabaseError> for Error {
@@ -324,6 +356,19 @@ mod tests {
         assert!(!error.is_fatal());
         let source = std::error::Error::source(&error).map(ToString::to_string);
         assert!(source.is_some_and(|s| s.contains("exploded")));
+    }
+
+    #[test]
+    fn a_full_disk_is_its_own_kind() {
+        for code in [28, 27] {
+            // ENOSPC, EFBIG
+            let io = std::io::Error::from_raw_os_error(code);
+            let error: Error = redb::StorageError::Io(io).into();
+            assert_eq!(*error.kind(), ErrorKind::StorageFull);
+            let io = std::io::Error::from_raw_os_error(code);
+            let error: Error = redb::CommitError::Storage(redb::StorageError::Io(io)).into();
+            assert_eq!(*error.kind(), ErrorKind::StorageFull);
+        }
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The HTTP front over real sockets: limits that protect the process, graceful shutdown, and
-//! the headers every answer carries.
+//! the headers every answer carries. Hostile inputs are in `hostile_http.rs`.
 #![cfg(feature = "http")]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use larder::{Db, Server, ServerConfig};
 
@@ -98,36 +98,6 @@ fn unknown_routes_and_methods_get_json_errors() {
 }
 
 #[test]
-fn a_huge_declared_length_is_413_and_the_server_lives() {
-    let server = Server::start(Db::in_memory().unwrap(), "127.0.0.1:0").unwrap();
-    let answer = exchange(
-        server.addr(),
-        b"POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\nContent-Type: application/json\r\n\r\n{}",
-    );
-    assert_eq!(status(&answer), 413, "{answer}");
-    assert_eq!(status(&get(server.addr(), "/api/health")), 200);
-}
-
-#[test]
-fn huge_or_countless_headers_are_431() {
-    let server = Server::start(Db::in_memory().unwrap(), "127.0.0.1:0").unwrap();
-    let long = format!(
-        "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n\r\n",
-        "a".repeat(1 << 20)
-    );
-    let answer = exchange(server.addr(), long.as_bytes());
-    assert_eq!(status(&answer), 431, "{:.200}", answer);
-    let mut many = String::from("GET /api/health HTTP/1.1\r\nHost: x\r\n");
-    for i in 0..10_000 {
-        many.push_str(&format!("X-{i}: v\r\n"));
-    }
-    many.push_str("\r\n");
-    let answer = exchange(server.addr(), many.as_bytes());
-    assert_eq!(status(&answer), 431, "{:.200}", answer);
-    assert_eq!(status(&get(server.addr(), "/api/health")), 200);
-}
-
-#[test]
 fn an_over_limit_chunked_body_is_413() {
     let db = Db::in_memory().unwrap();
     db.create_collection("notes", larder::CollectionSpec::new())
@@ -163,31 +133,6 @@ fn an_over_limit_chunked_body_is_413() {
     );
     assert_eq!(status(&exchange(server.addr(), small.as_bytes())), 201);
     assert_eq!(status(&get(server.addr(), "/api/health")), 200);
-}
-
-#[test]
-fn slow_clients_do_not_starve_fresh_ones() {
-    let db = Db::in_memory().unwrap();
-    let config = ServerConfig {
-        header_read_timeout: Duration::from_secs(2),
-        ..ServerConfig::default()
-    };
-    let server = Server::start_with(db, "127.0.0.1:0", config).unwrap();
-    let slow: Vec<TcpStream> = (0..200)
-        .map(|_| {
-            let mut s = TcpStream::connect(server.addr()).unwrap();
-            let _ = s.write_all(b"GET /api/health HTTP/1.1\r\nHo");
-            s
-        })
-        .collect();
-    let started = Instant::now();
-    assert_eq!(status(&get(server.addr(), "/api/health")), 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "a fresh request waited {:?}",
-        started.elapsed()
-    );
-    drop(slow);
 }
 
 #[test]

@@ -21,7 +21,9 @@ pub(crate) fn status_of(kind: &ErrorKind) -> StatusCode {
         ErrorKind::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Storage { fatal: true } => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
         ErrorKind::Storage { fatal: false }
+        | ErrorKind::Corrupted
         | ErrorKind::Internal
         | ErrorKind::AlreadyOpen
         | ErrorKind::NotALarderFile
@@ -42,6 +44,7 @@ pub(crate) fn code_of(kind: &ErrorKind) -> &'static str {
         ErrorKind::TooLarge { .. } => "too_large",
         ErrorKind::RateLimited { .. } => "rate_limited",
         ErrorKind::Storage { fatal: true } => "unavailable",
+        ErrorKind::StorageFull => "insufficient_storage",
         _ => "internal",
     }
 }
@@ -51,6 +54,7 @@ pub(crate) fn code_of(kind: &ErrorKind) -> &'static str {
 pub(crate) fn public_message(error: &Error) -> String {
     match status_of(error.kind()) {
         StatusCode::SERVICE_UNAVAILABLE => "the service is unavailable; retry later".into(),
+        StatusCode::INSUFFICIENT_STORAGE => "the server is out of storage space".into(),
         status if status.is_server_error() => "internal error".into(),
         _ => error.to_string(),
     }
@@ -162,6 +166,8 @@ mod tests {
             ),
             (ErrorKind::Storage { fatal: true }, 503, "unavailable"),
             (ErrorKind::Storage { fatal: false }, 500, "internal"),
+            (ErrorKind::Corrupted, 500, "internal"),
+            (ErrorKind::StorageFull, 507, "insufficient_storage"),
             (ErrorKind::Internal, 500, "internal"),
         ];
         for (kind, status, code) in cases {

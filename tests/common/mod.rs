@@ -5,6 +5,8 @@
 pub mod http;
 #[cfg(feature = "cli")]
 pub mod sdk;
+#[cfg(feature = "http")]
+pub mod wire;
 
 use std::path::PathBuf;
 
