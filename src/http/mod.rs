@@ -5,6 +5,8 @@
 mod admin;
 mod cobru;
 mod cocobase;
+mod ekodb;
+mod ekodb_query;
 mod error;
 mod pages;
 mod server;
@@ -47,6 +49,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
         .merge(urbackend::routes())
         .merge(cobru::routes())
         .merge(cocobase::routes())
+        .merge(ekodb::routes())
         .merge(admin::routes())
         .merge(pages::routes())
         .route("/api/health", get(health))
