@@ -36,7 +36,6 @@ use super::ekodb_query::{FindBody, project};
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
 use crate::api_keys::{ApiKeyInfo, Grant, GrantChange, KeyKind, NewApiKey};
 use crate::auth::Credentials;
-use crate::collections::CollectionSpec;
 use crate::db::Db;
 use crate::documents::{Collection, Doc};
 use crate::error::{Error, ErrorKind, Result};
@@ -480,7 +479,14 @@ impl PermissionsRequest {
         match (&self.key_id, &self.api_key) {
             (Some(id), _) => Ok(id.clone()),
             (None, Some(id)) if is_key_id(id) => Ok(id.clone()),
-            (None, Some(secret)) => Ok(db.authenticate_key(secret)?.id.clone()),
+            (None, Some(secret)) => match db.authenticate_key(secret) {
+                Ok(identity) => Ok(identity.id.clone()),
+                // Here the key is the subject, not the caller's credential: unknown is 404.
+                Err(e) if matches!(e.kind(), ErrorKind::Unauthenticated { .. }) => {
+                    Err(Error::not_found("API key"))
+                }
+                Err(e) => Err(e),
+            },
             (None, None) => Err(Error::invalid("`key_id` is required")),
         }
     }
@@ -666,27 +672,6 @@ async fn on_records<T: Send + 'static>(
         .map_err(fail)
 }
 
-/// ekoDB creates a collection on its first insert; here only those who manage collections do
-/// (anyone else gets the missing collection's 404).
-async fn create_if_missing(caller: &Caller, name: &str) -> std::result::Result<(), ApiError> {
-    if caller.allowed(Action::ManageCollections).is_err() {
-        return Ok(());
-    }
-    let db = caller.db.clone();
-    let name = name.to_owned();
-    blocking(move || match db.collection_info(&name) {
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound { .. }) => {
-            match db.create_collection(&name, CollectionSpec::new()) {
-                Err(e) if !matches!(e.kind(), ErrorKind::AlreadyExists { .. }) => Err(e),
-                _ => Ok(()),
-            }
-        }
-        other => other.map(|_| ()),
-    })
-    .await
-    .map_err(fail)
-}
-
 /// The caller's own `select_fields`/`exclude_fields` (comma lists) on single-record routes.
 #[derive(Debug, Default, Deserialize)]
 struct Projection {
@@ -727,12 +712,14 @@ fn ids_answer(docs: &[Doc]) -> Value {
 
 async fn insert(caller: Caller, wire: Wire, Path(name): Path<String>, body: Bytes) -> Answer {
     let data: Map<String, Value> = wire.decode(&body).map_err(fail)?;
-    create_if_missing(&caller, &name).await?;
-    let doc = on_records(&caller, &name, move |records| {
-        records.insert(&Value::Object(data))
+    let docs = on_records(&caller, &name, move |records| {
+        records.insert_many_creating(&[Value::Object(data)])
     })
     .await?;
-    wire.answer(StatusCode::CREATED, &record(&doc, &[], &[]))
+    let doc = docs
+        .first()
+        .ok_or_else(|| fail(Error::internal(std::io::Error::other("nothing inserted"))))?;
+    wire.answer(StatusCode::CREATED, &record(doc, &[], &[]))
 }
 
 async fn find_by_id(
@@ -831,8 +818,10 @@ async fn batch_insert(caller: Caller, wire: Wire, Path(name): Path<String>, body
         .into_iter()
         .map(|i| Value::Object(i.data))
         .collect();
-    create_if_missing(&caller, &name).await?;
-    let docs = on_records(&caller, &name, move |records| records.insert_many(&data)).await?;
+    let docs = on_records(&caller, &name, move |records| {
+        records.insert_many_creating(&data)
+    })
+    .await?;
     wire.answer(StatusCode::OK, &ids_answer(&docs))
 }
 
