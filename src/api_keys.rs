@@ -54,6 +54,14 @@ impl KeyKind {
     }
 }
 
+/// Whether `text` has the shape of a key secret (one of the kinds' prefixes): what is
+/// authenticated as a key, and what a request log never prints.
+pub(crate) fn looks_like_secret(text: &str) -> bool {
+    [KeyKind::Secret, KeyKind::Publishable, KeyKind::Scoped]
+        .iter()
+        .any(|k| text.starts_with(k.prefix()))
+}
+
 /// What a scoped key may do in one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Grant {
@@ -659,10 +667,7 @@ impl Db {
 
     /// Checks a presented key secret and returns the key's identity.
     pub(crate) fn authenticate_key(&self, secret: &str) -> Result<Arc<KeyIdentity>> {
-        let well_formed = secret.len() <= MAX_SECRET_LEN
-            && [KeyKind::Secret, KeyKind::Publishable, KeyKind::Scoped]
-                .iter()
-                .any(|k| secret.starts_with(k.prefix()));
+        let well_formed = secret.len() <= MAX_SECRET_LEN && looks_like_secret(secret);
         if !well_formed {
             return Err(invalid_key());
         }

@@ -189,9 +189,12 @@ fn names_msgpack(headers: &HeaderMap, name: header::HeaderName) -> bool {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Wire {
-    type Rejection = ApiError;
+    type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> std::result::Result<Self, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
         Ok(Wire {
             body_is_msgpack: names_msgpack(&parts.headers, header::CONTENT_TYPE),
             answer_in_msgpack: names_msgpack(&parts.headers, header::ACCEPT),
