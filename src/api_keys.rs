@@ -54,6 +54,14 @@ impl KeyKind {
     }
 }
 
+/// Whether `text` has the shape of a key secret (one of the kinds' prefixes): what is
+/// authenticated as a key, and what a request log never prints.
+pub(crate) fn looks_like_secret(text: &str) -> bool {
+    [KeyKind::Secret, KeyKind::Publishable, KeyKind::Scoped]
+        .iter()
+        .any(|k| text.starts_with(k.prefix()))
+}
+
 /// What a scoped key may do in one collection.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Grant {
@@ -306,6 +314,34 @@ impl StoredKey {
     }
 }
 
+/// Every collection whose grant differs between `before` and `after`.
+fn grant_changes(
+    before: &BTreeMap<String, Grant>,
+    after: &BTreeMap<String, Grant>,
+) -> Vec<GrantChange> {
+    let mut changes = Vec::new();
+    for (collection, old) in before {
+        let new = after.get(collection);
+        if new != Some(old) {
+            changes.push(GrantChange {
+                collection: collection.clone(),
+                before: Some(old.clone()),
+                after: new.cloned(),
+            });
+        }
+    }
+    for (collection, new) in after {
+        if !before.contains_key(collection) {
+            changes.push(GrantChange {
+                collection: collection.clone(),
+                before: None,
+                after: Some(new.clone()),
+            });
+        }
+    }
+    changes
+}
+
 fn load_key<T>(table: &T, id: &str) -> Result<StoredKey>
 where
     T: ReadableTable<&'static str, &'static [u8]>,
@@ -555,11 +591,11 @@ impl Db {
                 Some(g) => grants.insert(collection.to_owned(), g.clone()),
                 None => grants.remove(collection),
             };
-            vec![GrantChange {
+            Ok(vec![GrantChange {
                 collection: collection.to_owned(),
                 before,
                 after: grant.clone(),
-            }]
+            }])
         })?;
         changes
             .pop()
@@ -580,35 +616,40 @@ impl Db {
             grant.validate()?;
         }
         self.change_grants(id, |current| {
-            let mut changes = Vec::new();
-            for (collection, before) in current.iter() {
-                let after = grants.get(collection);
-                if after != Some(before) {
-                    changes.push(GrantChange {
-                        collection: collection.clone(),
-                        before: Some(before.clone()),
-                        after: after.cloned(),
-                    });
-                }
-            }
-            for (collection, after) in &grants {
-                if !current.contains_key(collection) {
-                    changes.push(GrantChange {
-                        collection: collection.clone(),
-                        before: None,
-                        after: Some(after.clone()),
-                    });
-                }
-            }
+            let changes = grant_changes(current, &grants);
             *current = grants.clone();
-            changes
+            Ok(changes)
+        })
+    }
+
+    /// Edits a scoped key's grants in one transaction: `edit` sees the current grants and returns
+    /// the new ones (so concurrent edits cannot lose each other's changes); every difference is
+    /// reported.
+    ///
+    /// # Errors
+    /// As [`Db::put_key_grant`], and whatever `edit` returns.
+    #[cfg(feature = "http")]
+    pub(crate) fn edit_key_grants(
+        &self,
+        id: &str,
+        edit: impl FnOnce(&BTreeMap<String, Grant>) -> Result<BTreeMap<String, Grant>>,
+    ) -> Result<Vec<GrantChange>> {
+        self.change_grants(id, |current| {
+            let next = edit(current)?;
+            for (collection, grant) in &next {
+                crate::files::validate_grant_target(collection)?;
+                grant.validate()?;
+            }
+            let changes = grant_changes(current, &next);
+            *current = next;
+            Ok(changes)
         })
     }
 
     fn change_grants(
         &self,
         id: &str,
-        change: impl FnOnce(&mut BTreeMap<String, Grant>) -> Vec<GrantChange>,
+        change: impl FnOnce(&mut BTreeMap<String, Grant>) -> Result<Vec<GrantChange>>,
     ) -> Result<Vec<GrantChange>> {
         self.write_keys(|txn| {
             let mut keys = txn.open_table(API_KEYS)?;
@@ -617,7 +658,7 @@ impl Db {
                 return Err(Error::invalid("only scoped keys have grants"));
             }
             let mut grants: BTreeMap<String, Grant> = stored.grants.into_iter().collect();
-            let changes = change(&mut grants);
+            let changes = change(&mut grants)?;
             stored.grants = grants.into_iter().collect();
             keys.insert(id, schema::encode(&stored)?.as_slice())?;
             Ok(changes)
@@ -626,10 +667,7 @@ impl Db {
 
     /// Checks a presented key secret and returns the key's identity.
     pub(crate) fn authenticate_key(&self, secret: &str) -> Result<Arc<KeyIdentity>> {
-        let well_formed = secret.len() <= MAX_SECRET_LEN
-            && [KeyKind::Secret, KeyKind::Publishable, KeyKind::Scoped]
-                .iter()
-                .any(|k| secret.starts_with(k.prefix()));
+        let well_formed = secret.len() <= MAX_SECRET_LEN && looks_like_secret(secret);
         if !well_formed {
             return Err(invalid_key());
         }

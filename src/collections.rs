@@ -214,27 +214,35 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub fn create_collection(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
+        self.write(|txn| self.create_collection_in(txn, name, spec))
+    }
+
+    /// [`Db::create_collection`] inside a caller's write transaction.
+    pub(crate) fn create_collection_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        name: &str,
+        spec: CollectionSpec,
+    ) -> Result<CollectionInfo> {
         validate_collection_name(name)?;
         spec.validate()?;
-        self.write(|txn| {
-            let mut collections = txn.open_table(COLLECTIONS)?;
-            if collections.get(name)?.is_some() {
-                return Err(Error::already_exists(format!("collection `{name}`")));
-            }
-            let now = self.now_micros();
-            let stored = StoredCollection {
-                spec,
-                created_at: now,
-                updated_at: now,
-            };
-            let docs_name = schema::docs_table_name(name);
-            txn.open_table(DocsTable::new(&docs_name))?;
-            for path in &stored.spec.indexes {
-                index::create(txn, name, path)?;
-            }
-            collections.insert(name, stored.encode()?.as_slice())?;
-            Ok(info(name, stored, 0))
-        })
+        let mut collections = txn.open_table(COLLECTIONS)?;
+        if collections.get(name)?.is_some() {
+            return Err(Error::already_exists(format!("collection `{name}`")));
+        }
+        let now = self.now_micros();
+        let stored = StoredCollection {
+            spec,
+            created_at: now,
+            updated_at: now,
+        };
+        let docs_name = schema::docs_table_name(name);
+        txn.open_table(DocsTable::new(&docs_name))?;
+        for path in &stored.spec.indexes {
+            index::create(txn, name, path)?;
+        }
+        collections.insert(name, stored.encode()?.as_slice())?;
+        Ok(info(name, stored, 0))
     }
 
     /// Replaces a collection's configuration. Indexes added to the spec are built from the

@@ -297,6 +297,42 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         self.typed_all(stored)
     }
 
+    /// [`Collection::insert_many`], first creating the collection with the default (admin-only)
+    /// spec when it is missing and the caller may manage collections — in the same transaction,
+    /// so a refused document leaves no empty collection behind. (ekoDB creates a collection on
+    /// its first insert.)
+    ///
+    /// # Errors
+    /// As [`Collection::insert_many`]; `NotFound` for a missing collection the caller may not
+    /// create.
+    #[cfg(feature = "http")]
+    pub(crate) fn insert_many_creating(&self, docs: &[T]) -> Result<Vec<Doc<T>>> {
+        let may_create = policy::authorize(
+            &self.principal,
+            Action::ManageCollections,
+            &PolicyTarget::Admin,
+        )
+        .is_ok();
+        let stored = self.db.write(|txn| {
+            let missing = txn
+                .open_table(COLLECTIONS)?
+                .get(self.name.as_str())?
+                .is_none();
+            if missing && may_create {
+                self.db
+                    .create_collection_in(txn, &self.name, CollectionSpec::new())?;
+            }
+            let mut tables = self.tables(txn, Action::Create)?;
+            let mut out = Vec::with_capacity(docs.len());
+            for (position, doc) in docs.iter().enumerate() {
+                let stored = to_value(doc).and_then(|value| self.insert_in(&mut tables, value));
+                out.push(stored.map_err(|e| at(position, e))?);
+            }
+            Ok(out)
+        })?;
+        self.typed_all(stored)
+    }
+
     /// The document with this id, if any.
     ///
     /// # Errors

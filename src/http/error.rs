@@ -69,6 +69,9 @@ pub(crate) enum Shape {
     UrBackend,
     /// `{"detail": …}` (Cocobase, Cobru).
     Detail,
+    /// `{"code": <status>, "message", "error"}` (ekoDB: its client reads `code` and `message`,
+    /// the seed shows `error`).
+    EkoDb,
 }
 
 /// An error on its way out, in a dialect's shape.
@@ -99,6 +102,11 @@ impl IntoResponse for ApiError {
                 "code": status.as_u16(),
             }),
             Shape::Detail => json!({"detail": message}),
+            Shape::EkoDb => json!({
+                "code": status.as_u16(),
+                "message": message,
+                "error": message,
+            }),
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();

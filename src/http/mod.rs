@@ -5,6 +5,8 @@
 mod admin;
 mod cobru;
 mod cocobase;
+mod ekodb;
+mod ekodb_query;
 mod error;
 pub(crate) mod files;
 mod pages;
@@ -47,6 +49,7 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
         .merge(urbackend::routes())
         .merge(cobru::routes())
         .merge(cocobase::routes())
+        .merge(ekodb::routes())
         .merge(admin::routes())
         .merge(files::routes())
         .merge(pages::routes())
@@ -141,7 +144,7 @@ async fn limit_body(
 /// One line per request: method, path (no query string: it may carry a key), status, time.
 async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let path = loggable_path(request.uri().path());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     eprintln!(
@@ -150,6 +153,21 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
         started.elapsed().as_secs_f64() * 1000.0
     );
     response
+}
+
+/// A path for the log: a segment shaped like a key secret (a client that names a key by its
+/// secret, e.g. ekoDB's `DELETE /api/auth/keys/{key}`) is replaced, so no secret is logged.
+fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if crate::api_keys::looks_like_secret(segment) {
+                "<key>"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// CORS: the exact origin list of the settings, read per request.
@@ -351,6 +369,18 @@ pub(crate) fn no_store(mut response: Response) -> Response {
 mod tests {
     use super::*;
     use tower::ServiceExt;
+
+    #[test]
+    fn logged_paths_never_carry_a_key() {
+        assert_eq!(
+            loggable_path("/api/auth/keys/rk_live_abcdef"),
+            "/api/auth/keys/<key>"
+        );
+        assert_eq!(
+            loggable_path("/api/find/notes/0192"),
+            "/api/find/notes/0192"
+        );
+    }
 
     async fn boom() -> &'static str {
         panic!("secret detail")
