@@ -812,7 +812,7 @@ async fn profile_files(
 /// `POST /collections/file`: one file in the part `file`.
 async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
     let base = base_url(&caller.db, &headers);
-    let Form::Multipart(mut parts) = form(request, &caller.db).await.map_err(fail)? else {
+    let Form::Multipart(parts) = form(request, &caller.db).await.map_err(fail)? else {
         return Err(fail(Error::invalid(
             "send the file as multipart/form-data in a part named `file`",
         )));
@@ -825,22 +825,9 @@ async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> An
     .await
     .map_err(fail)?;
     let bucket = caller.db.bucket_as(FILES_BUCKET, caller.principal.clone());
-    let mut stored = None;
-    while let Some(field) = parts
-        .next_field()
+    let info = http_files::store_file_part(parts, &bucket)
         .await
-        .map_err(|e| fail(http_files::multipart_error(&e)))?
-    {
-        if field.name() == Some("file") && stored.is_none() {
-            stored = Some(
-                http_files::store_field(|name, kind| bucket.upload(name, kind), field)
-                    .await
-                    .map_err(fail)?,
-            );
-        }
-    }
-    let info =
-        stored.ok_or_else(|| fail(Error::invalid("send the file in a part named `file`")))?;
+        .map_err(fail)?;
     answer(
         StatusCode::CREATED,
         json!({

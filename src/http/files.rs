@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::files::{FileInfo, FileReader, Upload};
+use crate::files::{Bucket, FileInfo, FileReader, Upload};
 use crate::principal::Principal;
 
 /// How long a signed upload URL stays valid.
@@ -402,6 +402,25 @@ pub(crate) async fn store_field(
     store(upload, field).await
 }
 
+/// The part named `file` of a multipart body, stored in `bucket` (other parts are skipped).
+pub(crate) async fn store_file_part(mut parts: Multipart, bucket: &Bucket) -> Result<FileInfo> {
+    let mut stored = None;
+    while let Some(field) = parts.next_field().await.map_err(|e| multipart_error(&e))? {
+        if field.name() == Some("file") && stored.is_none() {
+            stored = Some(store_field(|name, kind| bucket.upload(name, kind), field).await?);
+        }
+    }
+    stored.ok_or_else(|| Error::invalid("send the file in a part named `file`"))
+}
+
+/// A multipart body as the extractor reads it.
+pub(crate) async fn multipart_of(request: Request, db: &Db) -> Result<Multipart> {
+    let state = AppState { db: db.clone() };
+    Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| Error::invalid(e.body_text()))
+}
+
 /// A multipart body that could not be read.
 pub(crate) fn multipart_error(error: &axum::extract::multipart::MultipartError) -> Error {
     if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -475,25 +494,8 @@ async fn upload(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let info = if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| fail(Error::invalid(e.body_text())))?;
-        let mut stored = None;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| fail(multipart_error(&e)))?
-        {
-            if field.name() == Some("file") && stored.is_none() {
-                let bucket = bucket.clone();
-                stored = Some(
-                    store_field(|name, kind| bucket.upload(name, kind), field)
-                        .await
-                        .map_err(fail)?,
-                );
-            }
-        }
-        stored.ok_or_else(|| fail(Error::invalid("send the file in a part named `file`")))?
+        let parts = multipart_of(request, &state.db).await.map_err(fail)?;
+        store_file_part(parts, &bucket).await.map_err(fail)?
     } else {
         let filename = query.filename.unwrap_or_else(|| "file".to_owned());
         let upload = bucket.upload(&filename, &content_type).map_err(fail)?;

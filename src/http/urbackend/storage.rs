@@ -6,7 +6,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
@@ -160,29 +160,12 @@ async fn upload_confirm(caller: Caller, headers: HeaderMap, body: Bytes) -> Answ
 /// The direct multipart upload (field `file`).
 async fn upload(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
     let bucket = bucket(&caller).await.map_err(fail)?;
-    let state = AppState {
-        db: caller.db.clone(),
-    };
-    let mut multipart = Multipart::from_request(request, &state)
+    let parts = http_files::multipart_of(request, &caller.db)
         .await
-        .map_err(|e| fail(Error::invalid(e.body_text())))?;
-    let mut stored = None;
-    while let Some(field) = multipart
-        .next_field()
+        .map_err(fail)?;
+    let info = http_files::store_file_part(parts, &bucket)
         .await
-        .map_err(|e| fail(http_files::multipart_error(&e)))?
-    {
-        if field.name() == Some("file") && stored.is_none() {
-            let bucket = bucket.clone();
-            stored = Some(
-                http_files::store_field(|name, kind| bucket.upload(name, kind), field)
-                    .await
-                    .map_err(fail)?,
-            );
-        }
-    }
-    let info =
-        stored.ok_or_else(|| fail(Error::invalid("send the file in a part named `file`")))?;
+        .map_err(fail)?;
     let base = base_url(&caller.db, &headers);
     Ok(ok(
         StatusCode::CREATED,
