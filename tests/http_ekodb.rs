@@ -210,6 +210,18 @@ fn a_malformed_body_is_a_400_that_changes_nothing() {
         "nothing was created"
     );
 
+    let staged = f.call(
+        "POST",
+        "/api/insert/people?transaction_id=t1",
+        Some(&token),
+        Some(json!({"name": "x"})),
+    );
+    assert_eq!(
+        staged.status, 400,
+        "a transactional write is not committed alone"
+    );
+    assert!(f.db.collection_info("people").is_err());
+
     let bad_filter = json!({"filter": {"type": "Condition", "content": {"field": "a", "operator": "Regex", "value": "x"}}});
     let answer = f.call("POST", "/api/find/people", Some(&token), Some(bad_filter));
     assert_eq!(answer.status, 400);

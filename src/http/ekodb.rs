@@ -675,6 +675,27 @@ async fn on_records<T: Send + 'static>(
         .map_err(fail)
 }
 
+/// A write that commits at once. ekoDB's transactions (`?transaction_id=`) are not served, so a
+/// write meant for one is refused rather than committed on its own.
+struct Immediate;
+
+impl<S: Send + Sync> FromRequestParts<S> for Immediate {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> std::result::Result<Self, ApiError> {
+        let staged = parts
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some("transaction_id"));
+        if staged {
+            return Err(fail(Error::invalid("transactions are not supported")));
+        }
+        Ok(Immediate)
+    }
+}
+
 /// The caller's own `select_fields`/`exclude_fields` (comma lists) on single-record routes.
 #[derive(Debug, Default, Deserialize)]
 struct Projection {
@@ -713,7 +734,13 @@ fn ids_answer(docs: &[Doc]) -> Value {
     json!({"successful": ids, "failed": []})
 }
 
-async fn insert(caller: Caller, wire: Wire, Path(name): Path<String>, body: Bytes) -> Answer {
+async fn insert(
+    caller: Caller,
+    _: Immediate,
+    wire: Wire,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
     let data: Map<String, Value> = wire.decode(&body).map_err(fail)?;
     let docs = on_records(&caller, &name, move |records| {
         records.insert_many_creating(&[Value::Object(data)])
@@ -753,6 +780,7 @@ async fn find(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
 
 async fn update(
     caller: Caller,
+    _: Immediate,
     wire: Wire,
     Path((name, id)): Path<(String, String)>,
     UrlQuery(projection): UrlQuery<Projection>,
@@ -767,7 +795,12 @@ async fn update(
 }
 
 /// Answers the deleted record: the client refuses an empty answer.
-async fn remove(caller: Caller, wire: Wire, Path((name, id)): Path<(String, String)>) -> Answer {
+async fn remove(
+    caller: Caller,
+    _: Immediate,
+    wire: Wire,
+    Path((name, id)): Path<(String, String)>,
+) -> Answer {
     let doc = on_records(&caller, &name, move |records| records.delete(&id)).await?;
     wire.answer(StatusCode::OK, &record(&doc, &[], &[]))
 }
@@ -814,7 +847,13 @@ struct DeleteItem {
 }
 
 /// All or nothing: one refused record refuses the batch (the error names its position).
-async fn batch_insert(caller: Caller, wire: Wire, Path(name): Path<String>, body: Bytes) -> Answer {
+async fn batch_insert(
+    caller: Caller,
+    _: Immediate,
+    wire: Wire,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
     let batch: BatchInserts = wire.decode(&body).map_err(fail)?;
     let data: Vec<Value> = batch
         .inserts
@@ -828,7 +867,13 @@ async fn batch_insert(caller: Caller, wire: Wire, Path(name): Path<String>, body
     wire.answer(StatusCode::OK, &ids_answer(&docs))
 }
 
-async fn batch_update(caller: Caller, wire: Wire, Path(name): Path<String>, body: Bytes) -> Answer {
+async fn batch_update(
+    caller: Caller,
+    _: Immediate,
+    wire: Wire,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
     let batch: BatchUpdates = wire.decode(&body).map_err(fail)?;
     let patches: Vec<(String, Value)> = batch
         .updates
@@ -839,7 +884,13 @@ async fn batch_update(caller: Caller, wire: Wire, Path(name): Path<String>, body
     wire.answer(StatusCode::OK, &ids_answer(&docs))
 }
 
-async fn batch_delete(caller: Caller, wire: Wire, Path(name): Path<String>, body: Bytes) -> Answer {
+async fn batch_delete(
+    caller: Caller,
+    _: Immediate,
+    wire: Wire,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
     let batch: BatchDeletes = wire.decode(&body).map_err(fail)?;
     let ids: Vec<String> = batch.deletes.into_iter().map(|d| d.id).collect();
     let docs = on_records(&caller, &name, move |records| records.delete_many(&ids)).await?;

@@ -8,6 +8,7 @@ use ekodb_client::admin::{
     AdminClient, ApiKeyAction, CreateApiKeyRequest, PatchApiKeyCollectionPermissionsRequest,
     PermissionEdit, UpdateApiKeyCollectionPermissionsRequest,
 };
+use ekodb_client::options::{InsertOptions, UpdateOptions};
 use ekodb_client::{Client, Error, FieldType, QueryBuilder, Record, SerializationFormat};
 use larder::testing::TestServer;
 
@@ -115,6 +116,29 @@ async fn token_health_and_crud_in_both_formats() {
                 updated.get_string("name"),
                 Some("Ada"),
                 "an update is partial"
+            );
+
+            let options = UpdateOptions::new().select_fields(vec!["age".into()]);
+            let mut change = Record::new();
+            change.insert("city", "London");
+            let projected = client
+                .update(&name, &id, change, Some(options))
+                .await
+                .unwrap();
+            assert_eq!(age_of(&projected), 37);
+            assert!(projected.get("name").is_none() && projected.get("city").is_none());
+            let only_name = client
+                .find_by_id_with_projection(&name, &id, Some(vec!["name".into()]), None)
+                .await
+                .unwrap();
+            assert_eq!(only_name.get_string("name"), Some("Ada"));
+            assert!(only_name.get("age").is_none());
+
+            // ekoDB transactions are not served: a staged write is refused, not committed.
+            let staged = InsertOptions::new().transaction_id("t1");
+            assert_eq!(
+                status_of(client.insert(&name, person("T", 1), Some(staged)).await),
+                400
             );
 
             // delete answers the deleted record; the client checks its shape.
@@ -499,6 +523,27 @@ async fn permissions_are_read_and_edited_with_before_and_after() {
                 .unwrap()
                 .is_empty()
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_by_the_client_and_the_call_succeeds() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        let client = client(&server, &server.admin_key, SerializationFormat::MessagePack);
+        client
+            .insert("clock", person("Before", 1), None)
+            .await
+            .unwrap();
+        // The server's clock moves past the token's lifetime; the client's does not, so it
+        // sends the old token, gets a 401, exchanges its key again and retries once.
+        server.clock.advance(Duration::from_secs(24 * 3600));
+        client
+            .insert("clock", person("After", 2), None)
+            .await
+            .unwrap();
+        assert_eq!(client.count_documents("clock").await.unwrap(), 2);
     })
     .await;
 }
