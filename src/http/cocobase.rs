@@ -8,7 +8,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Query as UrlQuery, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query as UrlQuery, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -130,10 +130,9 @@ impl FromRequestParts<AppState> for Caller {
         let presented = Presented::from_request_parts(parts, state)
             .await
             .map_err(|e| fail(e.error))?;
-        if presented.api_key.is_none() && presented.bearer.is_none() {
-            return Err(fail(Error::unauthenticated("Authentication required")));
-        }
-        let principal = presented.principal(&state.db).map_err(fail)?;
+        let principal = presented
+            .required_principal(&state.db, "Authentication required")
+            .map_err(fail)?;
         Ok(Caller {
             db: state.db.clone(),
             principal,
@@ -549,6 +548,15 @@ fn document_view(name: &str, collection_created: &str, doc: Doc) -> Value {
     })
 }
 
+/// Several documents as the SDK reads them.
+fn documents_view(name: &str, collection_created: &str, docs: Vec<Doc>) -> Value {
+    Value::Array(
+        docs.into_iter()
+            .map(|doc| document_view(name, collection_created, doc))
+            .collect(),
+    )
+}
+
 /// Runs one call on a collection's documents as the caller, off the async workers, and gives
 /// back the collection's creation time for the answer.
 async fn on_documents<T: Send + 'static>(
@@ -629,45 +637,41 @@ fn files_bucket_spec() -> BucketSpec {
 /// A request body: JSON, or multipart with a `data` part and file parts.
 enum Form {
     Json(Bytes),
-    Multipart(Multipart),
+    Multipart(http_files::Parts),
 }
 
 async fn form(request: Request, db: &Db) -> Result<Form> {
-    let state = AppState { db: db.clone() };
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     if multipart {
-        let parts = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| Error::invalid(e.body_text()))?;
-        Ok(Form::Multipart(parts))
-    } else {
-        let limit = db.max_document_bytes();
-        let body = Bytes::from_request(request, &state)
-            .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => Error::too_large("request body", limit as u64),
-                _ => Error::invalid(e.body_text()),
-            })?;
-        Ok(Form::Json(body))
+        return Ok(Form::Multipart(http_files::Parts::of(request, db).await?));
     }
+    let limit = http_files::body_limit(&request);
+    let state = AppState { db: db.clone() };
+    let body = Bytes::from_request(request, &state)
+        .await
+        .map_err(|e| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Error::too_large("request body", limit),
+            _ => Error::invalid(e.body_text()),
+        })?;
+    Ok(Form::Json(body))
 }
 
 /// The JSON object of a `data` part (at most the document size limit).
 async fn data_part(
-    field: axum::extract::multipart::Field<'_>,
+    mut field: axum::extract::multipart::Field<'_>,
     db: &Db,
+    body_limit: u64,
 ) -> Result<Map<String, Value>> {
     let limit = db.max_document_bytes();
-    let mut field = field;
     let mut text = Vec::new();
     while let Some(piece) = field
         .chunk()
         .await
-        .map_err(|e| http_files::multipart_error(&e))?
+        .map_err(|e| http_files::Cut::of_multipart(&e).into_error(body_limit))?
     {
         text.extend_from_slice(&piece);
         if text.len() > limit {
@@ -678,13 +682,10 @@ async fn data_part(
 }
 
 /// The `data` part, which must come first (the SDK sends it first).
-async fn first_data_part(parts: &mut Multipart, db: &Db) -> Result<Map<String, Value>> {
-    match parts
-        .next_field()
-        .await
-        .map_err(|e| http_files::multipart_error(&e))?
-    {
-        Some(field) if field.name() == Some("data") => data_part(field, db).await,
+async fn first_data_part(parts: &mut http_files::Parts, db: &Db) -> Result<Map<String, Value>> {
+    let limit = parts.limit();
+    match parts.next().await? {
+        Some(field) if field.name() == Some("data") => data_part(field, db, limit).await,
         Some(_) => Err(Error::invalid("send the `data` part before the files")),
         None => Ok(Map::new()),
     }
@@ -695,26 +696,23 @@ async fn first_data_part(parts: &mut Multipart, db: &Db) -> Result<Map<String, V
 /// stored are deleted.
 async fn store_parts(
     db: &Db,
-    mut parts: Multipart,
+    mut parts: http_files::Parts,
     base: &str,
     upload: impl Fn(&str, &str) -> Result<Upload>,
 ) -> Result<(Map<String, Value>, Map<String, Value>, Vec<FileInfo>)> {
+    let limit = parts.limit();
     let mut data = Map::new();
     let mut urls: Map<String, Value> = Map::new();
     let mut stored: Vec<FileInfo> = Vec::new();
     let outcome: Result<()> = async {
-        while let Some(field) = parts
-            .next_field()
-            .await
-            .map_err(|e| http_files::multipart_error(&e))?
-        {
+        while let Some(field) = parts.next().await? {
             let name = field.name().unwrap_or_default().to_owned();
             if name == "data" {
-                data = data_part(field, db).await?;
+                data = data_part(field, db, limit).await?;
                 continue;
             }
             crate::collections::validate_field_path(&name)?;
-            let info = http_files::store_field(&upload, field).await?;
+            let info = http_files::store_field(&upload, field, limit).await?;
             let url = Value::String(file_url(base, &info));
             stored.push(info);
             match urls.get_mut(&name) {
@@ -735,6 +733,16 @@ async fn store_parts(
     Ok((data, urls, stored))
 }
 
+/// The `uploads` bucket as `principal`, made on first use.
+async fn uploads_bucket(db: &Db, principal: Principal) -> Result<crate::files::Bucket> {
+    let db = db.clone();
+    blocking(move || {
+        db.ensure_bucket_exists(FILES_BUCKET, files_bucket_spec())?;
+        Ok(db.bucket_as(FILES_BUCKET, principal))
+    })
+    .await
+}
+
 /// Deletes files stored for a request that then failed.
 async fn discard(db: &Db, files: Vec<FileInfo>) {
     let db = db.clone();
@@ -751,18 +759,12 @@ async fn discard(db: &Db, files: Vec<FileInfo>) {
 /// under the file's field, the files attached to the document `id`.
 async fn document_files(
     caller: &Caller,
-    parts: Multipart,
+    parts: http_files::Parts,
     base: &str,
     collection: &str,
     id: &str,
 ) -> Result<(Map<String, Value>, Vec<FileInfo>)> {
-    let db = caller.db.clone();
-    let bucket = blocking(move || {
-        db.ensure_bucket(FILES_BUCKET, files_bucket_spec())?;
-        Ok(())
-    })
-    .await
-    .map(|()| caller.db.bucket_as(FILES_BUCKET, caller.principal.clone()))?;
+    let bucket = uploads_bucket(&caller.db, caller.principal.clone()).await?;
     let (data, urls, stored) = store_parts(&caller.db, parts, base, |filename, kind| {
         let mut upload = bucket.upload(filename, kind)?;
         upload.attach_to(collection, id);
@@ -779,17 +781,10 @@ async fn profile_files(
     db: &Db,
     session: crate::sessions::UserSession,
     current: User,
-    parts: Multipart,
+    parts: http_files::Parts,
     base: &str,
 ) -> Result<User> {
-    let ensure_db = db.clone();
-    blocking(move || {
-        ensure_db
-            .ensure_bucket(FILES_BUCKET, files_bucket_spec())
-            .map(|_| ())
-    })
-    .await?;
-    let bucket = db.bucket_as(FILES_BUCKET, Principal::user_session(session.clone()));
+    let bucket = uploads_bucket(db, Principal::user_session(session.clone())).await?;
     let (_, urls, _) = store_parts(db, parts, base, |filename, kind| {
         bucket.upload(filename, kind)
     })
@@ -817,17 +812,10 @@ async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> An
             "send the file as multipart/form-data in a part named `file`",
         )));
     };
-    let db = caller.db.clone();
-    blocking(move || {
-        db.ensure_bucket(FILES_BUCKET, files_bucket_spec())
-            .map(|_| ())
-    })
-    .await
-    .map_err(fail)?;
-    let bucket = caller.db.bucket_as(FILES_BUCKET, caller.principal.clone());
-    let info = http_files::store_file_part(parts, &bucket)
+    let bucket = uploads_bucket(&caller.db, caller.principal.clone())
         .await
         .map_err(fail)?;
+    let info = parts.store_file_part(&bucket).await.map_err(fail)?;
     answer(
         StatusCode::CREATED,
         json!({
@@ -957,13 +945,8 @@ async fn list_documents(
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
 ) -> Answer {
     let query = query_of(&params).map_err(fail)?;
-    let collection = name.clone();
     let (docs, created) = on_documents(&caller, &name, move |docs| docs.find(&query)).await?;
-    let items = docs
-        .into_iter()
-        .map(|d| document_view(&collection, &created, d))
-        .collect();
-    answer(StatusCode::OK, Value::Array(items))
+    answer(StatusCode::OK, documents_view(&name, &created, docs))
 }
 
 async fn get_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {
@@ -978,23 +961,19 @@ async fn update_document(
     request: Request,
 ) -> Answer {
     let base = base_url(&caller.db, request.headers());
-    let patch = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => unwrap_data(body_object(&body).map_err(fail)?),
-        Form::Multipart(parts) => {
-            // The document must be the caller's to change before files are stored for it.
-            on_documents(&caller, &name, {
-                let id = id.clone();
-                move |docs| docs.get(&id)?.ok_or_else(|| Error::not_found("document"))
-            })
-            .await?;
-            document_files(&caller, parts, &base, &name, &id)
-                .await
-                .map_err(fail)?
-                .0
-        }
+    let (patch, files) = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => (unwrap_data(body_object(&body).map_err(fail)?), Vec::new()),
+        Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
+            .await
+            .map_err(fail)?,
     };
     let patch = Value::Object(patch);
-    let (doc, created) = on_documents(&caller, &name, move |docs| docs.patch(&id, &patch)).await?;
+    let patched = on_documents(&caller, &name, move |docs| docs.patch(&id, &patch)).await;
+    if patched.is_err() {
+        // Refused (or no such document for this caller): the files stored for it go too.
+        discard(&caller.db, files).await;
+    }
+    let (doc, created) = patched?;
     answer(StatusCode::OK, document_view(&name, &created, doc))
 }
 
@@ -1012,14 +991,9 @@ async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
         Some(Value::Array(items)) => items.clone(),
         _ => return Err(fail(Error::invalid("`documents` must be a list"))),
     };
-    let collection = name.clone();
     let (docs, created) =
         on_documents(&caller, &name, move |docs| docs.insert_many(&documents)).await?;
-    let items = docs
-        .into_iter()
-        .map(|d| document_view(&collection, &created, d))
-        .collect();
-    answer(StatusCode::CREATED, Value::Array(items))
+    answer(StatusCode::CREATED, documents_view(&name, &created, docs))
 }
 
 async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
@@ -1035,14 +1009,9 @@ async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
             )));
         }
     };
-    let collection = name.clone();
     let (docs, created) =
         on_documents(&caller, &name, move |docs| docs.patch_many(&updates)).await?;
-    let items = docs
-        .into_iter()
-        .map(|d| document_view(&collection, &created, d))
-        .collect();
-    answer(StatusCode::OK, Value::Array(items))
+    answer(StatusCode::OK, documents_view(&name, &created, docs))
 }
 
 async fn batch_delete(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {

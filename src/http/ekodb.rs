@@ -105,12 +105,12 @@ impl FromRequestParts<AppState> for Caller {
         let presented = Presented::from_request_parts(parts, state)
             .await
             .map_err(|e| fail(e.error))?;
-        if presented.api_key.is_none() && presented.bearer.is_none() {
-            return Err(fail(Error::unauthenticated(
+        let principal = presented
+            .required_principal(
+                &state.db,
                 "missing token: exchange an API key at /api/auth/token",
-            )));
-        }
-        let principal = presented.principal(&state.db).map_err(fail)?;
+            )
+            .map_err(fail)?;
         Ok(Caller {
             db: state.db.clone(),
             principal,

@@ -49,7 +49,8 @@ fn fail(error: Error) -> ApiError {
     ApiError::new(error, Shape::Native)
 }
 
-async fn principal(state: &AppState, presented: Presented) -> Result<Principal> {
+/// The principal of a request's credentials (none: the anonymous caller), off the async workers.
+pub(crate) async fn principal(state: &AppState, presented: Presented) -> Result<Principal> {
     let db = state.db.clone();
     blocking(move || presented.principal(&db)).await
 }
@@ -89,11 +90,19 @@ fn file_view(base: &str, info: &FileInfo) -> Value {
 
 /// Feeds bytes from an async source into an upload and stores the file. The bytes reach the
 /// database in batches on the blocking pool; the upload's size limit stops the source early.
-pub(crate) async fn store(upload: Upload, mut source: impl Source) -> Result<FileInfo> {
+/// `body_limit` is the limit the request body was held to (see [`body_limit`]).
+pub(crate) async fn store(
+    upload: Upload,
+    mut source: impl Source,
+    body_limit: u64,
+) -> Result<FileInfo> {
     let mut upload = Some(upload);
     let mut batch = Vec::new();
     loop {
-        let piece = source.next_piece().await?;
+        let piece = source
+            .next_piece()
+            .await
+            .map_err(|cut| cut.into_error(body_limit))?;
         let last = piece.is_none();
         if let Some(piece) = piece {
             batch.extend_from_slice(&piece);
@@ -120,14 +129,60 @@ fn lost() -> Error {
     Error::internal(std::io::Error::other("an upload was lost"))
 }
 
+/// The limit a request's body is held to, as the body-limit layer set it.
+pub(crate) fn body_limit(request: &Request) -> u64 {
+    request
+        .extensions()
+        .get::<super::BodyLimit>()
+        .map_or(u64::MAX, |limit| limit.0)
+}
+
+/// Why a request body stopped early.
+pub(crate) enum Cut {
+    /// It passed the body limit (413).
+    TooLarge,
+    /// It was malformed or cut off (400).
+    Broken(String),
+}
+
+impl Cut {
+    fn of_body(error: &(dyn std::error::Error + 'static)) -> Cut {
+        let mut source = Some(error);
+        while let Some(e) = source {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Cut::TooLarge;
+            }
+            source = e.source();
+        }
+        Cut::Broken("the request body was cut off".into())
+    }
+
+    pub(crate) fn of_multipart(error: &axum::extract::multipart::MultipartError) -> Cut {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Cut::TooLarge
+        } else {
+            Cut::Broken(format!("malformed multipart body: {}", error.body_text()))
+        }
+    }
+
+    pub(crate) fn into_error(self, body_limit: u64) -> Error {
+        match self {
+            Cut::TooLarge => Error::too_large("request body", body_limit),
+            Cut::Broken(message) => Error::invalid(message),
+        }
+    }
+}
+
 /// Where the bytes of an upload come from: a request body or a multipart part.
 pub(crate) trait Source: Send {
     /// The next bytes, or `None` at the end.
-    fn next_piece(&mut self) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+    fn next_piece(
+        &mut self,
+    ) -> impl Future<Output = std::result::Result<Option<Bytes>, Cut>> + Send;
 }
 
 impl Source for Body {
-    async fn next_piece(&mut self) -> Result<Option<Bytes>> {
+    async fn next_piece(&mut self) -> std::result::Result<Option<Bytes>, Cut> {
         loop {
             match self.frame().await {
                 None => return Ok(None),
@@ -136,28 +191,16 @@ impl Source for Body {
                         return Ok(Some(data));
                     }
                 }
-                Some(Err(error)) => return Err(body_error(&error)),
+                Some(Err(error)) => return Err(Cut::of_body(&error)),
             }
         }
     }
 }
 
 impl Source for axum::extract::multipart::Field<'_> {
-    async fn next_piece(&mut self) -> Result<Option<Bytes>> {
-        self.chunk().await.map_err(|e| multipart_error(&e))
+    async fn next_piece(&mut self) -> std::result::Result<Option<Bytes>, Cut> {
+        self.chunk().await.map_err(|e| Cut::of_multipart(&e))
     }
-}
-
-/// A body that failed to arrive: over the size limit (413) or cut off (400).
-pub(crate) fn body_error(error: &(dyn std::error::Error + 'static)) -> Error {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return Error::too_large("request body", 0);
-        }
-        source = e.source();
-    }
-    Error::invalid("the request body was cut off")
 }
 
 /// Serves a file (or the requested range of it) with safe headers: the stored type, `nosniff`
@@ -386,10 +429,56 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// A multipart request body with the limit it is held to, so that every error names it.
+pub(crate) struct Parts {
+    multipart: Multipart,
+    limit: u64,
+}
+
+impl Parts {
+    /// Reads `request` as multipart/form-data.
+    pub(crate) async fn of(request: Request, db: &Db) -> Result<Parts> {
+        let limit = body_limit(&request);
+        let state = AppState { db: db.clone() };
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| Error::invalid(e.body_text()))?;
+        Ok(Parts { multipart, limit })
+    }
+
+    /// The next part, or `None` at the end.
+    pub(crate) async fn next(&mut self) -> Result<Option<axum::extract::multipart::Field<'_>>> {
+        let limit = self.limit;
+        self.multipart
+            .next_field()
+            .await
+            .map_err(|e| Cut::of_multipart(&e).into_error(limit))
+    }
+
+    /// The limit the body is held to.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The part named `file`, stored in `bucket` (other parts are skipped).
+    pub(crate) async fn store_file_part(mut self, bucket: &Bucket) -> Result<FileInfo> {
+        let limit = self.limit;
+        let mut stored = None;
+        while let Some(field) = self.next().await? {
+            if field.name() == Some("file") && stored.is_none() {
+                stored =
+                    Some(store_field(|name, kind| bucket.upload(name, kind), field, limit).await?);
+            }
+        }
+        stored.ok_or_else(|| Error::invalid("send the file in a part named `file`"))
+    }
+}
+
 /// The file part of a multipart upload: its filename and content type, then its bytes.
 pub(crate) async fn store_field(
     upload: impl FnOnce(&str, &str) -> Result<Upload>,
     field: axum::extract::multipart::Field<'_>,
+    body_limit: u64,
 ) -> Result<FileInfo> {
     let filename = field
         .file_name()
@@ -399,35 +488,7 @@ pub(crate) async fn store_field(
     let guessed = mime_of(&filename);
     let content_type = field.content_type().unwrap_or(guessed).to_owned();
     let upload = upload(&filename, &content_type)?;
-    store(upload, field).await
-}
-
-/// The part named `file` of a multipart body, stored in `bucket` (other parts are skipped).
-pub(crate) async fn store_file_part(mut parts: Multipart, bucket: &Bucket) -> Result<FileInfo> {
-    let mut stored = None;
-    while let Some(field) = parts.next_field().await.map_err(|e| multipart_error(&e))? {
-        if field.name() == Some("file") && stored.is_none() {
-            stored = Some(store_field(|name, kind| bucket.upload(name, kind), field).await?);
-        }
-    }
-    stored.ok_or_else(|| Error::invalid("send the file in a part named `file`"))
-}
-
-/// A multipart body as the extractor reads it.
-pub(crate) async fn multipart_of(request: Request, db: &Db) -> Result<Multipart> {
-    let state = AppState { db: db.clone() };
-    Multipart::from_request(request, &state)
-        .await
-        .map_err(|e| Error::invalid(e.body_text()))
-}
-
-/// A multipart body that could not be read.
-pub(crate) fn multipart_error(error: &axum::extract::multipart::MultipartError) -> Error {
-    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::too_large("request body", 0)
-    } else {
-        Error::invalid(format!("malformed multipart body: {}", error.body_text()))
-    }
+    store(upload, field, body_limit).await
 }
 
 /// The content type of a file part sent without one, from its extension.
@@ -494,12 +555,15 @@ async fn upload(
         .unwrap_or("application/octet-stream")
         .to_owned();
     let info = if content_type.starts_with("multipart/form-data") {
-        let parts = multipart_of(request, &state.db).await.map_err(fail)?;
-        store_file_part(parts, &bucket).await.map_err(fail)?
+        let parts = Parts::of(request, &state.db).await.map_err(fail)?;
+        parts.store_file_part(&bucket).await.map_err(fail)?
     } else {
         let filename = query.filename.unwrap_or_else(|| "file".to_owned());
         let upload = bucket.upload(&filename, &content_type).map_err(fail)?;
-        store(upload, request.into_body()).await.map_err(fail)?
+        let limit = body_limit(&request);
+        store(upload, request.into_body(), limit)
+            .await
+            .map_err(fail)?
     };
     Ok(json_response(StatusCode::CREATED, file_view(&base, &info)))
 }
@@ -583,7 +647,8 @@ pub(crate) async fn redeem_upload(db: &Db, token: String, request: Request) -> R
         .to_owned();
     let grant_db = db.clone();
     let upload = blocking(move || grant_db.redeem_grant(&token, &content_type)).await?;
-    store(upload, request.into_body()).await
+    let limit = body_limit(&request);
+    store(upload, request.into_body(), limit).await
 }
 
 async fn redeem(

@@ -101,6 +101,10 @@ struct BodyLimits {
     upload: usize,
 }
 
+/// The limit the body of a request is held to (a request extension, for error messages).
+#[derive(Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) u64);
+
 /// Uploads (multipart bodies and the file routes) get the upload ceiling, everything else the
 /// body limit. A declared length over it is refused at once; a chunked or lying body is cut off
 /// when it passes it (413 either way).
@@ -135,7 +139,8 @@ async fn limit_body(
     if declared.is_some_and(|length| length > limit as u64) {
         return generic_error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
     }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(BodyLimit(limit as u64));
     let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
     next.run(axum::extract::Request::from_parts(parts, body))
         .await
@@ -267,6 +272,21 @@ impl Presented {
             api_key: self.api_key.as_deref(),
             bearer: self.bearer.as_deref(),
         })
+    }
+}
+
+impl Presented {
+    /// The principal of a request that must present a key or a token; `missing` is the message
+    /// when it presents neither.
+    pub(crate) fn required_principal(
+        &self,
+        db: &Db,
+        missing: &str,
+    ) -> Result<crate::principal::Principal> {
+        if self.api_key.is_none() && self.bearer.is_none() {
+            return Err(Error::unauthenticated(missing));
+        }
+        self.principal(db)
     }
 }
 

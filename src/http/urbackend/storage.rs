@@ -37,7 +37,7 @@ async fn bucket(caller: &Caller) -> Result<Bucket> {
     let db = caller.db.clone();
     let principal = Principal::key(caller.key.clone());
     blocking(move || {
-        db.ensure_bucket(
+        db.ensure_bucket_exists(
             BUCKET,
             BucketSpec::new().rules(Rules {
                 view: Rule::Public,
@@ -160,12 +160,10 @@ async fn upload_confirm(caller: Caller, headers: HeaderMap, body: Bytes) -> Answ
 /// The direct multipart upload (field `file`).
 async fn upload(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
     let bucket = bucket(&caller).await.map_err(fail)?;
-    let parts = http_files::multipart_of(request, &caller.db)
+    let parts = http_files::Parts::of(request, &caller.db)
         .await
         .map_err(fail)?;
-    let info = http_files::store_file_part(parts, &bucket)
-        .await
-        .map_err(fail)?;
+    let info = parts.store_file_part(&bucket).await.map_err(fail)?;
     let base = base_url(&caller.db, &headers);
     Ok(ok(
         StatusCode::CREATED,
@@ -182,8 +180,7 @@ async fn download(
     headers: HeaderMap,
 ) -> Answer {
     let name = file_name(&path).map_err(fail)?;
-    let db = state.db.clone();
-    let principal = blocking(move || presented.principal(&db))
+    let principal = http_files::principal(&state, presented)
         .await
         .map_err(fail)?;
     http_files::serve(&state.db, principal, BUCKET, &name, &headers)
