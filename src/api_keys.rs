@@ -360,7 +360,7 @@ fn new_secret(kind: KeyKind) -> Result<(String, String)> {
 
 impl Db {
     /// Runs a write on API keys, then clears the key cache.
-    fn write_keys<T>(&self, op: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+    fn write_keys<T>(&self, op: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
         let out = self.write(op);
         let cache = self.key_cache();
         let mut inner = cache.inner.lock();
@@ -632,7 +632,7 @@ impl Db {
     pub(crate) fn edit_key_grants(
         &self,
         id: &str,
-        edit: impl FnOnce(&BTreeMap<String, Grant>) -> Result<BTreeMap<String, Grant>>,
+        mut edit: impl FnMut(&BTreeMap<String, Grant>) -> Result<BTreeMap<String, Grant>>,
     ) -> Result<Vec<GrantChange>> {
         self.change_grants(id, |current| {
             let next = edit(current)?;
@@ -649,7 +649,7 @@ impl Db {
     fn change_grants(
         &self,
         id: &str,
-        change: impl FnOnce(&mut BTreeMap<String, Grant>) -> Result<Vec<GrantChange>>,
+        mut change: impl FnMut(&mut BTreeMap<String, Grant>) -> Result<Vec<GrantChange>>,
     ) -> Result<Vec<GrantChange>> {
         self.write_keys(|txn| {
             let mut keys = txn.open_table(API_KEYS)?;

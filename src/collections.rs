@@ -214,7 +214,7 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub fn create_collection(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
-        self.write(|txn| self.create_collection_in(txn, name, spec))
+        self.write(|txn| self.create_collection_in(txn, name, spec.clone()))
     }
 
     /// [`Db::create_collection`] inside a caller's write transaction.
@@ -267,7 +267,7 @@ impl Db {
                     index::backfill(txn, name, path)?;
                 }
             }
-            stored.spec = spec;
+            stored.spec = spec.clone();
             // Never backwards, even if the clock is.
             stored.updated_at = self.now_micros().max(stored.updated_at + 1);
             collections.insert(name, stored.encode()?.as_slice())?;

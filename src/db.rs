@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::api_keys::KeyCache;
 use crate::clock::{self, Clock, SystemClock};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group_commit::GroupCommit;
 use crate::mail::{Mailer, SmsSender};
 use crate::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
 use crate::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
@@ -43,6 +44,8 @@ pub struct Db {
 
 struct Inner {
     redb: redb::Database,
+    /// The queue through which every write shares commits.
+    writers: GroupCommit,
     clock: Arc<dyn Clock>,
     max_document_bytes: usize,
     max_file_bytes: u64,
@@ -276,6 +279,7 @@ impl DbBuilder {
         Ok(Db {
             inner: Arc::new(Inner {
                 redb,
+                writers: GroupCommit::default(),
                 clock: self.clock,
                 max_document_bytes: self.max_document_bytes,
                 max_file_bytes: self.max_file_bytes,
@@ -653,16 +657,16 @@ impl Db {
         uuid.hyphenated().encode_lower(&mut text).to_owned()
     }
 
-    /// The one write path: runs `op` in a write transaction and commits durably (two-phase
-    /// commit, fsync) before returning. If `op` fails nothing is written.
+    /// The one write path: runs `op` in a write transaction and returns once it is committed
+    /// durably (two-phase commit, fsync). If `op` fails nothing it wrote is kept.
     ///
-    /// Every mutation in the crate goes through here, so concurrent writers can later share a
-    /// commit without any caller changing.
+    /// Concurrent writers share commits (see `group_commit`): `op` may run more than once, each
+    /// time in a fresh transaction, so it must not change anything outside the transaction.
     pub(crate) fn write<T>(
         &self,
-        op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+        op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        self.transact(true, op)
+        self.inner.writers.run(&self.inner.redb, true, op)
     }
 
     /// Runs `op` in a write transaction committed without waiting for the disk: for staged file
@@ -670,36 +674,9 @@ impl Db {
     /// file. A crash loses them, and the next open purges what it left.
     pub(crate) fn write_unsynced<T>(
         &self,
-        op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
+        op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        self.transact(false, op)
-    }
-
-    fn transact<T>(
-        &self,
-        durable: bool,
-        op: impl FnOnce(&redb::WriteTransaction) -> Result<T>,
-    ) -> Result<T> {
-        let mut txn = self.inner.redb.begin_write()?;
-        if durable {
-            txn.set_two_phase_commit(true);
-        } else {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;
-        }
-        match op(&txn) {
-            Ok(out) => {
-                txn.commit()?;
-                Ok(out)
-            }
-            Err(error) => {
-                // The operation's error is the one to report. After an I/O error redb refuses
-                // everything, the abort included; reporting that instead turned a full disk
-                // (507) into "storage unavailable" (503).
-                let _ = txn.abort();
-                Err(error)
-            }
-        }
+        self.inner.writers.run(&self.inner.redb, false, op)
     }
 
     /// Runs `op` on a consistent snapshot.

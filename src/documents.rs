@@ -248,7 +248,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         let value = to_value(doc)?;
         let stored = self.db.write(|txn| {
             let mut tables = self.tables(txn, Action::Create)?;
-            self.insert_in(&mut tables, value)
+            self.insert_in(&mut tables, value.clone())
         })?;
         self.typed(stored)
     }
@@ -275,7 +275,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         }
         let stored = self.db.write(|txn| {
             let mut tables = self.tables(txn, Action::Create)?;
-            self.insert_in(&mut tables, value)
+            self.insert_in(&mut tables, value.clone())
         })?;
         self.typed(stored)
     }
@@ -378,7 +378,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         let stored = self.db.write(|txn| {
             let mut tables = self.tables(txn, Action::Update)?;
             self.update_in(&mut tables, id, UpdateKind::Replace, |existing| {
-                prepare_update(value, existing)
+                prepare_update(value.clone(), existing)
             })
         })?;
         self.typed(stored)

@@ -337,7 +337,7 @@ impl Db {
                 return Err(Error::already_exists(format!("bucket `{name}`")));
             }
             let stored = StoredBucket {
-                spec,
+                spec: spec.clone(),
                 created_at: now,
             };
             buckets.insert(name, schema::encode(&stored)?.as_slice())?;
@@ -377,7 +377,7 @@ impl Db {
         self.write(|txn| {
             let mut buckets = txn.open_table(BUCKETS)?;
             let mut stored = load_bucket(&buckets, name)?;
-            stored.spec = spec;
+            stored.spec = spec.clone();
             buckets.insert(name, schema::encode(&stored)?.as_slice())?;
             drop(buckets);
             let (count, bytes) = usage(&txn.open_table(FILES)?, name)?;

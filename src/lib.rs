@@ -59,6 +59,7 @@ mod documents;
 mod env_vars;
 mod error;
 mod files;
+mod group_commit;
 #[cfg(feature = "http")]
 mod http;
 mod ids;

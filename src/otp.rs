@@ -194,7 +194,7 @@ impl Db {
         &self,
         purpose: Purpose,
         email: &str,
-        eligible: impl FnOnce(&StoredUser) -> bool,
+        eligible: impl Fn(&StoredUser) -> bool,
     ) -> Result<()> {
         let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         self.cool_down(purpose, &email)?;
@@ -315,7 +315,7 @@ impl Db {
             if !self.consume_code(txn, Purpose::ResetPassword, &user.id, code)? {
                 return Ok(false);
             }
-            self.set_password_in(txn, user, hash)?;
+            self.set_password_in(txn, user, hash.clone())?;
             Ok(true)
         })?
         .then_some(())
@@ -337,7 +337,7 @@ impl Db {
                 Some(bytes) => schema::decode(bytes.value())?,
                 None => return Ok(false),
             };
-            self.set_password_in(txn, user, hash)?;
+            self.set_password_in(txn, user, hash.clone())?;
             Ok(true)
         })?
         .then_some(())
@@ -433,7 +433,7 @@ impl Db {
         purpose: Purpose,
         code: &str,
         client: &crate::users::Client,
-        find: impl FnOnce(&WriteTransaction) -> Result<Option<StoredUser>>,
+        find: impl Fn(&WriteTransaction) -> Result<Option<StoredUser>>,
     ) -> Result<crate::sessions::SignedIn> {
         let now = self.now_micros();
         let account = Key::LoginAccount(account);

@@ -128,7 +128,7 @@ impl Db {
     /// Runs a write on users or sessions, then invalidates the identity cache.
     pub(crate) fn write_auth<T>(
         &self,
-        op: impl FnOnce(&WriteTransaction) -> Result<T>,
+        op: impl FnMut(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
         let out = self.write(op);
         self.identities().invalidate();

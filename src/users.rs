@@ -623,7 +623,7 @@ impl Db {
         let hash = password::hash_password(new)?;
         self.write_auth(|txn| {
             let mut user = load_user(&txn.open_table(USERS)?, &session.user().id)?;
-            user.password_hash = hash;
+            user.password_hash = hash.clone();
             user.updated_at = now.max(user.updated_at + 1);
             save_user(txn, &user)?;
             end_sessions_of(txn, &user.id, Some(session.session_id()))
@@ -713,7 +713,7 @@ impl Db {
     /// `NotFound` for an unknown id; `InvalidInput` for a malformed role.
     pub fn set_user_roles(&self, id: &str, roles: &[String]) -> Result<User> {
         let roles = resolve_roles(roles, &Settings::default(), true)?;
-        self.change_user(id, move |user| user.roles = roles, false)
+        self.change_user(id, move |user| user.roles = roles.clone(), false)
     }
 
     /// Deletes an account: the user, its email and username, and all its sessions.
@@ -743,7 +743,7 @@ impl Db {
     fn change_user(
         &self,
         id: &str,
-        change: impl FnOnce(&mut StoredUser),
+        change: impl Fn(&mut StoredUser),
         end_sessions: bool,
     ) -> Result<User> {
         let now = self.now_micros();

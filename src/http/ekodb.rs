@@ -310,7 +310,7 @@ where
 }
 
 /// A change to one collection's grant: what is left out is kept.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct GrantEdit {
     #[serde(default)]
@@ -542,8 +542,8 @@ async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answe
             } else {
                 current.clone()
             };
-            next.extend(named);
-            if let Some((collection, edit)) = single {
+            next.extend(named.clone());
+            if let Some((collection, edit)) = single.clone() {
                 let grant = edit.apply(current.get(&collection).cloned().unwrap_or_default());
                 next.insert(collection, grant);
             }
@@ -632,7 +632,7 @@ async fn edit_grant(caller: Caller, key: String, name: String, edit: Option<Gran
         let changes = db.edit_key_grants(&id, |current| {
             let mut next = current.clone();
             before = current.get(&collection).cloned();
-            match edit {
+            match edit.clone() {
                 Some(edit) => next.insert(
                     collection.clone(),
                     edit.apply(before.clone().unwrap_or_default()),
