@@ -25,7 +25,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use larder::{Client, CollectionSpec, Db, KeyKind, NewApiKey, NewUser, Rule, Rules};
@@ -421,10 +421,12 @@ fn drive(
     measure: Duration,
 ) -> BenchResult<Outcome> {
     let phase = Arc::new(AtomicU8::new(WARMING));
+    let answered = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..connections)
         .map(|index| {
-            let (phase, make, expected) = (
+            let (phase, answered, make, expected) = (
                 phase.clone(),
+                answered.clone(),
                 workload.make.clone(),
                 workload.expected_status,
             );
@@ -453,6 +455,7 @@ fn drive(
                     match answer {
                         Ok(answer) if answer.status == expected => {
                             if counted {
+                                answered.fetch_add(1, Ordering::Relaxed);
                                 tally.ok += 1;
                                 tally
                                     .latencies_us
@@ -490,6 +493,11 @@ fn drive(
     phase.store(MEASURING, Ordering::Relaxed);
     let started = Instant::now();
     std::thread::sleep(measure);
+    // A window shorter than one answer (a short smoke run of slow logins on a busy machine)
+    // is stretched until one arrives, so a rate is never zero for lack of time.
+    while answered.load(Ordering::Relaxed) == 0 && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     phase.store(STOPPING, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let cpu_after = cpu()?;
