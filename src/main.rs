@@ -39,6 +39,12 @@ enum Command {
         /// The address to listen on.
         #[arg(long = "http", default_value = "127.0.0.1:8090")]
         addr: String,
+        /// The size of the page cache in MiB: the main part of the process's memory under load.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+        cache_mib: u32,
+        /// Most open connections; further clients wait in the accept queue.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        max_connections: u32,
     },
     /// Manage API keys.
     #[command(subcommand)]
@@ -151,9 +157,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     let is_new = !cli.db.exists() || std::fs::metadata(&cli.db).is_ok_and(|m| m.len() == 0);
-    let db = Db::open(&cli.db).map_err(|e| format!("{}: {e}", cli.db.display()))?;
+    let mut builder = Db::builder();
+    if let Command::Serve { cache_mib, .. } = cli.command {
+        builder = builder.cache_bytes(mib_to_bytes(cache_mib));
+    }
+    let db = builder
+        .open(&cli.db)
+        .map_err(|e| format!("{}: {e}", cli.db.display()))?;
     match cli.command {
-        Command::Serve { addr } => serve(db, &addr, is_new)?,
+        Command::Serve {
+            addr,
+            max_connections,
+            ..
+        } => serve(db, &addr, is_new, max_connections)?,
         Command::Keys(KeysCommand::Create { kind, label }) => {
             let kind = match kind {
                 KindArg::Secret => KeyKind::Secret,
@@ -239,7 +255,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
-fn serve(db: Db, addr: &str, is_new: bool) -> Result<(), String> {
+fn serve(db: Db, addr: &str, is_new: bool, max_connections: u32) -> Result<(), String> {
     if let Ok(secret) = std::env::var("LARDER_ADMIN_KEY") {
         db.import_secret_key(&secret, "LARDER_ADMIN_KEY")
             .map_err(text)?;
@@ -252,6 +268,7 @@ fn serve(db: Db, addr: &str, is_new: bool) -> Result<(), String> {
     }
     let config = ServerConfig {
         log_requests: true,
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         ..ServerConfig::default()
     };
     let server = Server::start_with(db, addr, config).map_err(|e| format!("{addr}: {e}"))?;
@@ -276,6 +293,11 @@ fn serve(db: Db, addr: &str, is_new: bool) -> Result<(), String> {
     eprintln!("larder: shutting down");
     server.shutdown();
     Ok(())
+}
+
+/// MiB to bytes, saturating where `usize` is narrower than the product.
+fn mib_to_bytes(mib: u32) -> usize {
+    usize::try_from(u64::from(mib) * 1024 * 1024).unwrap_or(usize::MAX)
 }
 
 fn text(error: larder::Error) -> String {
