@@ -4,7 +4,7 @@
 //! connections open.
 //!
 //! ```text
-//! benches/compare_http.sh                                   # installs PocketBase, runs it all
+//! benches/compare.sh http                                   # installs PocketBase, runs it all
 //! LARDER_COMPARE_POCKETBASE=/path/to/pocketbase cargo bench --bench compare_http
 //! LARDER_COMPARE_SMOKE=1 cargo bench --bench compare_http   # 0.3 s per workload, small data
 //! ```

@@ -253,7 +253,7 @@ impl Db {
     pub fn update_collection(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
         validate_collection_name(name)?;
         spec.validate()?;
-        self.write(|txn| {
+        let updated = self.write(|txn| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let mut stored = load(&collections, name)?;
             for path in &stored.spec.indexes {
@@ -275,7 +275,9 @@ impl Db {
                 .open_table(DocsTable::new(&schema::docs_table_name(name)))?
                 .len()?;
             Ok(info(name, stored, count))
-        })
+        });
+        self.targets().invalidate();
+        updated
     }
 
     /// Creates the collection or replaces its configuration (see [`Db::update_collection`]).
@@ -330,7 +332,7 @@ impl Db {
     /// `NotFound` if it does not exist.
     pub fn delete_collection(&self, name: &str) -> Result<()> {
         validate_collection_name(name)?;
-        self.write(|txn| {
+        let deleted = self.write(|txn| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let stored = load(&collections, name)?;
             for path in &stored.spec.indexes {
@@ -340,7 +342,9 @@ impl Db {
             txn.delete_table(DocsTable::new(&schema::docs_table_name(name)))?;
             collections.remove(name)?;
             Ok(())
-        })
+        });
+        self.targets().invalidate();
+        deleted
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::api_keys::KeyCache;
 use crate::clock::{self, Clock, SystemClock};
+use crate::documents::TargetCache;
 use crate::error::{Error, ErrorKind, Result};
 use crate::group_commit::GroupCommit;
 use crate::mail::{Mailer, SmsSender};
@@ -46,6 +47,8 @@ struct Inner {
     redb: redb::Database,
     /// The queue through which every write shares commits.
     writers: GroupCommit,
+    /// Collections' read targets, kept between reads.
+    targets: TargetCache,
     clock: Arc<dyn Clock>,
     max_document_bytes: usize,
     max_file_bytes: u64,
@@ -280,6 +283,7 @@ impl DbBuilder {
             inner: Arc::new(Inner {
                 redb,
                 writers: GroupCommit::default(),
+                targets: TargetCache::default(),
                 clock: self.clock,
                 max_document_bytes: self.max_document_bytes,
                 max_file_bytes: self.max_file_bytes,
@@ -557,6 +561,10 @@ impl Db {
 
     pub(crate) fn identities(&self) -> &IdentityCache {
         &self.inner.identities
+    }
+
+    pub(crate) fn targets(&self) -> &TargetCache {
+        &self.inner.targets
     }
 
     pub(crate) fn key_cache(&self) -> &KeyCache {

@@ -4,8 +4,11 @@
 //! runs on one snapshot.
 
 use std::any::Any;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -155,7 +158,7 @@ impl Db {
 }
 
 /// A collection resolved inside a transaction.
-struct Target {
+pub(crate) struct Target {
     docs: String,
     indexes: Vec<IndexDef>,
     spec: CollectionSpec,
@@ -179,6 +182,26 @@ impl Target {
             indexes,
             spec: stored.spec,
         })
+    }
+}
+
+/// At most this many collections' read targets are cached (then the cache starts afresh).
+const TARGET_CACHE_ENTRIES: usize = 1024;
+
+/// Collections' read targets kept between reads: loading one (a table lookup, decoding the
+/// spec, naming its tables) was a third of a point get. Every change to a collection's spec,
+/// or its deletion, moves the generation on, and entries of older generations are not used.
+#[derive(Default)]
+pub(crate) struct TargetCache {
+    generation: AtomicU64,
+    entries: parking_lot::RwLock<HashMap<String, (u64, Arc<Target>)>>,
+}
+
+impl TargetCache {
+    /// Called after a collection's spec changed or it was deleted (creation needs nothing:
+    /// missing collections are not cached).
+    pub(crate) fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -349,8 +372,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 Ok(Some(self.parse(id, &record, &Permit::default_full())?))
             });
         }
-        self.db.read(|txn| {
-            let target = self.read_target(txn)?;
+        self.read_with_target(|txn, target| {
             // Collection-level first: the answer must not depend on whether the id exists.
             self.permit(Action::View, &target.spec)?;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
@@ -455,10 +477,46 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection; `InvalidInput` for a malformed query.
     pub fn find(&self, query: &Query) -> Result<Vec<Doc<T>>> {
+        self.find_counting(query, &mut None)
+    }
+
+    /// A page of [`Collection::find`] and how many documents match the query's filter in all
+    /// (a list page with its total). A page sorted on a field no index serves reads every match
+    /// anyway, and counts them in the same pass; otherwise the total is a [`Collection::count`].
+    ///
+    /// # Errors
+    /// As [`Collection::find`].
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// use larder::{CollectionSpec, Db, Filter, Query};
+    /// let db = Db::in_memory()?;
+    /// db.create_collection("notes", CollectionSpec::new())?;
+    /// let notes = db.collection::<serde_json::Value>("notes");
+    /// for n in 0..30 {
+    ///     notes.insert(&serde_json::json!({"n": n}))?;
+    /// }
+    /// let query = Query::new().filter(Filter::gte("n", 10)).sort_desc("created_at").limit(5);
+    /// let (page, total) = notes.find_page(&query)?;
+    /// assert_eq!((page.len(), total), (5, 20));
+    /// assert_eq!(page[0].data["n"], 29);
+    /// # Ok(()) }
+    /// ```
+    pub fn find_page(&self, query: &Query) -> Result<(Vec<Doc<T>>, u64)> {
+        let mut total = None;
+        let page = self.find_counting(query, &mut total)?;
+        let total = match total {
+            Some(total) => total,
+            None => self.count(&query.filter)?,
+        };
+        Ok((page, total))
+    }
+
+    /// [`Collection::find`], setting `total` to the number of matches when it read them all.
+    fn find_counting(&self, query: &Query, total: &mut Option<u64>) -> Result<Vec<Doc<T>>> {
         // Malformed input is refused before anything is looked up.
         let plan = Plan::compile(&query.filter, &query.sort)?;
-        self.db.read(|txn| {
-            let target = self.read_target(txn)?;
+        self.read_with_target(|txn, target| {
             let permit = self.permit(Action::List, &target.spec)?;
             let plan = match self.visible_filter(
                 &permit,
@@ -492,7 +550,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             match (scan, sorted_by_index) {
                 // The index returns candidates already in the requested order.
                 (Some(scan), Some(sort_index)) if scan.index == sort_index => {
-                    let mut ids = self.index_candidates(txn, &target, &scan)?;
+                    let mut ids = self.index_candidates(txn, target, &scan)?;
                     if sort_desc {
                         ids.reverse();
                     }
@@ -515,7 +573,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                     })?;
                 }
                 (Some(scan), _) => {
-                    let mut ids = self.index_candidates(txn, &target, &scan)?;
+                    let mut ids = self.index_candidates(txn, target, &scan)?;
                     if plan.sort.is_empty() {
                         ids.sort_unstable();
                         self.stream(
@@ -534,6 +592,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                                 matcher.collect(RowId::Str(id), &record, &mut matches)?;
                             }
                         }
+                        *total = Some(matches.len() as u64);
                         self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
                     }
                 }
@@ -559,6 +618,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         let record = DocRecord::decode(bytes.value())?;
                         matcher.collect(RowId::Key(&id), &record, &mut matches)?;
                     }
+                    *total = Some(matches.len() as u64);
                     self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
                 }
             }
@@ -575,8 +635,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             return self.db.read(|txn| Ok(self.docs_table(txn)?.len()?));
         }
         let plan = Plan::compile(filter, &[])?;
-        self.db.read(|txn| {
-            let target = self.read_target(txn)?;
+        self.read_with_target(|txn, target| {
             let permit = self.permit(Action::List, &target.spec)?;
             let plan = match self.visible_filter(&permit, filter, std::iter::empty())? {
                 Some(narrowed) => Plan::compile(&narrowed, &[])?,
@@ -584,7 +643,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             };
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
             let mut count = 0;
-            self.visit_matches(txn, &target, &docs, &plan, |_| {
+            self.visit_matches(txn, target, &docs, &plan, |_| {
                 count += 1;
                 Ok(())
             })?;
@@ -612,8 +671,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         }];
         let mut accumulator = Accumulator::default();
         let plan = Plan::compile(filter, &sort)?;
-        self.db.read(|txn| {
-            let target = self.read_target(txn)?;
+        self.read_with_target(|txn, target| {
             let permit = self.permit(Action::List, &target.spec)?;
             let plan = match self.visible_filter(&permit, filter, std::iter::once(path.as_str()))? {
                 Some(narrowed) => Plan::compile(&narrowed, &sort)?,
@@ -622,7 +680,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             let field = plan.sort[0].0.clone();
             let plan = &plan;
             let docs = txn.open_table(DocsTable::new(&target.docs))?;
-            self.visit_matches(txn, &target, &docs, plan, |row| {
+            self.visit_matches(txn, target, &docs, plan, |row| {
                 if let Some(Value::Number(n)) = row.resolve(&field).as_deref() {
                     accumulator.add(n);
                 }
@@ -882,8 +940,37 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         }
     }
 
-    fn read_target(&self, txn: &ReadTransaction) -> Result<Target> {
-        Target::load(&txn.open_table(COLLECTIONS)?, &self.name)
+    /// Runs `op` on a snapshot with the collection's read target: from the cache when no
+    /// collection changed since it was loaded, else loaded from this snapshot (and cached).
+    fn read_with_target<R>(
+        &self,
+        op: impl FnOnce(&ReadTransaction, &Target) -> Result<R>,
+    ) -> Result<R> {
+        let cache = self.db.targets();
+        // Read before the snapshot begins: an entry is only ever tagged with a generation no
+        // newer than the snapshot it was loaded from.
+        let generation = cache.generation.load(Ordering::Acquire);
+        self.db.read(|txn| {
+            let cached = cache
+                .entries
+                .read()
+                .get(self.name.as_str())
+                .filter(|(tag, _)| *tag == generation)
+                .map(|(_, target)| Arc::clone(target));
+            let target = match cached {
+                Some(target) => target,
+                None => {
+                    let target = Arc::new(Target::load(&txn.open_table(COLLECTIONS)?, &self.name)?);
+                    let mut entries = cache.entries.write();
+                    if entries.len() >= TARGET_CACHE_ENTRIES {
+                        entries.clear();
+                    }
+                    entries.insert(self.name.clone(), (generation, Arc::clone(&target)));
+                    target
+                }
+            };
+            op(txn, &target)
+        })
     }
 
     /// Parses a stored document for the caller: projected by the permit unless it is full.

@@ -1,12 +1,16 @@
 //! Password rules and argon2id hashing.
 //!
 //! Hashes are PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`) with OWASP's parameters
-//! and a 16-byte random salt. Each thread keeps its own argon2 work memory (19 MiB) and reuses it,
-//! instead of allocating it on every hash. Passwords are hashed exactly as given: no trimming,
-//! no case change, no truncation.
+//! and a 16-byte random salt. At most one hash per core runs at a time, each in one of a pool of
+//! argon2 work memories (19 MiB each) reused from hash to hash: a burst of logins queues for a
+//! core instead of time-slicing with every other login (which made each one as slow as all of
+//! them together) and holding a work memory per thread (which grew to hundreds of MiB on a
+//! server's blocking threads). Passwords are hashed exactly as given: no trimming, no case
+//! change, no truncation.
 
-use std::cell::RefCell;
 use std::sync::OnceLock;
+
+use parking_lot::{Condvar, Mutex};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -26,9 +30,60 @@ const P_COST: u32 = 1;
 const OUTPUT_LEN: usize = 32;
 const SALT_LEN: usize = 16;
 
-thread_local! {
-    /// This thread's argon2 work memory, reused across hashes.
-    static WORK_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+/// The argon2 work memories not in use, and how many more may still be made.
+struct WorkMemories {
+    idle: Vec<Vec<Block>>,
+    may_make: usize,
+}
+
+static WORK_MEMORIES: OnceLock<(Mutex<WorkMemories>, Condvar)> = OnceLock::new();
+
+/// Runs `hash` with a work memory of the pool, waiting for one while every core is hashing.
+fn with_work_memory<T>(hash: impl FnOnce(&mut Vec<Block>) -> T) -> T {
+    let (pool, returned) = WORK_MEMORIES.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = WorkMemories {
+            idle: Vec::new(),
+            may_make: cores,
+        };
+        (Mutex::new(pool), Condvar::new())
+    });
+    let memory = {
+        let mut pool = pool.lock();
+        loop {
+            if let Some(memory) = pool.idle.pop() {
+                break memory;
+            }
+            if pool.may_make > 0 {
+                pool.may_make -= 1;
+                break Vec::new();
+            }
+            returned.wait(&mut pool);
+        }
+    };
+    let mut lease = Lease {
+        pool,
+        returned,
+        memory: Some(memory),
+    };
+    hash(lease.memory.get_or_insert_with(Vec::new))
+}
+
+/// A work memory taken from the pool, given back when dropped (even if argon2 panicked), so
+/// the pool never shrinks.
+struct Lease<'a> {
+    pool: &'a Mutex<WorkMemories>,
+    returned: &'a Condvar,
+    memory: Option<Vec<Block>>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(memory) = self.memory.take() {
+            self.pool.lock().idle.push(memory);
+            self.returned.notify_one();
+        }
+    }
 }
 
 /// Checks a new password: length bounds and the common-password list (the `passwords` crate's
@@ -60,12 +115,11 @@ fn internal(error: impl std::fmt::Display) -> Error {
     Error::internal(std::io::Error::other(error.to_string()))
 }
 
-/// Runs argon2id with this thread's reused work memory.
+/// Runs argon2id in a work memory of the pool.
 fn compute(password: &[u8], salt: &[u8], params: Params, out: &mut [u8]) -> Result<()> {
     let blocks = params.block_count();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-    WORK_MEMORY.with(|memory| {
-        let mut memory = memory.borrow_mut();
+    with_work_memory(|memory| {
         if memory.len() < blocks {
             memory.resize(blocks, Block::default());
         }

@@ -561,9 +561,20 @@ impl<'a> Row<'a> {
     /// The sort keys of this row, one per compiled sort key.
     pub(crate) fn sort_keys(&self, sort: &[(FieldRef, Order)]) -> Vec<Vec<u8>> {
         sort.iter()
-            .map(|(field, _)| values::sort_key(self.resolve(field).as_deref()))
+            .map(|(field, _)| match field {
+                // Timestamps sort by their stored microseconds: the same order as their
+                // canonical text, without formatting a string for every candidate row.
+                FieldRef::Meta(MetaField::CreatedAt) => timestamp_key(self.created_at),
+                FieldRef::Meta(MetaField::UpdatedAt) => timestamp_key(self.updated_at),
+                _ => values::sort_key(self.resolve(field).as_deref()),
+            })
             .collect()
     }
+}
+
+/// An order-preserving key of a timestamp (big-endian with the sign bit flipped).
+fn timestamp_key(micros: i64) -> Vec<u8> {
+    ((micros as u64) ^ (1 << 63)).to_be_bytes().to_vec()
 }
 
 fn compare(stored: Option<&Value>, op: Op, value: &Value) -> bool {

@@ -333,3 +333,39 @@ fn unicode_and_escapes_round_trip() {
     let doc = notes.insert(&data).unwrap();
     assert_eq!(notes.get(&doc.id).unwrap().unwrap().data, data);
 }
+
+/// A list page and its total agree with `find` and `count`, whichever way the query runs: a
+/// sort no index serves (counted in the same pass), an indexed filter, an indexed sort, none.
+#[test]
+fn find_page_gives_the_page_of_find_and_the_total_of_count() {
+    let (_, clock, notes) = notes();
+    for n in 0..120 {
+        clock.advance(Duration::from_millis(1));
+        notes
+            .insert(&json!({"n": n, "tag": format!("t{}", n % 3)}))
+            .unwrap();
+    }
+    let queries = [
+        Query::new()
+            .filter(Filter::gte("n", 30))
+            .sort_desc("created_at")
+            .limit(20),
+        Query::new()
+            .filter(Filter::eq("tag", "t1"))
+            .sort_asc("n")
+            .offset(5)
+            .limit(10),
+        Query::new().sort_desc("tag").limit(7),
+        Query::new().filter(Filter::lt("n", 50)).limit(15),
+        Query::new().offset(200).limit(10),
+        Query::new(),
+    ];
+    for query in &queries {
+        let (page, total) = notes.find_page(query).unwrap();
+        assert_eq!(page, notes.find(query).unwrap(), "{query:?}");
+        assert_eq!(total, notes.count(&query.filter).unwrap(), "{query:?}");
+    }
+    let (page, total) = notes.find_page(&queries[0]).unwrap();
+    assert_eq!(total, 90);
+    assert_eq!(page[0].data["n"], 119, "newest first");
+}

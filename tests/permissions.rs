@@ -645,3 +645,62 @@ fn the_users_table_is_never_reachable_through_documents() {
         "no user was created or touched"
     );
 }
+
+/// Rules are cached between reads: a change, a deletion and a re-creation under the same name
+/// must each take effect for the very next read, on every handle already made.
+#[test]
+fn a_rule_change_applies_to_the_next_read_of_handles_already_made() {
+    let (db, _) = memory_db();
+    let public = Rules {
+        list: Rule::Public,
+        view: Rule::Public,
+        create: Rule::Admin,
+        update: Rule::Admin,
+        delete: Rule::Admin,
+    };
+    db.create_collection("posts", CollectionSpec::new().rules(public.clone()))
+        .unwrap();
+    let id = db
+        .collection::<Value>("posts")
+        .insert(&json!({"title": "hello", "secret": "s"}))
+        .unwrap()
+        .id;
+    let anonymous: Collection = db.anonymous().collection("posts");
+    assert!(anonymous.get(&id).unwrap().is_some());
+    assert_eq!(anonymous.find(&Query::new()).unwrap().len(), 1);
+
+    let admin_only = Rules {
+        view: Rule::Admin,
+        list: Rule::Admin,
+        ..public.clone()
+    };
+    db.update_collection("posts", CollectionSpec::new().rules(admin_only))
+        .unwrap();
+    assert!(matches!(
+        anonymous.get(&id).unwrap_err().kind(),
+        ErrorKind::Forbidden { .. } | ErrorKind::Unauthenticated { .. }
+    ));
+    assert!(anonymous.find(&Query::new()).is_err());
+
+    db.update_collection(
+        "posts",
+        CollectionSpec::new()
+            .rules(public.clone())
+            .hidden_field("secret"),
+    )
+    .unwrap();
+    let doc = anonymous.get(&id).unwrap().unwrap();
+    assert!(doc.data.get("secret").is_none(), "{:?}", doc.data);
+
+    db.delete_collection("posts").unwrap();
+    assert!(matches!(
+        anonymous.get(&id).unwrap_err().kind(),
+        ErrorKind::NotFound { .. }
+    ));
+    db.create_collection("posts", CollectionSpec::new().rules(public))
+        .unwrap();
+    assert!(
+        anonymous.get(&id).unwrap().is_none(),
+        "a new, empty collection"
+    );
+}

