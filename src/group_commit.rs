@@ -43,7 +43,7 @@ struct State {
     lent: bool,
     /// The open batch's transaction is being committed.
     committing: bool,
-    /// The id of the open batch.
+    /// The id of the open batch; every batch before it has ended.
     batch: u64,
     /// Members of the open batch that have not run their operation yet.
     waiting: usize,
@@ -53,8 +53,6 @@ struct State {
     succeeded: usize,
     /// Whether a member of the open batch needs its commit durable.
     durable: bool,
-    /// Every batch up to this id has ended (`batch` starts at 1, so 0 is "none").
-    ended: u64,
     /// Recent batches that ended without committing, and why.
     failures: VecDeque<(u64, Failure)>,
 }
@@ -89,7 +87,6 @@ impl State {
                 self.failures.pop_front();
             }
         }
-        self.ended = self.batch;
         self.batch += 1;
         self.succeeded = 0;
         self.durable = false;
@@ -166,7 +163,7 @@ impl GroupCommit {
             }
             state.txn = Some(txn);
             self.changed.notify_all();
-            self.changed.wait_while(&mut state, |s| s.ended < batch);
+            self.changed.wait_while(&mut state, |s| s.batch <= batch);
             match state.failure_of(batch) {
                 None => return Ok(value),
                 Some(Failure::RunAgain) => continue,

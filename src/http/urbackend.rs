@@ -669,12 +669,18 @@ async fn on_documents<T: Send + 'static>(
     collection: &str,
     call: impl FnOnce(Collection<Value>) -> Result<T> + Send + 'static,
 ) -> std::result::Result<T, ApiError> {
+    let documents = documents_of(caller, collection)?;
+    blocking(move || call(documents)).await.map_err(fail)
+}
+
+/// A collection's documents as the caller sees them.
+fn documents_of(
+    caller: &Caller,
+    collection: &str,
+) -> std::result::Result<Collection<Value>, ApiError> {
     let collection = data_collection(collection).map_err(fail)?;
     let principal = caller.data_principal().map_err(fail)?;
-    let db = caller.db.clone();
-    blocking(move || call(db.acting_as(principal).collection(&collection)))
-        .await
-        .map_err(fail)
+    Ok(caller.db.acting_as(principal).collection(&collection))
 }
 
 async fn list(
@@ -704,15 +710,10 @@ async fn insert(caller: Caller, Path(collection): Path<String>, body: Bytes) -> 
 async fn get_one(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
     // A point read costs microseconds: less than the trip to the blocking pool and back, which
     // was most of a GET's cost, so it runs right here.
-    let collection = data_collection(&collection).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    let doc = (caller
-        .db
-        .acting_as(principal)
-        .collection::<Value>(&collection))
-    .get(&id)
-    .map_err(fail)?
-    .ok_or_else(|| fail(Error::not_found("document")))?;
+    let doc = documents_of(&caller, &collection)?
+        .get(&id)
+        .map_err(fail)?
+        .ok_or_else(|| fail(Error::not_found("document")))?;
     Ok(ok(StatusCode::OK, doc_view(doc), ""))
 }
 
