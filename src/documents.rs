@@ -914,6 +914,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// Serializes the data into `record`, straight after room for the header (see
     /// [`DocRecord::begin`]), and checks its size.
     fn seal(&self, data: &Map<String, Value>, record: &mut Vec<u8>) -> Result<()> {
+        crate::values::check_nesting(data, "the document")?;
         DocRecord::begin(record);
         serde_json::to_writer(&mut *record, data).map_err(Error::internal)?;
         let limit = self.db.max_document_bytes();

@@ -358,7 +358,8 @@ impl Permit {
                 (None | Some(Value::Null), Some(user)) => {
                     set_path(data, field, Value::String(user.clone()));
                 }
-                (None | Some(Value::Null), None) => {}
+                // No user to fill in (a key): a null owner is no owner, not a written field.
+                (None | Some(Value::Null), None) => remove_path(data, field),
                 (Some(Value::String(given)), Some(user)) if given == user => {}
                 (Some(_), _) => {
                     return Err(Error::forbidden("the owner field must name the caller"));
@@ -386,7 +387,10 @@ impl Permit {
         let mut kept: Vec<&String> = self.hidden.iter().collect();
         kept.extend(&self.owner_field);
         for path in kept {
+            // Only where the body leaves room: a body that puts a value where a kept field's
+            // parent was would lose it, and is refused below as a change to that field.
             if get_path(new, path).is_none()
+                && parents_are_objects(new, path)
                 && let Some(value) = get_path(old, path)
             {
                 set_path(new, path, value.clone());
@@ -395,7 +399,10 @@ impl Permit {
         if let Some(select) = &self.select {
             // Fields outside the selection are invisible too: keep them as stored.
             for (key, value) in old {
-                if !select.iter().any(|s| covers(s, key) || covers(key, s))
+                let path = [key.clone()];
+                if !select
+                    .iter()
+                    .any(|s| rule_covers(s, &path) || within_rule(&path, s))
                     && !new.contains_key(key)
                 {
                     new.insert(key.clone(), value.clone());
@@ -407,29 +414,33 @@ impl Permit {
 
     fn check_changes(&self, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<()> {
         let mut changed = Vec::new();
-        diff(old, new, "", &mut changed);
+        diff(old, new, &mut Vec::new(), &mut changed);
         for path in &changed {
+            let dotted = path.join(".");
             if let Some(owner) = &self.owner_field
                 && !old.is_empty()
-                && (covers(owner, path) || covers(path, owner))
+                && (rule_covers(owner, path) || within_rule(path, owner))
             {
                 return Err(Error::forbidden("the owner field cannot be changed"));
             }
             if self
                 .hidden
                 .iter()
-                .any(|h| covers(h, path) || covers(path, h))
+                .any(|h| rule_covers(h, path) || within_rule(path, h))
             {
                 return Err(Error::forbidden(format!(
-                    "the field `{path}` cannot be written"
+                    "the field `{dotted}` cannot be written"
                 )));
             }
             if let Some(writable) = &self.writable {
-                let owner_fill =
-                    old.is_empty() && self.owner_field.as_deref() == Some(path.as_str());
-                if !owner_fill && !writable.iter().any(|w| covers(w, path)) {
+                let owner_fill = old.is_empty()
+                    && self
+                        .owner_field
+                        .as_deref()
+                        .is_some_and(|owner| owner.split('.').eq(path.iter().map(String::as_str)));
+                if !owner_fill && !writable.iter().any(|w| rule_covers(w, path)) {
                     return Err(Error::forbidden(format!(
-                        "the field `{path}` is not writable with this key"
+                        "the field `{dotted}` is not writable with this key"
                     )));
                 }
             }
@@ -438,28 +449,46 @@ impl Permit {
     }
 }
 
-/// Whether `prefix` is `path` or one of its ancestors (by dotted segments).
+/// Whether `prefix` is `path` or one of its ancestors (by dotted segments). For query paths,
+/// which are dotted by definition.
 fn covers(prefix: &str, path: &str) -> bool {
     path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'.'))
 }
 
-/// The dotted paths at which two objects differ (descending into objects on both sides).
-fn diff(old: &Map<String, Value>, new: &Map<String, Value>, prefix: &str, out: &mut Vec<String>) {
+/// Whether the dotted `rule` path is the key path `path` or one of its ancestors, key by key: a
+/// key holding a dot (`"title.x"`) is one key, never the path `title` → `x`.
+fn rule_covers(rule: &str, path: &[String]) -> bool {
+    let mut keys = path.iter();
+    rule.split('.')
+        .all(|segment| keys.next().is_some_and(|key| key == segment))
+}
+
+/// Whether the key path `path` is the dotted `rule` path or one of its ancestors.
+fn within_rule(path: &[String], rule: &str) -> bool {
+    let mut segments = rule.split('.');
+    path.iter().all(|key| segments.next() == Some(key.as_str()))
+}
+
+/// The key paths at which two objects differ (descending into objects on both sides; a missing
+/// side counts as an empty object beside an object).
+fn diff(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    at: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) {
     let empty = Map::new();
     let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
     for key in keys {
-        let path = if prefix.is_empty() {
-            key.clone()
-        } else {
-            format!("{prefix}.{key}")
-        };
+        at.push(key.clone());
         match (old.get(key), new.get(key)) {
             (a, b) if a == b => {}
-            (Some(Value::Object(a)), Some(Value::Object(b))) => diff(a, b, &path, out),
-            (None, Some(Value::Object(b))) => diff(&empty, b, &path, out),
-            (Some(Value::Object(a)), None) => diff(a, &empty, &path, out),
-            _ => out.push(path),
+            (Some(Value::Object(a)), Some(Value::Object(b))) => diff(a, b, at, out),
+            (None, Some(Value::Object(b))) => diff(&empty, b, at, out),
+            (Some(Value::Object(a)), None) => diff(a, &empty, at, out),
+            _ => out.push(at.clone()),
         }
+        at.pop();
     }
 }
 
@@ -470,6 +499,23 @@ pub(crate) fn get_path<'v>(data: &'v Map<String, Value>, path: &str) -> Option<&
         value = value.as_object()?.get(segment)?;
     }
     Some(value)
+}
+
+/// Whether every parent of `path` in `data` is an object or missing.
+fn parents_are_objects(data: &Map<String, Value>, path: &str) -> bool {
+    let mut level = data;
+    let mut segments = path.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_none() {
+            break;
+        }
+        match level.get(segment) {
+            None => return true,
+            Some(Value::Object(inner)) => level = inner,
+            Some(_) => return false,
+        }
+    }
+    true
 }
 
 fn set_path(data: &mut Map<String, Value>, path: &str, value: Value) {
@@ -522,10 +568,53 @@ mod tests {
         diff(
             &map(json!({"a": 1, "b": {"c": 1, "d": 2}, "e": [1]})),
             &map(json!({"a": 1, "b": {"c": 2, "d": 2, "f": {"g": 1}}, "e": [2]})),
-            "",
+            &mut Vec::new(),
             &mut out,
         );
-        assert_eq!(out, ["b.c", "b.f.g", "e"]);
+        assert_eq!(out, [vec!["b", "c"], vec!["b", "f", "g"], vec!["e"]]);
+    }
+
+    #[test]
+    fn write_rules_compare_key_by_key() {
+        let path = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert!(rule_covers("a", &path(&["a", "b"])));
+        assert!(rule_covers("a.b", &path(&["a", "b"])));
+        assert!(!rule_covers("a.b", &path(&["a"])));
+        // A key with a dot in it is not the nested path.
+        assert!(!rule_covers("title", &path(&["title.x"])));
+        assert!(!rule_covers("a.b", &path(&["a.b"])));
+        assert!(within_rule(&path(&["a"]), "a.b"));
+        assert!(!within_rule(&path(&["a.b"]), "a.b"));
+    }
+
+    #[test]
+    fn a_key_with_a_dot_is_not_a_writable_field() {
+        let permit = Permit {
+            writable: Some(vec!["title".into()]),
+            ..Permit::default()
+        };
+        let old = map(json!({"title": "t", "title.admin": "kept"}));
+        let mut new = map(json!({"title": "t", "title.admin": "changed"}));
+        assert!(permit.prepare_update(&old, &mut new, false).is_err());
+        let mut new = map(json!({"title": {"x": 1}, "title.admin": "kept"}));
+        assert!(permit.prepare_update(&old, &mut new, false).is_ok());
+    }
+
+    #[test]
+    fn a_replace_cannot_drop_a_hidden_field_by_overwriting_its_parent() {
+        let permit = Permit {
+            hidden: vec!["meta.hidden".into()],
+            ..Permit::default()
+        };
+        let old = map(json!({"meta": {"hidden": "h", "note": 1}}));
+        let mut new = map(json!({"meta": 5}));
+        assert!(permit.prepare_update(&old, &mut new, true).is_err());
+        let mut new = map(json!({"meta": {"note": 2}}));
+        permit.prepare_update(&old, &mut new, true).unwrap();
+        assert_eq!(
+            Value::Object(new),
+            json!({"meta": {"hidden": "h", "note": 2}})
+        );
     }
 
     #[test]

@@ -338,6 +338,7 @@ fn check_profile_data(data: &Map<String, Value>) -> Result<String> {
             )));
         }
     }
+    crate::values::check_nesting(data, "the profile")?;
     let json = serde_json::to_string(data).map_err(Error::internal)?;
     if json.len() > MAX_PROFILE_BYTES {
         return Err(Error::too_large("the profile", MAX_PROFILE_BYTES as u64));

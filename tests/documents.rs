@@ -369,3 +369,27 @@ fn find_page_gives_the_page_of_find_and_the_total_of_count() {
     assert_eq!(total, 90);
     assert_eq!(page[0].data["n"], 119, "newest first");
 }
+
+/// Found by the `document_writes` fuzz target's nesting pieces: a document nested deeper than
+/// the JSON parser's limit was stored, then could never be read again (nor any list over it).
+#[test]
+fn documents_nested_past_the_limit_are_refused_and_change_nothing() {
+    let (_db, _clock, notes) = notes();
+    let first = notes.insert(&json!({"title": "kept"})).unwrap();
+    // `arrays` single-element arrays around a number.
+    let nested = |arrays: usize| (0..arrays).fold(json!(1), |inner, _| json!([inner]));
+    let before = snapshot(&notes);
+    for body in [
+        json!({"deep": nested(200)}),
+        json!({"deep": nested(100)}), // 101 levels with the document itself
+    ] {
+        assert!(is_invalid(notes.insert(&body)));
+        assert!(is_invalid(notes.patch(&first.id, &body)));
+        assert!(is_invalid(notes.replace(&first.id, &body)));
+    }
+    assert_eq!(snapshot(&notes), before);
+    // 100 levels, the document included, are fine and read back.
+    let ok = notes.insert(&json!({"deep": nested(99)})).unwrap();
+    assert_eq!(notes.get(&ok.id).unwrap().unwrap().data, ok.data);
+    assert_eq!(notes.find(&Query::new()).unwrap().len(), 2);
+}

@@ -21,10 +21,8 @@
 //! Seeds that are multiples of 4 run on a temporary file (closed and reopened every 20 to 70
 //! steps), the others in memory.
 //!
-//! `negative_zero_compares_equal_to_zero` at the end is a minimal reproduction of a bug in
-//! `src/values.rs`; it fails until that is fixed (see its comment). The random value domain
-//! leaves `-0.0` out so that the model test keeps passing meanwhile; add `json!(-0.0)` to
-//! `gen_number` once the fix is in.
+//! `negative_zero_compares_equal_to_zero` at the end keeps a bug this model found (`-0` and `0`
+//! compared unequal in filters) from coming back.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -2203,18 +2201,9 @@ fn model_follows_the_documented_examples() {
     assert_eq!(target, json!({"a": {"b": "d"}, "n": {}}));
 }
 
-/// BUG in larder, found while building this model (the random domain above leaves `-0.0` out
-/// so that the model test keeps guarding everything else): **this test fails until
-/// `src/values.rs` is fixed.**
-///
-/// The JSON number `-0` (or `-0.0`) is stored as the float `-0.0`. Sorting and index keys treat
-/// it as equal to `0` (`ordered_f64_bytes` folds `-0.0` into `0.0`), but filters do not:
-/// `compare_numbers` ends in `f64::total_cmp`, which orders `-0.0` before `+0.0`. So
-/// `n == 0` misses the document, `n < 0` finds it, and a sort on `n` ties it with `0`.
-///
-/// Fix: in `values::compare_numbers`, fold negative zero before comparing, e.g.
-/// `let fold = |x: f64| if x == 0.0 { 0.0 } else { x };` and compare `fold(x).total_cmp(&fold(y))`
-/// (or use `partial_cmp`, as JSON numbers are never NaN).
+/// Found by this model: the JSON number `-0` is stored as the float `-0.0`. Sorting and index
+/// keys treated it as equal to `0`, but filters compared with `f64::total_cmp`, which orders
+/// `-0.0` before `+0.0`, so `n == 0` missed the document and `n < 0` found it.
 #[test]
 fn negative_zero_compares_equal_to_zero() {
     let db = Db::in_memory().unwrap();

@@ -5,6 +5,7 @@
 pub mod http;
 #[cfg(feature = "cli")]
 pub mod sdk;
+pub mod sim_disk;
 #[cfg(feature = "http")]
 pub mod wire;
 

@@ -1,0 +1,62 @@
+//! The bodies of larder's fuzz targets.
+//!
+//! Each target is a `run(data)` that decodes the fuzzer's bytes into a structured input with
+//! [`arbitrary`], drives larder with it and panics when one of its oracles fails. The same
+//! bodies run in two places:
+//! - `fuzz/fuzz_targets/*.rs`: coverage-guided, under cargo-fuzz (libFuzzer, nightly);
+//! - `tests/fuzz_regressions.rs` (stable, in CI): every saved input under
+//!   `fuzz/regressions/<target>/`, then a few hundred seeded random inputs per target.
+//!
+//! The targets:
+//! - [`dialect_queries`]: the query strings of the Cocobase and urBackend dialects and the
+//!   ekoDB find body, through the real router, as every kind of caller;
+//! - [`http_requests`]: any method, route, headers and body, through the real router;
+//! - [`document_writes`]: inserts, merge patches, replaces and projections under owner,
+//!   hidden-field and writable-field rules, against a reference model;
+//! - [`credentials`]: access tokens, refresh tokens, API keys, key JWTs and upload grants, made
+//!   up or mutated from valid ones;
+//! - [`model_crash`]: random operation sequences on a simulated disk, with power cuts and I/O
+//!   errors mid-write, each followed by a reopen checked against a reference model.
+
+pub mod credentials;
+pub mod dialect_queries;
+pub mod document_writes;
+pub mod http_requests;
+pub mod model_crash;
+#[path = "../../tests/common/sim_disk.rs"]
+mod sim_disk;
+mod site;
+
+/// A target's body: panics when an oracle fails.
+pub type Target = fn(&[u8]);
+
+/// Every target by name (the name of its cargo-fuzz binary and of its regressions folder).
+pub const TARGETS: &[(&str, Target)] = &[
+    ("credentials", credentials::run),
+    ("dialect_queries", dialect_queries::run),
+    ("document_writes", document_writes::run),
+    ("http_requests", http_requests::run),
+    ("model_crash", model_crash::run),
+];
+
+/// Decodes the whole input as `T`, or `None` when the bytes do not make one (the input is then
+/// skipped: libFuzzer learns nothing from it and moves on).
+fn decode<'a, T: arbitrary::Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
+    T::arbitrary_take_rest(arbitrary::Unstructured::new(data)).ok()
+}
+
+/// Text drawn from a list of meaningful words, or any string the fuzzer makes up.
+#[derive(Debug, arbitrary::Arbitrary)]
+enum Word {
+    Known(u8),
+    Free(String),
+}
+
+impl Word {
+    fn pick(&self, words: &[&str]) -> String {
+        match self {
+            Word::Known(i) => words[*i as usize % words.len()].to_owned(),
+            Word::Free(text) => text.clone(),
+        }
+    }
+}
