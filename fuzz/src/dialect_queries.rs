@@ -16,8 +16,8 @@ use axum::http::{Request, StatusCode};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
 
-use super::Word;
 use super::site::{Caller, OWN_NOTES, Site, check_answer};
+use super::{Piece, Word};
 
 const COLLECTIONS: &[&str] = &["notes", "pub", "missing", "users", "_keys", "a/b", "..", ""];
 const FIELDS: &[&str] = &[
@@ -178,7 +178,7 @@ struct FindBody {
     skip: Option<i64>,
     select: Option<Vec<Word>>,
     exclude: Option<Vec<Word>>,
-    extra: Option<(String, JsonLeaf)>,
+    extra: Option<(String, Piece)>,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -186,41 +186,14 @@ enum Node {
     Condition {
         field: Word,
         operator: Word,
-        value: JsonLeaf,
+        value: Piece,
     },
     Logical {
         operator: Word,
         expressions: Vec<Node>,
     },
     /// Anything else where a node belongs.
-    Odd(JsonLeaf),
-}
-
-#[derive(Debug, Arbitrary)]
-enum JsonLeaf {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(Word),
-    List(Vec<JsonLeaf>),
-    Object(Vec<(String, JsonLeaf)>),
-}
-
-impl JsonLeaf {
-    fn json(&self) -> Value {
-        match self {
-            JsonLeaf::Null => Value::Null,
-            JsonLeaf::Bool(b) => json!(b),
-            JsonLeaf::Int(i) => json!(i),
-            JsonLeaf::Float(f) => json!(f),
-            JsonLeaf::Text(word) => json!(word.pick(VALUES)),
-            JsonLeaf::List(items) => items.iter().map(JsonLeaf::json).collect(),
-            JsonLeaf::Object(entries) => {
-                Value::Object(entries.iter().map(|(k, v)| (k.clone(), v.json())).collect())
-            }
-        }
-    }
+    Odd(Piece),
 }
 
 impl Node {
@@ -232,7 +205,7 @@ impl Node {
                 value,
             } => json!({
                 "type": "Condition",
-                "content": {"field": field.pick(FIELDS), "operator": operator.pick(OPERATORS), "value": value.json()},
+                "content": {"field": field.pick(FIELDS), "operator": operator.pick(OPERATORS), "value": value.json(FIELDS, VALUES)},
             }),
             Node::Logical {
                 operator,
@@ -244,7 +217,7 @@ impl Node {
                     "expressions": expressions.iter().map(Node::json).collect::<Vec<_>>(),
                 },
             }),
-            Node::Odd(leaf) => leaf.json(),
+            Node::Odd(leaf) => leaf.json(FIELDS, VALUES),
         }
     }
 }
@@ -260,7 +233,7 @@ impl FindBody {
             "exclude_fields": self.exclude.as_ref().map(|f| f.iter().map(|w| w.pick(FIELDS)).collect::<Vec<_>>()),
         });
         if let Some((key, value)) = &self.extra {
-            body[key.as_str()] = value.json();
+            body[key.as_str()] = value.json(FIELDS, VALUES);
         }
         body
     }

@@ -23,8 +23,8 @@ use larder::{
 };
 use serde_json::{Map, Value, json};
 
-use super::Word;
 use super::sim_disk::SimDisk;
+use super::{Piece, Word};
 
 const HIDDEN: &[&str] = &["secret", "meta.hidden"];
 const WRITABLE: &[&str] = &["title", "n", "meta.note"];
@@ -71,41 +71,6 @@ enum Step {
     Delete(Word),
     Get(Word),
     Find(Word, Piece),
-}
-
-#[derive(Debug, Arbitrary)]
-enum Piece {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(Word),
-    List(Vec<Piece>),
-    Object(Vec<(Word, Piece)>),
-    /// A value wrapped in this many single-element arrays (nesting limits).
-    Deep(u16, Box<Piece>),
-}
-
-impl Piece {
-    fn json(&self) -> Value {
-        match self {
-            Piece::Null => Value::Null,
-            Piece::Bool(b) => json!(b),
-            Piece::Int(i) => json!(i),
-            Piece::Float(f) => json!(f),
-            Piece::Text(word) => json!(word.pick(IDS)),
-            Piece::List(items) => items.iter().map(Piece::json).collect(),
-            Piece::Object(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.pick(KEYS), v.json()))
-                    .collect(),
-            ),
-            Piece::Deep(levels, inner) => {
-                (0..*levels % 300).fold(inner.json(), |value, _| json!([value]))
-            }
-        }
-    }
 }
 
 struct Template {
@@ -216,16 +181,22 @@ pub fn run(data: &[u8]) {
         };
         let (result, target): (larder::Result<Vec<Doc>>, Option<String>) = match step {
             Step::Insert(body) => {
-                let body = body.json();
+                let body = body.json(KEYS, IDS);
                 (docs.insert(&body).map(|d| vec![d]), None)
             }
             Step::Patch(id, patch) => {
                 let id = id.pick(IDS);
-                (docs.patch(&id, &patch.json()).map(|d| vec![d]), Some(id))
+                (
+                    docs.patch(&id, &patch.json(KEYS, IDS)).map(|d| vec![d]),
+                    Some(id),
+                )
             }
             Step::Replace(id, body) => {
                 let id = id.pick(IDS);
-                (docs.replace(&id, &body.json()).map(|d| vec![d]), Some(id))
+                (
+                    docs.replace(&id, &body.json(KEYS, IDS)).map(|d| vec![d]),
+                    Some(id),
+                )
             }
             Step::Delete(id) => {
                 let id = id.pick(IDS);
@@ -236,7 +207,7 @@ pub fn run(data: &[u8]) {
                 (docs.get(&id).map(|d| d.into_iter().collect()), Some(id))
             }
             Step::Find(path, value) => {
-                let query = Query::new().filter(Filter::eq(path.pick(KEYS), value.json()));
+                let query = Query::new().filter(Filter::eq(path.pick(KEYS), value.json(KEYS, IDS)));
                 (docs.find(&query), None)
             }
         };
@@ -283,7 +254,7 @@ pub fn run(data: &[u8]) {
         }
         let Some(id) = target.filter(|_| is_write) else {
             if let Step::Insert(body) = step {
-                check_insert(&body.json(), &returned[0], &after, user_id, *who);
+                check_insert(&body.json(KEYS, IDS), &returned[0], &after, user_id, *who);
             }
             continue;
         };
@@ -294,14 +265,14 @@ pub fn run(data: &[u8]) {
             Step::Delete(_) => assert!(!after.contains_key(&id)),
             Step::Patch(_, patch) => {
                 let mut expected = old.clone();
-                merge(&mut expected, strip_managed(patch.json()));
+                merge(&mut expected, strip_managed(patch.json(KEYS, IDS)));
                 assert_eq!(
                     &after[&id], &expected,
                     "patch {patch:?} by {who:?} on {old:?}"
                 );
             }
             Step::Replace(_, body) => {
-                let mut expected = strip_managed(body.json());
+                let mut expected = strip_managed(body.json(KEYS, IDS));
                 if *who != Who::Admin {
                     // What the caller cannot see, and the owner, are kept when left out.
                     for path in unseen(*who).chain(["owner"]) {

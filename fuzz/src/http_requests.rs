@@ -12,10 +12,9 @@ use arbitrary::Arbitrary;
 use axum::body::Body;
 use axum::http::Request;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Map, Value, json};
 
-use super::Word;
 use super::site::{Caller, HIDDEN_MARK, Keys, PRIVATE_MARK, Site, check_answer};
+use super::{Piece, Word};
 
 const METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE",
@@ -153,44 +152,6 @@ enum BodyInput {
     Raw(Vec<u8>),
 }
 
-/// A JSON value built from the words the routes look for.
-#[derive(Debug, Arbitrary)]
-enum Piece {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-    Id(Word),
-    List(Vec<Piece>),
-    Object(Vec<(Word, Piece)>),
-    /// A value wrapped in this many single-element arrays.
-    Deep(u16, Box<Piece>),
-}
-
-impl Piece {
-    fn json(&self) -> Value {
-        match self {
-            Piece::Null => Value::Null,
-            Piece::Bool(b) => json!(b),
-            Piece::Int(i) => json!(i),
-            Piece::Float(f) => json!(f),
-            Piece::Text(text) => json!(text),
-            Piece::Id(word) => json!(word.pick(IDS)),
-            Piece::List(items) => items.iter().map(Piece::json).collect(),
-            Piece::Object(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.pick(KEYS), v.json()))
-                    .collect::<Map<_, _>>(),
-            ),
-            Piece::Deep(levels, inner) => {
-                (0..*levels % 300).fold(inner.json(), |value, _| json!([value]))
-            }
-        }
-    }
-}
-
 /// The fuzz target.
 pub fn run(data: &[u8]) {
     let Some(input) = super::decode::<Input>(data) else {
@@ -219,8 +180,8 @@ pub fn run(data: &[u8]) {
     };
     let body = match &input.body {
         BodyInput::Empty => Vec::new(),
-        BodyInput::Json(piece) => piece.json().to_string().into_bytes(),
-        BodyInput::MessagePack(piece) => rmp_serde::to_vec_named(&piece.json()).unwrap(),
+        BodyInput::Json(piece) => piece.json(KEYS, IDS).to_string().into_bytes(),
+        BodyInput::MessagePack(piece) => rmp_serde::to_vec_named(&piece.json(KEYS, IDS)).unwrap(),
         BodyInput::Multipart(parts) => multipart(parts),
         BodyInput::Raw(bytes) => bytes.clone(),
     };

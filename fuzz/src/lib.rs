@@ -60,3 +60,41 @@ impl Word {
         }
     }
 }
+
+/// A JSON value built from the words a target cares about: `keys` for object keys, `texts` for
+/// strings.
+#[derive(Debug, arbitrary::Arbitrary)]
+enum Piece {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(Word),
+    List(Vec<Piece>),
+    Object(Vec<(Word, Piece)>),
+    /// A value wrapped in this many single-element arrays (up to 299: nesting limits).
+    Deep(u16, Box<Piece>),
+}
+
+impl Piece {
+    fn json(&self, keys: &[&str], texts: &[&str]) -> serde_json::Value {
+        use serde_json::{Value, json};
+        match self {
+            Piece::Null => Value::Null,
+            Piece::Bool(b) => json!(b),
+            Piece::Int(i) => json!(i),
+            Piece::Float(f) => json!(f),
+            Piece::Text(word) => json!(word.pick(texts)),
+            Piece::List(items) => items.iter().map(|item| item.json(keys, texts)).collect(),
+            Piece::Object(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(key, value)| (key.pick(keys), value.json(keys, texts)))
+                    .collect(),
+            ),
+            Piece::Deep(levels, inner) => {
+                (0..*levels % 300).fold(inner.json(keys, texts), |value, _| json!([value]))
+            }
+        }
+    }
+}
