@@ -11,8 +11,6 @@ use std::sync::OnceLock;
 use arbitrary::Arbitrary;
 use larder::{BucketSpec, Client, Credentials, Db, ErrorKind, KeyKind, NewApiKey, NewUser};
 
-use super::sim_disk::SimDisk;
-
 #[derive(Debug, Arbitrary)]
 pub struct Input {
     kind: Kind,
@@ -67,8 +65,7 @@ struct Valid {
 }
 
 fn valid() -> Valid {
-    let disk = SimDisk::default();
-    let db = Db::builder().open_backend(disk.clone()).unwrap();
+    let (disk, db) = super::fresh_db();
     let client = Client::unknown().server_trusted();
     let signed_in = db
         .signup(
@@ -91,8 +88,7 @@ fn valid() -> Valid {
             std::time::Duration::from_secs(600),
         )
         .unwrap();
-    drop(db);
-    let image = disk.0.lock().live.clone();
+    let image = super::image_of(disk, db);
     Valid {
         image,
         access: signed_in.access_token,
@@ -193,9 +189,7 @@ pub fn run(data: &[u8]) {
     };
     static VALID: OnceLock<Valid> = OnceLock::new();
     let valid = VALID.get_or_init(valid);
-    let db = Db::builder()
-        .open_backend(SimDisk::with_image(valid.image.clone()))
-        .unwrap();
+    let db = super::open_image(&valid.image);
     let original = valid.of(input.kind);
     let candidate = match &input.credential {
         Source::MadeUp(text) => text.clone(),

@@ -18,12 +18,11 @@ use std::sync::OnceLock;
 
 use arbitrary::Arbitrary;
 use larder::{
-    Client, CollectionSpec, Db, Doc, ErrorKind, Filter, Grant, KeyKind, NewApiKey, NewUser, Query,
+    Client, CollectionSpec, Doc, ErrorKind, Filter, Grant, KeyKind, NewApiKey, NewUser, Query,
     Rule, Rules,
 };
 use serde_json::{Map, Value, json};
 
-use super::sim_disk::SimDisk;
 use super::{Piece, Word};
 
 const HIDDEN: &[&str] = &["secret", "meta.hidden"];
@@ -83,8 +82,7 @@ struct Template {
 }
 
 fn template() -> Template {
-    let disk = SimDisk::default();
-    let db = Db::builder().open_backend(disk.clone()).unwrap();
+    let (disk, db) = super::fresh_db();
     let rules = Rules {
         list: Rule::Owner,
         view: Rule::Owner,
@@ -139,8 +137,7 @@ fn template() -> Template {
         .create_api_key(NewApiKey::new(KeyKind::Scoped, "writer").grant("docs", grant))
         .unwrap()
         .secret;
-    drop(db);
-    let image = disk.0.lock().live.clone();
+    let image = super::image_of(disk, db);
     Template {
         image,
         first: first.access_token,
@@ -158,9 +155,7 @@ pub fn run(data: &[u8]) {
     };
     static TEMPLATE: OnceLock<Template> = OnceLock::new();
     let t = TEMPLATE.get_or_init(template);
-    let db = Db::builder()
-        .open_backend(SimDisk::with_image(t.image.clone()))
-        .unwrap();
+    let db = super::open_image(&t.image);
     let handle = |who: Who| -> larder::Collection {
         let actor = match who {
             Who::Admin => return db.collection("docs"),

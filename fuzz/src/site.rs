@@ -10,8 +10,6 @@ use larder::{
 use serde_json::json;
 use tower::ServiceExt;
 
-use super::sim_disk::SimDisk;
-
 /// In every hidden field: no answer to anyone but an administrator may contain it.
 pub const HIDDEN_MARK: &str = "hidden-4f1c9e";
 /// In every document the second user owns: no answer to the first user, a key without a grant
@@ -71,20 +69,15 @@ impl Site {
     /// The image of a fresh site's file and its credentials: [`Site::from_image`] then starts
     /// a copy in a fraction of the time a fresh one takes (two password hashes).
     pub fn image() -> (Vec<u8>, Keys) {
-        let disk = SimDisk::default();
-        let db = Db::builder().open_backend(disk.clone()).unwrap();
+        let (disk, db) = super::fresh_db();
         let keys = populate(&db);
-        drop(db);
-        let image = disk.0.lock().live.clone();
+        let image = super::image_of(disk, db);
         (image, keys)
     }
 
     /// A site on a copy of an [`image`](Site::image).
     pub fn from_image(image: &[u8], keys: &Keys) -> Site {
-        let db = Db::builder()
-            .open_backend(SimDisk::with_image(image.to_vec()))
-            .unwrap();
-        Site::serve(db, keys.clone())
+        Site::serve(super::open_image(image), keys.clone())
     }
 
     fn serve(db: Db, keys: Keys) -> Site {
