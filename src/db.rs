@@ -64,6 +64,10 @@ struct Inner {
     sms_sender: Option<Arc<dyn SmsSender>>,
     /// Where the HTTP front serves this database, once started (for links to its own pages).
     served_url: parking_lot::RwLock<Option<String>>,
+    /// Whether redb's integrity check ran on open (and so passed: a failure refuses the open).
+    verified_on_open: bool,
+    /// Whether a write failed fatally: redb refuses writes from then on until a reopen.
+    writes_failed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Db {
@@ -234,7 +238,8 @@ impl DbBuilder {
             let txn = redb.begin_read()?;
             check_format(&txn)?;
         }
-        self.finish(redb, Some(path.to_path_buf()))
+        let verified = self.verify_on_open;
+        self.finish(redb, Some(path.to_path_buf()), verified)
     }
 
     /// Opens (or creates) a database kept in a custom redb storage backend instead of a file:
@@ -261,7 +266,8 @@ impl DbBuilder {
             let txn = redb.begin_read()?;
             check_format(&txn)?;
         }
-        self.finish(redb, None)
+        let verified = self.verify_on_open;
+        self.finish(redb, None, verified)
     }
 
     /// Opens a fresh database held in memory only (redb's in-memory backend).
@@ -272,10 +278,12 @@ impl DbBuilder {
         let redb = redb::Builder::new()
             .set_cache_size(self.cache_bytes)
             .create_with_backend(redb::backends::InMemoryBackend::new())?;
-        self.finish(redb, None)
+        self.finish(redb, None, true)
     }
 
-    fn finish(self, redb: redb::Database, path: Option<PathBuf>) -> Result<Db> {
+    /// `verified`: whether redb's integrity check ran on open (an in-memory database starts
+    /// empty, with nothing to check).
+    fn finish(self, redb: redb::Database, path: Option<PathBuf>, verified: bool) -> Result<Db> {
         initialize(&redb)?;
         purge_unfinished_uploads(&redb)?;
         let keys = KeyRing::load_or_create(&redb, clock::to_micros(self.clock.now()))?;
@@ -298,8 +306,29 @@ impl DbBuilder {
                 mailer: self.mailer,
                 sms_sender: self.sms_sender,
                 served_url: parking_lot::RwLock::new(None),
+                verified_on_open: verified,
+                writes_failed: std::sync::atomic::AtomicBool::new(false),
             }),
         })
+    }
+}
+
+/// What [`Db::health`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// A read transaction could be opened and read.
+    pub readable: bool,
+    /// No write has failed fatally since the file was opened.
+    pub writable: bool,
+    /// redb's integrity check ran when the file was opened (and passed: a failure refuses the
+    /// open). False when it was turned off with [`DbBuilder::verify_on_open`].
+    pub verified_on_open: bool,
+}
+
+impl Health {
+    /// Reads and writes both work.
+    pub fn is_ok(&self) -> bool {
+        self.readable && self.writable
     }
 }
 
@@ -535,6 +564,34 @@ impl Db {
         &*self.inner.clock
     }
 
+    /// The state of the storage now, for health checks: whether a read succeeds, whether
+    /// writes still work (after a fatal I/O error redb refuses them until the file is reopened)
+    /// and whether the file passed redb's integrity check when it was opened. Cheap: one read
+    /// transaction, no disk scan.
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// let health = larder::Db::in_memory()?.health();
+    /// assert!(health.is_ok() && health.verified_on_open);
+    /// # Ok(()) }
+    /// ```
+    pub fn health(&self) -> Health {
+        let readable = self
+            .read(|txn| {
+                txn.open_table(crate::schema::META)?;
+                Ok(())
+            })
+            .is_ok();
+        Health {
+            readable,
+            writable: !self
+                .inner
+                .writes_failed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            verified_on_open: self.inner.verified_on_open,
+        }
+    }
+
     /// Verifies the checksums of the whole file (redb's integrity check). Needs the only handle:
     /// fails with `InvalidInput` while clones of this `Db` are alive.
     ///
@@ -674,7 +731,17 @@ impl Db {
         &self,
         op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        self.inner.writers.run(&self.inner.redb, true, op)
+        self.noting_failure(self.inner.writers.run(&self.inner.redb, true, op))
+    }
+
+    /// Remembers a fatal storage error for [`Db::health`]: writes stay refused until a reopen.
+    fn noting_failure<T>(&self, outcome: Result<T>) -> Result<T> {
+        if outcome.as_ref().is_err_and(Error::is_fatal) {
+            self.inner
+                .writes_failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        outcome
     }
 
     /// Runs `op` in a write transaction committed without waiting for the disk: for staged file
@@ -684,7 +751,7 @@ impl Db {
         &self,
         op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        self.inner.writers.run(&self.inner.redb, false, op)
+        self.noting_failure(self.inner.writers.run(&self.inner.redb, false, op))
     }
 
     /// Runs `op` on a consistent snapshot.

@@ -455,13 +455,14 @@ impl Db {
         }
     }
 
-    /// Stores a file through a grant made by [`Bucket::grant_upload`]. The grant is used up by
-    /// this call whatever its outcome; the bytes must match the declared size and content type
-    /// exactly.
+    /// Stores a file through a grant made by [`Bucket::grant_upload`]. The bytes must match the
+    /// declared size and content type exactly. The grant is used up when the file is stored, so
+    /// a failed upload (wrong type or size, a broken connection) may be retried with it until
+    /// it expires, and only one file is ever stored from it.
     ///
     /// # Errors
     /// `Forbidden` for an unknown, used or expired grant; `InvalidInput` if the type or size
-    /// differ from the declared ones; `TooLarge` beyond the declared size.
+    /// differ from the declared ones; `TooLarge` beyond the bucket's limit.
     pub fn upload_with_grant(
         &self,
         token: &str,
@@ -473,14 +474,15 @@ impl Db {
         upload.finish()
     }
 
-    /// Starts the upload a grant allows (see [`Db::upload_with_grant`]); the grant is used up.
+    /// Starts the upload a grant allows (see [`Db::upload_with_grant`]); the grant is used up
+    /// by the upload's [`Upload::finish`].
     pub fn redeem_grant(&self, token: &str, content_type: &str) -> Result<Upload> {
-        let hash = Sha256::digest(token.as_bytes());
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = self.now_micros();
         let refused = || Error::forbidden("this upload link is unknown, used or expired");
-        let grant: StoredGrant = self.write(|txn| {
-            let mut grants = txn.open_table(UPLOAD_GRANTS)?;
-            let grant = grants.remove(hash.as_slice())?.ok_or_else(refused)?;
+        let grant: StoredGrant = self.read(|txn| {
+            let grants = txn.open_table(UPLOAD_GRANTS)?;
+            let grant = grants.get(hash.as_slice())?.ok_or_else(refused)?;
             schema::decode(grant.value())
         })?;
         if grant.expires_at < now {
@@ -500,10 +502,12 @@ impl Db {
             grant.filename,
             grant.content_type,
             grant.owner,
-            spec.max_file_bytes
-                .unwrap_or(self.max_file_bytes())
-                .min(grant.size),
-            Some(grant.size),
+            // The bucket's limit now, which may have been lowered since the grant was made.
+            spec.max_file_bytes.unwrap_or(self.max_file_bytes()),
+            Some(GrantUse {
+                hash,
+                size: grant.size,
+            }),
         ))
     }
 
@@ -862,9 +866,14 @@ impl Bucket {
             expires_at,
         };
         let hash = Sha256::digest(token.as_bytes());
+        let now = self.db.now_micros();
         self.db.write(|txn| {
-            txn.open_table(UPLOAD_GRANTS)?
-                .insert(hash.as_slice(), schema::encode(&grant)?.as_slice())?;
+            let mut grants = txn.open_table(UPLOAD_GRANTS)?;
+            // Expired grants go as new ones come, so unused links never pile up.
+            grants.retain(|_, bytes| {
+                schema::decode::<StoredGrant>(bytes).is_ok_and(|g| g.expires_at >= now)
+            })?;
+            grants.insert(hash.as_slice(), schema::encode(&grant)?.as_slice())?;
             Ok(())
         })?;
         Ok(UploadGrant {
@@ -984,8 +993,8 @@ pub struct Upload {
     owner: Option<String>,
     attached_to: Option<String>,
     limit: u64,
-    /// The exact size a grant declared.
-    declared: Option<u64>,
+    /// The grant this upload redeems, if any: used up by `finish`.
+    grant: Option<GrantUse>,
     blob: String,
     size: u64,
     chunks: u32,
@@ -993,6 +1002,12 @@ pub struct Upload {
     buffer: Vec<u8>,
     staged: bool,
     done: bool,
+}
+
+/// The grant an upload redeems: the hash it is stored under and the size it declared.
+struct GrantUse {
+    hash: [u8; 32],
+    size: u64,
 }
 
 impl std::fmt::Debug for Upload {
@@ -1013,7 +1028,7 @@ impl Upload {
         content_type: String,
         owner: Option<String>,
         limit: u64,
-        declared: Option<u64>,
+        grant: Option<GrantUse>,
     ) -> Upload {
         let blob = bucket.db.new_id();
         Upload {
@@ -1024,7 +1039,7 @@ impl Upload {
             owner,
             attached_to: None,
             limit,
-            declared,
+            grant,
             blob,
             size: 0,
             chunks: 0,
@@ -1056,14 +1071,17 @@ impl Upload {
     /// # Errors
     /// `TooLarge` past the size limit (the upload is then abandoned).
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
-        let limit = self.declared.unwrap_or(self.limit);
-        if self.size.saturating_add(bytes.len() as u64) > limit {
-            return Err(match self.declared {
-                Some(size) => Error::invalid(format!(
-                    "the upload is longer than the declared {size} bytes"
-                )),
-                None => Error::too_large("file", self.limit),
-            });
+        let size = self.size.saturating_add(bytes.len() as u64);
+        if size > self.limit {
+            return Err(Error::too_large("file", self.limit));
+        }
+        if let Some(grant) = &self.grant
+            && size > grant.size
+        {
+            return Err(Error::invalid(format!(
+                "the upload is longer than the declared {} bytes",
+                grant.size
+            )));
         }
         self.size += bytes.len() as u64;
         self.hasher.update(bytes);
@@ -1098,15 +1116,13 @@ impl Upload {
 
     /// Writes the buffered chunk in a transaction of its own. It is not made durable on its
     /// own: the final commit of [`Upload::finish`] makes every chunk durable with the file.
+    /// The staging entry records the last progress, so cleanup spares an upload still moving.
     fn stage_chunk(&mut self) -> Result<()> {
         let index = self.chunks;
-        let first = !self.staged;
         let now = self.bucket.db.now_micros();
         self.bucket.db.write_unsynced(|txn| {
-            if first {
-                txn.open_table(FILE_STAGING)?
-                    .insert(self.blob.as_str(), now)?;
-            }
+            txn.open_table(FILE_STAGING)?
+                .insert(self.blob.as_str(), now)?;
             txn.open_table(FILE_CHUNKS)?
                 .insert((self.blob.as_str(), index), self.buffer.as_slice())?;
             Ok(())
@@ -1120,15 +1136,17 @@ impl Upload {
     /// Stores the file: metadata, last chunk and index entries in one durable commit.
     ///
     /// # Errors
-    /// `InvalidInput` if a grant's declared size was not reached; `NotFound` if the bucket was
-    /// deleted meanwhile; `AlreadyExists` if the name was taken meanwhile.
+    /// `InvalidInput` if a grant's declared size was not reached, or if the upload sat idle so
+    /// long that [`Db::cleanup_files`] removed its bytes; `Forbidden` if its grant was used
+    /// meanwhile; `NotFound` if the bucket was deleted meanwhile; `AlreadyExists` if the name
+    /// was taken meanwhile.
     pub fn finish(mut self) -> Result<FileInfo> {
-        if let Some(size) = self.declared
-            && self.size != size
+        if let Some(grant) = &self.grant
+            && self.size != grant.size
         {
             return Err(Error::invalid(format!(
-                "the upload has {} bytes, not the declared {size}",
-                self.size
+                "the upload has {} bytes, not the declared {}",
+                self.size, grant.size
             )));
         }
         let stored = StoredFile {
@@ -1146,6 +1164,16 @@ impl Upload {
         let key = path_key(&bucket, &self.name);
         let info = self.bucket.db.write(|txn| {
             load_bucket(&txn.open_table(BUCKETS)?, &bucket)?;
+            if let Some(grant) = &self.grant
+                && txn
+                    .open_table(UPLOAD_GRANTS)?
+                    .remove(grant.hash.as_slice())?
+                    .is_none()
+            {
+                return Err(Error::forbidden(
+                    "this upload link is unknown, used or expired",
+                ));
+            }
             let mut files = txn.open_table(FILES)?;
             if files.get((bucket.as_str(), self.name.as_str()))?.is_some() {
                 return Err(Error::already_exists("file"));
@@ -1158,7 +1186,15 @@ impl Upload {
                 txn.open_table(FILE_CHUNKS)?
                     .insert((self.blob.as_str(), self.chunks), self.buffer.as_slice())?;
             }
-            txn.open_table(FILE_STAGING)?.remove(self.blob.as_str())?;
+            let was_staged = txn
+                .open_table(FILE_STAGING)?
+                .remove(self.blob.as_str())?
+                .is_some();
+            if self.staged && !was_staged {
+                return Err(Error::invalid(
+                    "the upload sat idle too long and its bytes were cleaned up; upload again",
+                ));
+            }
             if let Some(owner) = &stored.owner {
                 txn.open_multimap_table(FILES_BY_OWNER)?
                     .insert(owner.as_str(), key.as_str())?;
@@ -1291,6 +1327,46 @@ pub(crate) fn validate_grant_target(name: &str) -> Result<()> {
         Some(bucket) => validate_bucket_name(bucket),
         None => validate_collection_name(name),
     }
+}
+
+/// Re-keys the files attached to a renamed collection's documents (called in the rename's
+/// transaction): their `collection/id` entries and each file's `attached_to`, so they still go
+/// with their documents.
+pub(crate) fn on_collection_renamed(txn: &WriteTransaction, from: &str, to: &str) -> Result<()> {
+    let prefix = format!("{from}/");
+    let attached: Vec<(String, String)> = {
+        let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_str()..)? {
+            let (key, values) = entry?;
+            if !key.value().starts_with(&prefix) {
+                break;
+            }
+            for value in values {
+                out.push((key.value().to_owned(), value?.value().to_owned()));
+            }
+        }
+        out
+    };
+    let mut attachments = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
+    let mut files = txn.open_table(FILES)?;
+    for (document, path) in attached {
+        let moved = format!("{to}/{}", &document[prefix.len()..]);
+        attachments.remove(document.as_str(), path.as_str())?;
+        attachments.insert(moved.as_str(), path.as_str())?;
+        let Some((bucket, name)) = path.split_once('/') else {
+            continue;
+        };
+        let file: Option<StoredFile> = files
+            .get((bucket, name))?
+            .map(|bytes| schema::decode(bytes.value()))
+            .transpose()?;
+        if let Some(mut file) = file {
+            file.attached_to = Some(moved);
+            files.insert((bucket, name), schema::encode(&file)?.as_slice())?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

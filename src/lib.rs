@@ -86,7 +86,7 @@ pub use api_keys::{ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKi
 pub use auth::{Actor, Credentials};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
-pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
+pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder, Health};
 pub use documents::{Collection, Doc};
 pub use env_vars::EnvVarInfo;
 pub use error::{Error, ErrorKind, Result};

@@ -393,19 +393,11 @@ fn upload_grants_are_one_time_exact_and_expire() {
         .grant_upload("a.txt", "text/plain", 5, Duration::from_secs(600))
         .unwrap();
     assert!(grant.name.ends_with("_a.txt"));
-    // The wrong type is refused and uses the grant up.
+    // The wrong type is refused and changes nothing: the grant still works.
     assert!(matches!(
         kind(db.upload_with_grant(&grant.token, "text/html", &b"hello"[..])),
         ErrorKind::InvalidInput { .. }
     ));
-    assert!(matches!(
-        kind(db.upload_with_grant(&grant.token, "text/plain", &b"hello"[..])),
-        ErrorKind::Forbidden { .. }
-    ));
-
-    let grant = bucket
-        .grant_upload("a.txt", "text/plain", 5, Duration::from_secs(600))
-        .unwrap();
     let info = db
         .upload_with_grant(&grant.token, "text/plain", &b"hello"[..])
         .unwrap();
@@ -416,10 +408,11 @@ fn upload_grants_are_one_time_exact_and_expire() {
         ErrorKind::Forbidden { .. }
     ));
 
+    // A short or long body stores nothing and leaves the grant for a retry.
+    let grant = bucket
+        .grant_upload("b", "text/plain", 5, Duration::from_secs(600))
+        .unwrap();
     for body in [&b"hell"[..], &b"hello!"[..]] {
-        let grant = bucket
-            .grant_upload("b", "text/plain", 5, Duration::from_secs(600))
-            .unwrap();
         assert!(matches!(
             kind(db.upload_with_grant(&grant.token, "text/plain", body)),
             ErrorKind::InvalidInput { .. }
@@ -429,6 +422,40 @@ fn upload_grants_are_one_time_exact_and_expire() {
             ErrorKind::NotFound { .. }
         ));
     }
+    db.upload_with_grant(&grant.token, "text/plain", &b"hello"[..])
+        .unwrap();
+
+    // Two uploads racing on one grant: only one file is ever stored from it.
+    let grant = bucket
+        .grant_upload("r", "text/plain", 5, Duration::from_secs(600))
+        .unwrap();
+    let mut first = db.redeem_grant(&grant.token, "text/plain").unwrap();
+    let mut second = db.redeem_grant(&grant.token, "text/plain").unwrap();
+    first.write(b"hello").unwrap();
+    second.write(b"hello").unwrap();
+    first.finish().unwrap();
+    assert!(matches!(kind(second.finish()), ErrorKind::Forbidden { .. }));
+    assert_eq!(
+        bucket
+            .list()
+            .unwrap()
+            .iter()
+            .filter(|f| f.name == grant.name)
+            .count(),
+        1
+    );
+
+    // A bucket limit lowered after the grant was made is the one that holds.
+    let grant = bucket
+        .grant_upload("big", "text/plain", 1000, Duration::from_secs(600))
+        .unwrap();
+    db.update_bucket("uploads", BucketSpec::new().max_file_bytes(10))
+        .unwrap();
+    assert!(matches!(
+        kind(db.upload_with_grant(&grant.token, "text/plain", &[b'x'; 1000][..])),
+        ErrorKind::TooLarge { .. }
+    ));
+    db.update_bucket("uploads", BucketSpec::new()).unwrap();
 
     let grant = bucket
         .grant_upload("c", "text/plain", 1, Duration::from_secs(600))
@@ -590,4 +617,43 @@ fn bucket_management() {
         kind(db.delete_bucket("b")),
         ErrorKind::NotFound { .. }
     ));
+}
+
+#[test]
+fn cleanup_spares_an_upload_still_moving_and_a_purged_one_cannot_finish() {
+    let (db, clock) = memory_db();
+    db.create_bucket("big", BucketSpec::new()).unwrap();
+    let bucket = db.bucket("big");
+    let chunk = vec![7u8; 300 * 1024];
+
+    // Bytes keep arriving every 50 minutes: cleanup leaves the upload alone.
+    let mut moving = bucket
+        .upload("slow.bin", "application/octet-stream")
+        .unwrap();
+    moving.write(&chunk).unwrap();
+    clock.advance(Duration::from_secs(50 * 60));
+    moving.write(&chunk).unwrap();
+    clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(db.cleanup_files().unwrap(), 0);
+    let info = moving.finish().unwrap();
+    assert_eq!(bucket.read_to_vec(&info.name).unwrap().len(), 600 * 1024);
+
+    // Idle for over an hour: cleanup takes its bytes, and finishing it is a clear refusal
+    // that stores nothing (never a file with missing chunks).
+    let mut idle = bucket
+        .upload("idle.bin", "application/octet-stream")
+        .unwrap();
+    idle.write(&chunk).unwrap();
+    let name = idle.name().to_owned();
+    clock.advance(Duration::from_secs(61 * 60));
+    assert_eq!(db.cleanup_files().unwrap(), 1);
+    assert!(matches!(
+        kind(idle.finish()),
+        ErrorKind::InvalidInput { .. }
+    ));
+    assert!(matches!(
+        kind(bucket.info(&name)),
+        ErrorKind::NotFound { .. }
+    ));
+    assert_eq!(bucket.list().unwrap().len(), 1);
 }

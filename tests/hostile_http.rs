@@ -403,3 +403,67 @@ fn a_panicking_handler_is_a_generic_500_and_the_server_lives() {
     }
     f.assert_alive();
 }
+
+/// Writes `head` and then `body` a piece at a time with `gap` between pieces, and reads the
+/// answer.
+fn trickle(addr: SocketAddr, head: &str, pieces: &[&[u8]], gap: Duration) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    for piece in pieces {
+        std::thread::sleep(gap);
+        // Once the server has answered (or closed), writing on would only earn a reset that
+        // can discard the answer before it is read.
+        stream.set_nonblocking(true).unwrap();
+        let answered = stream.peek(&mut [0u8; 1]).is_ok();
+        stream.set_nonblocking(false).unwrap();
+        if answered || stream.write_all(piece).is_err() {
+            break;
+        }
+    }
+    common::wire::read_reply(&mut stream)
+}
+
+#[test]
+fn an_upload_outlasts_the_request_timeout_while_bytes_flow_and_a_stalled_one_is_408() {
+    let f = fixture_with(
+        Db::in_memory().unwrap(),
+        ServerConfig {
+            request_timeout: Duration::from_secs(1),
+            ..ServerConfig::default()
+        },
+    );
+    f.db.create_bucket("b", larder::BucketSpec::new()).unwrap();
+    let head = |length: usize| {
+        format!(
+            "POST /api/files/b?filename=s.bin HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\
+             Connection: close\r\n\r\n",
+            f.sk
+        )
+    };
+    // Eight bytes over about three seconds, never idle for long: stored.
+    let pieces: Vec<&[u8]> = b"slowpoke".chunks(1).collect();
+    let reply = trickle(f.addr(), &head(8), &pieces, Duration::from_millis(350));
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let stored = reply.json()["name"].as_str().unwrap().to_owned();
+    assert_eq!(f.db.bucket("b").read_to_vec(&stored).unwrap(), b"slowpoke");
+
+    // Two bytes, then silence: cut off with 408, nothing stored.
+    let reply = trickle(f.addr(), &head(10), &[b"st"], Duration::ZERO);
+    assert_eq!(reply.status, 408, "{reply:?}");
+    assert_generic(&reply, "a stalled upload");
+    assert_eq!(f.db.bucket_info("b").unwrap().file_count, 1);
+
+    // Any other request still has the whole request timeout, however its bytes trickle.
+    let json_head = format!(
+        "{}Content-Length: 12\r\nConnection: close\r\n\r\n",
+        f.post_head()
+    );
+    let pieces: Vec<&[u8]> = br#"{"a": "bcd"}"#.chunks(1).collect();
+    let reply = trickle(f.addr(), &json_head, &pieces, Duration::from_millis(350));
+    assert_eq!(reply.status, 408, "{reply:?}");
+    f.assert_alive();
+}

@@ -429,7 +429,7 @@ fn urbackend_storage_flow() {
     let request = json!({"filename": "report 1.txt", "contentType": "text/plain", "size": 11});
     assert_eq!(
         post(&publishable, "/api/storage/upload-request", request.clone()).status,
-        401
+        403
     );
     let answer = post(&f.admin, "/api/storage/upload-request", request);
     assert_eq!(
@@ -724,4 +724,138 @@ fn cocobase_files() {
             .unwrap()
             .ends_with("_b.png")
     );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn multipart_uploads_of_several_megabytes_round_trip() {
+    let f = fixture();
+    f.public_bucket("big");
+    // Past axum's own 2 MiB default: the bucket's 10 MiB limit is the one that holds.
+    let bytes = payload(5 * 1024 * 1024 + 17);
+    let (kind, body) = multipart(&[("file", Some("video.bin"), &bytes)]);
+    let answer = f.admin_send("POST", "/api/files/big", &[("content-type", &kind)], body);
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let file = answer.json();
+    assert_eq!(file["size"], bytes.len());
+    assert_eq!(file["sha256"], sha256_hex(&bytes));
+    let got = f.send(
+        "GET",
+        &path_of(file["url"].as_str().unwrap()),
+        &[],
+        Vec::new(),
+    );
+    assert_eq!(got.status, 200);
+    assert_eq!(sha256_hex(&got.body), sha256_hex(&bytes));
+
+    // The same through urBackend's multipart route.
+    let bytes = payload(3 * 1024 * 1024);
+    let (kind, body) = multipart(&[("file", Some("scan.pdf"), &bytes)]);
+    let answer = f.admin_send(
+        "POST",
+        "/api/storage/upload",
+        &[("content-type", &kind)],
+        body,
+    );
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let url = answer.json()["data"]["url"].as_str().unwrap().to_owned();
+    let got = f.send("GET", &path_of(&url), &[], Vec::new());
+    assert_eq!(sha256_hex(&got.body), sha256_hex(&bytes));
+}
+
+#[test]
+fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
+    let (db, clock) = common::memory_db();
+    let admin = db
+        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
+        .unwrap()
+        .secret;
+    let router = larder::router(db.clone(), &ServerConfig::default());
+    db.create_bucket("b", BucketSpec::new()).unwrap();
+    let bytes = payload(700_000);
+    let (kind, mut body) = multipart(&[("file", Some("a.bin"), &bytes), ("note", None, b"x")]);
+    // Cut off inside the part after the file: the closing boundary never comes.
+    body.truncate(body.len() - 30);
+    for path in ["/api/files/b", "/api/storage/upload"] {
+        let answer = call_raw(
+            &router,
+            "POST",
+            path,
+            &[("content-type", &kind), ("x-api-key", &admin)],
+            body.clone(),
+        );
+        assert_eq!(answer.status, 400, "{path}");
+    }
+    assert_eq!(db.bucket_info("b").unwrap().file_count, 0);
+    assert!(
+        db.bucket("storage")
+            .list()
+            .is_ok_and(|files| files.is_empty())
+    );
+    // Nothing staged was left behind either: an hour later there is nothing to clean.
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    assert_eq!(db.cleanup_files().unwrap(), 0);
+}
+
+#[test]
+fn a_failed_signed_upload_keeps_its_link_until_it_expires() {
+    let (db, clock) = common::memory_db();
+    let admin = db
+        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
+        .unwrap()
+        .secret;
+    let router = larder::router(db.clone(), &ServerConfig::default());
+    db.create_bucket("b", BucketSpec::new()).unwrap();
+    let grant = |router: &axum::Router| {
+        let request =
+            json!({"bucket": "b", "filename": "s.txt", "contentType": "text/plain", "size": 5});
+        let answer = call_raw(
+            router,
+            "POST",
+            "/api/uploads",
+            &[("content-type", "application/json"), ("x-api-key", &admin)],
+            request.to_string().into_bytes(),
+        );
+        assert_eq!(answer.status, 201);
+        path_of(answer.json()["uploadUrl"].as_str().unwrap())
+    };
+    let put = |path: &str, kind: &str, body: &[u8]| {
+        call_raw(
+            &router,
+            "PUT",
+            path,
+            &[("content-type", kind)],
+            body.to_vec(),
+        )
+        .status
+    };
+    let link = grant(&router);
+    assert_eq!(put(&link, "text/html", b"hello"), 400);
+    assert_eq!(put(&link, "text/plain", b"hell"), 400);
+    assert_eq!(put(&link, "text/plain", b"hello!"), 400);
+    assert_eq!(db.bucket_info("b").unwrap().file_count, 0);
+    assert_eq!(put(&link, "text/plain", b"hello"), 201);
+    assert_eq!(put(&link, "text/plain", b"hello"), 403);
+    // Ten minutes and a second later the link is dead.
+    let link = grant(&router);
+    clock.advance(std::time::Duration::from_secs(601));
+    assert_eq!(put(&link, "text/plain", b"hello"), 403);
+    assert_eq!(db.bucket_info("b").unwrap().file_count, 1);
 }

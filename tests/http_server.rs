@@ -76,6 +76,8 @@ fn health_answers_json_with_the_security_headers() {
         "{answer}"
     );
     assert!(answer.contains(r#""status":"ok""#));
+    assert!(answer.contains(r#""integrity_ok":true"#), "{answer}");
+    assert!(answer.contains(r#""writable":true"#), "{answer}");
 }
 
 #[test]

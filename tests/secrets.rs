@@ -186,6 +186,27 @@ fn no_secret_reaches_the_log_and_error_bodies_are_generic() {
     assert_eq!(created.status, 201, "{created:?}");
     let listed = call("GET", "/api/admin/keys", &[("x-api-key", ADMIN_KEY)], None);
     assert_eq!(listed.status, 200);
+    // A signed upload URL: its token is a credential until used, so it is never logged.
+    let blob = json!({"a": 1});
+    let granted = call(
+        "POST",
+        "/api/storage/upload-request",
+        &[("x-api-key", ADMIN_KEY)],
+        Some(
+            json!({"filename": "a.json", "contentType": "application/json",
+                    "size": blob.to_string().len()}),
+        ),
+    );
+    assert_eq!(granted.status, 200, "{granted:?}");
+    let signed = granted.json()["data"]["signedUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, token) = signed.split_once("/api/storage/blob/").unwrap();
+    let upload_token = token.to_owned();
+    let blob_path = format!("/api/storage/blob/{upload_token}");
+    assert_eq!(call("PUT", &blob_path, &[], Some(blob.clone())).status, 200);
+    assert_eq!(call("PUT", &blob_path, &[], Some(blob)).status, 403);
 
     // Stop the server and gather everything it wrote.
     server.kill().unwrap();
@@ -215,6 +236,7 @@ fn no_secret_reaches_the_log_and_error_bodies_are_generic() {
     }
     secrets.push("$argon2".into());
     secrets.push(NEW_PASSWORD.into());
+    secrets.push(upload_token);
     secrets.sort();
     secrets.dedup();
     assert!(

@@ -88,21 +88,35 @@ fn file_view(base: &str, info: &FileInfo) -> Value {
     view
 }
 
-/// Feeds bytes from an async source into an upload and stores the file. The bytes reach the
-/// database in batches on the blocking pool; the upload's size limit stops the source early.
-/// `body_limit` is the limit the request body was held to (see [`body_limit`]).
+/// Feeds bytes from an async source into an upload and stores the file (see [`feed`]).
 pub(crate) async fn store(
+    upload: Upload,
+    source: impl Source,
+    body_limit: u64,
+) -> Result<FileInfo> {
+    let upload = feed(upload, source, body_limit).await?;
+    finish(upload).await
+}
+
+/// Feeds every byte of an async source into an upload, unfinished: nothing is stored until
+/// [`finish`]. The bytes reach the database in batches on the blocking pool; the upload's size
+/// limit stops the source early. `body_limit` is the limit the request body was held to (see
+/// [`body_limit`]). On failure the upload is abandoned, which removes what it staged.
+pub(crate) async fn feed(
     upload: Upload,
     mut source: impl Source,
     body_limit: u64,
-) -> Result<FileInfo> {
+) -> Result<Upload> {
     let mut upload = Some(upload);
     let mut batch = Vec::new();
     loop {
-        let piece = source
-            .next_piece()
-            .await
-            .map_err(|cut| cut.into_error(body_limit))?;
+        let piece = match source.next_piece().await {
+            Ok(piece) => piece,
+            Err(cut) => {
+                abandon(upload).await;
+                return Err(cut.into_error(body_limit));
+            }
+        };
         let last = piece.is_none();
         if let Some(piece) = piece {
             batch.extend_from_slice(&piece);
@@ -110,6 +124,7 @@ pub(crate) async fn store(
         if batch.len() >= WRITE_BATCH || (last && !batch.is_empty()) {
             let bytes = std::mem::take(&mut batch);
             let mut current = upload.take().ok_or_else(lost)?;
+            // A refused write drops the upload on the blocking pool, where its cleanup belongs.
             upload = Some(
                 blocking(move || {
                     current.write(&bytes)?;
@@ -119,9 +134,24 @@ pub(crate) async fn store(
             );
         }
         if last {
-            let current = upload.take().ok_or_else(lost)?;
-            return blocking(move || current.finish()).await;
+            return upload.ok_or_else(lost);
         }
+    }
+}
+
+/// Stores a fed upload, on the blocking pool.
+pub(crate) async fn finish(upload: Upload) -> Result<FileInfo> {
+    blocking(move || upload.finish()).await
+}
+
+/// Drops an unfinished upload on the blocking pool: removing its staged chunks is a write.
+async fn abandon(upload: Option<Upload>) {
+    if let Some(upload) = upload {
+        let _ = blocking(move || {
+            drop(upload);
+            Ok(())
+        })
+        .await;
     }
 }
 
@@ -391,19 +421,37 @@ const RFC8187_ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPH
     .remove(b'|')
     .remove(b'~');
 
-/// A response body read chunk by chunk on the blocking pool: the file is never whole in memory,
-/// and a client that goes away stops the reading.
-fn stream(mut reader: FileReader) -> Body {
+/// How long a download may wait for its client to take the next piece before it is cut off
+/// (its snapshot of the database is released then, so freed pages can be reused).
+const DOWNLOAD_IDLE: Duration = Duration::from_secs(60);
+
+/// A response body read piece by piece on the blocking pool: the file is never whole in
+/// memory, no thread waits on a slow client between pieces, a client that goes away stops the
+/// reading and one that takes nothing for [`DOWNLOAD_IDLE`] is cut off.
+fn stream(reader: FileReader) -> Body {
     let (sender, receiver) = tokio::sync::mpsc::channel(2);
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
+        let mut reader = reader;
         loop {
-            let piece = match reader.next_piece() {
+            let read = tokio::task::spawn_blocking(move || {
+                let piece = reader.next_piece();
+                (reader, piece)
+            })
+            .await;
+            let Ok((returned, piece)) = read else {
+                let _ = sender
+                    .send(Err(std::io::Error::other("the file could not be read")))
+                    .await;
+                return;
+            };
+            reader = returned;
+            let piece = match piece {
                 Ok(Some(piece)) => Ok(Bytes::from(piece)),
                 Ok(None) => return,
                 Err(error) => Err(std::io::Error::other(error)),
             };
             let failed = piece.is_err();
-            if sender.blocking_send(piece).is_err() || failed {
+            if sender.send_timeout(piece, DOWNLOAD_IDLE).await.is_err() || failed {
                 return;
             }
         }
@@ -460,26 +508,45 @@ impl Parts {
         self.limit
     }
 
-    /// The part named `file`, stored in `bucket` (other parts are skipped).
+    /// The part named `file`, stored in `bucket` (other parts are skipped). The file is stored
+    /// only once the whole body has arrived intact: a body broken after the file part leaves
+    /// nothing behind.
     pub(crate) async fn store_file_part(mut self, bucket: &Bucket) -> Result<FileInfo> {
         let limit = self.limit;
-        let mut stored = None;
-        while let Some(field) = self.next().await? {
-            if field.name() == Some("file") && stored.is_none() {
-                stored =
-                    Some(store_field(|name, kind| bucket.upload(name, kind), field, limit).await?);
+        let mut fed = None;
+        loop {
+            let field = match self.next().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(error) => {
+                    abandon(fed).await;
+                    return Err(error);
+                }
+            };
+            if field.name() == Some("file") && fed.is_none() {
+                fed = Some(feed_field(|name, kind| bucket.upload(name, kind), field, limit).await?);
             }
         }
-        stored.ok_or_else(|| Error::invalid("send the file in a part named `file`"))
+        let upload = fed.ok_or_else(|| Error::invalid("send the file in a part named `file`"))?;
+        finish(upload).await
     }
 }
 
-/// The file part of a multipart upload: its filename and content type, then its bytes.
+/// The file part of a multipart upload, stored: its filename and content type, then its bytes.
 pub(crate) async fn store_field(
     upload: impl FnOnce(&str, &str) -> Result<Upload>,
     field: axum::extract::multipart::Field<'_>,
     body_limit: u64,
 ) -> Result<FileInfo> {
+    finish(feed_field(upload, field, body_limit).await?).await
+}
+
+/// The file part of a multipart upload, fed but not yet stored (see [`feed`]).
+async fn feed_field(
+    upload: impl FnOnce(&str, &str) -> Result<Upload>,
+    field: axum::extract::multipart::Field<'_>,
+    body_limit: u64,
+) -> Result<Upload> {
     let filename = field
         .file_name()
         .or(field.name())
@@ -488,7 +555,7 @@ pub(crate) async fn store_field(
     let guessed = mime_of(&filename);
     let content_type = field.content_type().unwrap_or(guessed).to_owned();
     let upload = upload(&filename, &content_type)?;
-    store(upload, field, body_limit).await
+    feed(upload, field, body_limit).await
 }
 
 /// The content type of a file part sent without one, from its extension.

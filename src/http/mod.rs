@@ -14,9 +14,10 @@ mod server;
 mod urbackend;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +26,6 @@ use serde_json::{Value, json};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -64,17 +64,17 @@ pub fn router(db: Db, config: &ServerConfig) -> Router {
 fn protect(routes: Router, db: Db, config: &ServerConfig) -> Router {
     let cors = cors(db);
     let router = routes
-        // Innermost: the body limit, so chunked bodies over the limit are cut off too.
+        // Our own limits below are the real ones; axum's extractors would otherwise cut
+        // multipart bodies off at their own 2 MiB default.
+        .layer(DefaultBodyLimit::disable())
+        // The body limit and the deadlines, so chunked bodies over the limit are cut off too.
         .layer(axum::middleware::from_fn_with_state(
-            BodyLimits {
+            RequestLimits {
                 body: config.max_body_bytes,
                 upload: config.max_upload_bytes,
+                timeout: config.request_timeout,
             },
-            limit_body,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
+            limit_request,
         ))
         .layer(axum::middleware::map_response(json_errors))
         .layer(cors)
@@ -94,11 +94,12 @@ fn protect(routes: Router, db: Db, config: &ServerConfig) -> Router {
     }
 }
 
-/// The body limits of [`ServerConfig`].
+/// The body limits and the request timeout of [`ServerConfig`].
 #[derive(Clone, Copy)]
-struct BodyLimits {
+struct RequestLimits {
     body: usize,
     upload: usize,
+    timeout: Duration,
 }
 
 /// The limit the body of a request is held to (a request extension, for error messages).
@@ -108,24 +109,16 @@ pub(crate) struct BodyLimit(pub(crate) u64);
 /// Uploads (multipart bodies and the file routes) get the upload ceiling, everything else the
 /// body limit. A declared length over it is refused at once; a chunked or lying body is cut off
 /// when it passes it (413 either way).
-async fn limit_body(
-    State(limits): State<BodyLimits>,
+///
+/// Deadlines: a request must be answered within the request timeout (408), except an upload,
+/// which may take as long as its bytes keep coming — a large file on a slow link is not an
+/// attack — but is cut off (408) once its body has been idle for the request timeout.
+async fn limit_request(
+    State(limits): State<RequestLimits>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = request.uri().path();
-    let is_upload = ["/api/files/", "/api/uploads/", "/api/storage/"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix))
-        || request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("multipart/form-data")
-            });
+    let is_upload = is_upload(&request);
     let limit = if is_upload {
         limits.upload
     } else {
@@ -141,9 +134,131 @@ async fn limit_body(
     }
     let (mut parts, body) = request.into_parts();
     parts.extensions.insert(BodyLimit(limit as u64));
-    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
+    let limited = http_body_util::Limited::new(body, limit);
+    let timed_out = || generic_error(StatusCode::REQUEST_TIMEOUT, "the request timed out");
+    if !is_upload {
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::new(limited));
+        return tokio::time::timeout(limits.timeout, next.run(request))
+            .await
+            .unwrap_or_else(|_| timed_out());
+    }
+    let progress = std::sync::Arc::new(Progress::new());
+    let body = axum::body::Body::new(ProgressBody {
+        inner: limited,
+        progress: progress.clone(),
+    });
+    let answer = next.run(axum::extract::Request::from_parts(parts, body));
+    tokio::pin!(answer);
+    loop {
+        if progress.body_done() {
+            // The bytes are in: storing them gets the ordinary deadline.
+            return tokio::time::timeout(limits.timeout, answer)
+                .await
+                .unwrap_or_else(|_| timed_out());
+        }
+        let idle = progress.idle();
+        if idle >= limits.timeout {
+            // Dropping the handler drops its unfinished upload, which removes what it staged.
+            return timed_out();
+        }
+        tokio::select! {
+            response = &mut answer => return response,
+            () = tokio::time::sleep(limits.timeout - idle) => {}
+        }
+    }
+}
+
+/// Multipart bodies and the bodies of the file routes.
+fn is_upload(request: &axum::extract::Request) -> bool {
+    let path = request.uri().path();
+    ["/api/files/", "/api/uploads/", "/api/storage/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
+        || request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("multipart/form-data")
+            })
+}
+
+/// When an upload's body last delivered bytes, and whether it has ended.
+struct Progress {
+    started: std::time::Instant,
+    last_millis: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            started: std::time::Instant::now(),
+            last_millis: std::sync::atomic::AtomicU64::new(0),
+            done: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn now_millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn moved(&self) {
+        let now = self.now_millis();
+        self.last_millis
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = self.last_millis.load(std::sync::atomic::Ordering::Relaxed);
+        Duration::from_millis(self.now_millis().saturating_sub(last))
+    }
+
+    fn body_done(&self) -> bool {
+        self.done.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A request body that reports its progress (see [`limit_request`]).
+struct ProgressBody<B> {
+    inner: B,
+    progress: std::sync::Arc<Progress>,
+}
+
+impl<B> http_body::Body for ProgressBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<B::Data>, B::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(_))) => self.progress.moved(),
+            std::task::Poll::Ready(None) => {
+                self.progress.moved();
+                self.progress
+                    .done
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// One line per request: method, path (no query string: it may carry a key), status, time.
@@ -160,9 +275,14 @@ async fn log_request(request: axum::extract::Request, next: axum::middleware::Ne
     response
 }
 
-/// A path for the log: a segment shaped like a key secret (a client that names a key by its
-/// secret, e.g. ekoDB's `DELETE /api/auth/keys/{key}`) is replaced, so no secret is logged.
+/// A path for the log, with no credential in it: a segment shaped like a key secret (a client
+/// that names a key by its secret, e.g. ekoDB's `DELETE /api/auth/keys/{key}`) is replaced, and
+/// so is the token of a signed upload URL, which is a credential until it is used.
 fn loggable_path(path: &str) -> String {
+    const TOKEN_ROUTES: [&str; 2] = ["/api/uploads/", "/api/storage/blob/"];
+    if let Some(prefix) = TOKEN_ROUTES.iter().find(|p| path.starts_with(**p)) {
+        return format!("{prefix}<token>");
+    }
     path.split('/')
         .map(|segment| {
             if crate::api_keys::looks_like_secret(segment) {
@@ -299,12 +419,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Presented {
     }
 }
 
-async fn health() -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(json!({"status": "ok", "service": "larder"})),
-    )
-        .into_response()
+/// The storage's state (see [`Db::health`]): `ok`; `degraded` (200) when reads work but a fatal
+/// write error stopped writes until a reopen; `unavailable` (503) when reads fail too.
+/// `integrity_ok` (the field ekoDB's client reads) says the file passed redb's integrity check
+/// on open and has not failed since.
+async fn health(State(state): State<AppState>) -> Response {
+    let db = state.db.clone();
+    let health = blocking(move || Ok(db.health())).await.ok();
+    let readable = health.is_some_and(|h| h.readable);
+    let writable = health.is_some_and(|h| h.writable);
+    let (status, state) = match (readable, writable) {
+        (true, true) => (StatusCode::OK, "ok"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let integrity_ok = readable && writable && health.is_some_and(|h| h.verified_on_open);
+    let body = json!({
+        "status": state,
+        "service": "larder",
+        "readable": readable,
+        "writable": writable,
+        "integrity_ok": integrity_ok,
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
@@ -399,6 +536,14 @@ mod tests {
         assert_eq!(
             loggable_path("/api/find/notes/0192"),
             "/api/find/notes/0192"
+        );
+        assert_eq!(
+            loggable_path("/api/uploads/Zm9vYmFyYmF6"),
+            "/api/uploads/<token>"
+        );
+        assert_eq!(
+            loggable_path("/api/storage/blob/Zm9vYmFyYmF6"),
+            "/api/storage/blob/<token>"
         );
     }
 

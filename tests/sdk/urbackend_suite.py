@@ -220,7 +220,7 @@ def storage_upload_download_delete():
     expect(StorageError, lambda: storage.delete_file("../../etc/passwd"), 403)
     expect(StorageError, lambda: storage.delete_file("storage/../x"), 400)
     # The publishable key cannot upload (the SDK never sends a user token to storage).
-    expect(StorageError, lambda: client().storage.upload(b"x", filename="x.txt"), 401)
+    expect(StorageError, lambda: client().storage.upload(b"x", filename="x.txt"), 403)
 
 
 def last_code(email):

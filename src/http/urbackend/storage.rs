@@ -32,8 +32,13 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/storage/file", delete(delete_file))
 }
 
-/// The `storage` bucket as the caller's key, made on first use.
+/// The `storage` bucket as the caller's key, made on first use. Storage calls are the secret
+/// key's: the SDK never sends a user's token with them, so a publishable key is refused (403,
+/// as the hosted service does) rather than treated as an anonymous caller.
 async fn bucket(caller: &Caller) -> Result<Bucket> {
+    if caller.key.kind != crate::api_keys::KeyKind::Secret {
+        return Err(Error::forbidden("storage calls need the secret key"));
+    }
     let db = caller.db.clone();
     let principal = Principal::key(caller.key.clone());
     blocking(move || {
