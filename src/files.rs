@@ -40,8 +40,9 @@ const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Longest original filename kept as metadata, in bytes.
 const MAX_FILENAME_BYTES: usize = 255;
-/// Longest stored name, in bytes (a UUID, `_`, and up to 64 bytes of the original name).
-const MAX_NAME_BYTES: usize = 101;
+/// Longest stored name, in bytes (a UUID, `-`, 16 hex digits, `_`, and up to 64 bytes of the
+/// original name).
+const MAX_NAME_BYTES: usize = 118;
 /// The owner field of the spec a bucket's rules are decided with.
 const OWNER_FIELD: &str = "owner";
 /// A staged upload older than this is abandoned and may be purged by [`Db::cleanup_files`].
@@ -287,6 +288,13 @@ fn validate_metadata(filename: &str, content_type: &str) -> Result<()> {
 }
 
 /// The generated name: a UUIDv7 (unique, time-ordered) and the original's safe characters.
+/// The unique part of a stored file's name: a time-ordered id, then 64 random bits. A public
+/// bucket's download URL is only as secret as its name, and the id alone is guessable from a
+/// neighbouring upload (its random part is small and its counter counts up).
+fn file_id(db: &Db) -> Result<String> {
+    Ok(format!("{}-{}", db.new_id(), crate::ids::random_hex(8)?))
+}
+
 fn generated_name(id: &str, filename: &str) -> String {
     let base = filename
         .rsplit(['/', '\\'])
@@ -686,7 +694,9 @@ pub(crate) fn on_collection_deleted(txn: &WriteTransaction, collection: &str) ->
     Ok(())
 }
 
-/// Deletes the files a user uploaded when the user is deleted (called in its transaction).
+/// Deletes the files a user uploaded when the account is deleted (called in its transaction),
+/// unless their bucket keeps orphans. A file attached to a document that still exists belongs
+/// to that document: it stays, without an owner, so the document's URL keeps working.
 pub(crate) fn on_user_deleted(txn: &WriteTransaction, user_id: &str) -> Result<()> {
     let paths: Vec<String> = {
         let table = txn.open_multimap_table(FILES_BY_OWNER)?;
@@ -696,8 +706,33 @@ pub(crate) fn on_user_deleted(txn: &WriteTransaction, user_id: &str) -> Result<(
             .collect::<std::result::Result<_, _>>()?
     };
     for path in paths {
-        remove_detached(txn, &path)?;
+        let Some((bucket, name)) = path.split_once('/') else {
+            continue;
+        };
+        let stored: Option<StoredFile> = match txn.open_table(FILES)?.get((bucket, name))? {
+            Some(bytes) => Some(schema::decode(bytes.value())?),
+            None => None,
+        };
+        match stored {
+            Some(mut file)
+                if file
+                    .attached_to
+                    .as_deref()
+                    .map(|document| document_exists(txn, document))
+                    .transpose()?
+                    .unwrap_or(false) =>
+            {
+                file.owner = None;
+                txn.open_table(FILES)?
+                    .insert((bucket, name), schema::encode(&file)?.as_slice())?;
+            }
+            _ => {
+                remove_detached(txn, &path)?;
+            }
+        }
     }
+    txn.open_multimap_table(FILES_BY_OWNER)?
+        .remove_all(user_id)?;
     Ok(())
 }
 
@@ -804,7 +839,7 @@ impl Bucket {
         validate_metadata(filename, content_type)?;
         let spec = self.load()?;
         self.permit(&spec, Action::Create, None)?;
-        let name = generated_name(&self.db.new_id(), filename);
+        let name = generated_name(&file_id(&self.db)?, filename);
         Ok(Upload::start(
             self.clone(),
             name,
@@ -851,7 +886,7 @@ impl Bucket {
             return Err(Error::too_large("file", limit));
         }
         let token = crate::ids::random_secret()?;
-        let name = generated_name(&self.db.new_id(), filename);
+        let name = generated_name(&file_id(&self.db)?, filename);
         let expires_at = self
             .db
             .now_micros()

@@ -51,6 +51,11 @@ pub struct Settings {
     pub login_url: Option<String>,
     /// Where password-reset links point (`{PASSWORD_RESET_URL}?token=…`).
     pub password_reset_url: Option<String>,
+    /// The address clients reach this server by (`https://api.example.com`), used for the
+    /// absolute URLs larder hands out: files, signed upload links. Unset, they are built from
+    /// the request's `Host` over `http://`, which is right on loopback but wrong behind TLS or
+    /// a proxy — and file URLs are stored in documents and profiles.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
             verification_success_url: None,
             login_url: None,
             password_reset_url: None,
+            public_url: None,
         }
     }
 }
@@ -105,6 +111,14 @@ impl Settings {
         ] {
             if let Some(url) = url {
                 validate_url(name, url)?;
+            }
+        }
+        if let Some(url) = &self.public_url {
+            validate_url("PUBLIC_URL", url)?;
+            if url.contains(['?', '#']) {
+                return Err(Error::invalid(
+                    "PUBLIC_URL must have no query string or fragment",
+                ));
             }
         }
         Ok(())

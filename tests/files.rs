@@ -548,10 +548,26 @@ fn files_go_with_their_document_their_collection_and_their_uploader() {
         .bucket("mine")
         .put("c.txt", "text/plain", &b"c"[..])
         .unwrap();
+    // One of her uploads belongs to a document that outlives her account.
+    db.create_collection("wall", CollectionSpec::new()).unwrap();
+    let wall: larder::Collection = db.collection("wall");
+    let post = wall.insert(&json!({"t": 1})).unwrap();
+    let mut upload = carol.bucket("mine").upload("p.png", "image/png").unwrap();
+    upload.attach_to("wall", &post.id);
+    upload.write(b"png").unwrap();
+    let on_post = upload.finish().unwrap();
     db.delete_user(&carol.principal().user().unwrap().id)
         .unwrap();
     assert!(matches!(
         kind(db.bucket("mine").info(&file.name)),
+        ErrorKind::NotFound { .. }
+    ));
+    let kept_for_post = db.bucket("mine").info(&on_post.name).unwrap();
+    assert_eq!(kept_for_post.owner, None);
+    assert_eq!(db.cleanup_files().unwrap(), 0);
+    wall.delete(&post.id).unwrap();
+    assert!(matches!(
+        kind(db.bucket("mine").info(&on_post.name)),
         ErrorKind::NotFound { .. }
     ));
 

@@ -859,3 +859,39 @@ fn a_failed_signed_upload_keeps_its_link_until_it_expires() {
     assert_eq!(put(&link, "text/plain", b"hello"), 403);
     assert_eq!(db.bucket_info("b").unwrap().file_count, 1);
 }
+
+#[test]
+fn file_urls_use_the_public_url_setting() {
+    let f = fixture();
+    f.public_bucket("b");
+    let before = f.upload("b", "a.txt", "text/plain", b"a".to_vec());
+    assert!(
+        before["url"].as_str().unwrap().starts_with("http://"),
+        "{before}"
+    );
+    f.db.update_settings(&json!({"PUBLIC_URL": "https://files.example.com/"}))
+        .unwrap();
+    let after = f.upload("b", "b.txt", "text/plain", b"b".to_vec());
+    let url = after["url"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "https://files.example.com/api/files/b/{}",
+            after["name"].as_str().unwrap()
+        )
+    );
+    let request =
+        json!({"bucket": "b", "filename": "s.txt", "contentType": "text/plain", "size": 5});
+    let grant = f.admin_send(
+        "POST",
+        "/api/uploads",
+        &[("content-type", "application/json")],
+        request.to_string().into_bytes(),
+    );
+    assert!(
+        grant.json()["uploadUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://files.example.com/api/uploads/")
+    );
+}

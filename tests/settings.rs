@@ -31,6 +31,7 @@ fn defaults() {
         "LOGIN_URL",
         "PASSWORD_RESET_URL",
         "ALLOWED_ORIGINS",
+        "PUBLIC_URL",
     ] {
         assert!(names.get(name).is_some(), "{name}");
     }
@@ -51,6 +52,8 @@ fn invalid_changes_are_refused_whole() {
         json!({"ALLOWED_ORIGINS": "*"}),
         json!({"ALLOWED_ORIGINS": ["https://ok.example.com", "null"]}),
         json!({"ALLOWED_SELF_ROLES": ["Bad Role"]}),
+        json!({"PUBLIC_URL": "ftp://files.example.com"}),
+        json!({"PUBLIC_URL": "https://api.example.com/?x=1"}),
         json!({"NOT_A_SETTING": 1}),
         json!({"OTP_LENGTH": 8, "NOT_A_SETTING": 1}),
         json!("not an object"),

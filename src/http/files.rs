@@ -55,9 +55,12 @@ pub(crate) async fn principal(state: &AppState, presented: Presented) -> Result<
     blocking(move || presented.principal(&db)).await
 }
 
-/// The address clients reach this server by: the request's `Host` when it is a plain
-/// `host[:port]`, else the address the server listens on.
+/// The address clients reach this server by: the `PUBLIC_URL` setting, else the request's
+/// `Host` when it is a plain `host[:port]`, else the address the server listens on.
 pub(crate) fn base_url(db: &Db, headers: &HeaderMap) -> String {
+    if let Some(url) = db.settings().ok().and_then(|s| s.public_url) {
+        return url.trim_end_matches('/').to_owned();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
