@@ -457,3 +457,137 @@ fn grants_limit_fields_through_the_dialect() {
     assert_eq!(write.status, 403);
     assert_eq!(write.json["code"], 403);
 }
+
+#[test]
+fn field_actions_answer_501_with_what_is_missing_and_change_nothing() {
+    let f = fixture();
+    let token = f.token(&f.admin);
+    let created = f.call(
+        "POST",
+        "/api/insert/counters",
+        Some(&token),
+        Some(json!({"n": 1})),
+    );
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    // The paths `update_with_action` and `update_with_action_sequence` use.
+    for path in [
+        format!("/api/update/counters/{id}/action/increment"),
+        format!("/api/update/sequence/counters/{id}"),
+    ] {
+        let answer = f.call(
+            "PUT",
+            &path,
+            Some(&token),
+            Some(json!({"field": "n", "value": 5})),
+        );
+        assert_eq!(answer.status, 501, "{path}");
+        assert_eq!(answer.json["code"], 501);
+        assert_eq!(answer.json["message"], answer.json["error"]);
+        let message = answer.json["message"].as_str().unwrap();
+        assert!(
+            message.contains("atomic field actions are not supported"),
+            "{message}"
+        );
+        let anonymous = f.call("PUT", &path, None, Some(json!({"field": "n"})));
+        assert_eq!(anonymous.status, 401, "credentials are checked first");
+    }
+    let stored = f.call(
+        "GET",
+        &format!("/api/find/counters/{id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(stored.json["n"], 1, "nothing changed");
+
+    // A collection that happens to be called `sequence` is still updated as usual.
+    let created = f.call(
+        "POST",
+        "/api/insert/sequence",
+        Some(&token),
+        Some(json!({"step": 1})),
+    );
+    let id = created.json["id"].as_str().unwrap();
+    let updated = f.call(
+        "PUT",
+        &format!("/api/update/sequence/{id}"),
+        Some(&token),
+        Some(json!({"step": 2})),
+    );
+    assert_eq!(updated.status, 200, "{}", updated.json);
+    assert_eq!(updated.json["step"], 2);
+}
+
+#[test]
+fn kv_grants_by_prefix_answer_501_for_every_method() {
+    let f = fixture();
+    let scoped =
+        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::read()))
+            .unwrap();
+    let token = f.token(&f.admin);
+    let path = format!("/api/auth/keys/{}/permissions/kv/sessions", scoped.info.id);
+    for method in ["GET", "PUT", "PATCH", "DELETE"] {
+        let body = (method == "PUT" || method == "PATCH").then(|| json!({"read": true}));
+        let answer = f.call(method, &path, Some(&token), body);
+        assert_eq!(answer.status, 501, "{method}");
+        assert_eq!(answer.json["code"], 501);
+        assert_eq!(
+            answer.json["message"],
+            "KV grants are not supported: larder has no key-value store"
+        );
+        assert_eq!(answer.json["message"], answer.json["error"]);
+    }
+    assert_eq!(f.call("GET", &path, None, None).status, 401);
+    // The list of KV grants is still served, and empty.
+    let list = f.call(
+        "GET",
+        &format!("/api/auth/keys/{}/permissions/kv", scoped.info.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(list.status, 200);
+    assert_eq!(list.json, json!([]));
+    assert_eq!(f.db.get_api_key(&scoped.info.id).unwrap().grants.len(), 1);
+}
+
+#[test]
+fn deleting_a_grant_the_key_does_not_have_is_404_and_changes_nothing() {
+    let f = fixture();
+    let scoped =
+        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::read()))
+            .unwrap();
+    let token = f.token(&f.admin);
+    let id = scoped.info.id.as_str();
+    let missing = f.call(
+        "DELETE",
+        &format!("/api/auth/keys/{id}/permissions/collections/comments"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(missing.status, 404, "{}", missing.json);
+    assert_eq!(missing.json["code"], 404);
+    assert_eq!(
+        missing.json["message"],
+        "a grant on collection `comments` not found"
+    );
+    assert_eq!(missing.json["message"], missing.json["error"]);
+    let grants = f.db.get_api_key(id).unwrap().grants;
+    assert_eq!(grants.keys().collect::<Vec<_>>(), ["posts"]);
+
+    let removed = f.call(
+        "DELETE",
+        &format!("/api/auth/keys/{id}/permissions/collections/posts"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(removed.status, 200);
+    assert_eq!(removed.json["before"]["read"], true);
+    assert_eq!(removed.json["after"], Value::Null);
+    assert!(f.db.get_api_key(id).unwrap().grants.is_empty());
+    let again = f.call(
+        "DELETE",
+        &format!("/api/auth/keys/{id}/permissions/collections/posts"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(again.status, 404, "a second removal finds nothing");
+}

@@ -18,6 +18,10 @@
 //! id (32 lowercase hex characters), never by their secret in a URL; only administrators create
 //! keys or change grants (a scoped key cannot escalate); `delete` is a grant of its own, given
 //! only when named; only administrators create collections, which an insert does on the fly.
+//!
+//! Not served, and said so with a 501 rather than the generic 404 (which the client reports as
+//! "record not found"): atomic field actions under `/api/update/…/action/…` and
+//! `/api/update/sequence/…`, and per-prefix KV grants (larder has no key-value store).
 
 use std::collections::BTreeMap;
 
@@ -27,7 +31,7 @@ use axum::extract::{FromRequestParts, Path, Query as UrlQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -67,10 +71,22 @@ pub(crate) fn routes() -> Router<AppState> {
                 .delete(delete_grant),
         )
         .route("/api/auth/keys/{key}/permissions/kv", get(list_kv_grants))
+        .route(
+            "/api/auth/keys/{key}/permissions/kv/{prefix}",
+            any(kv_grants_unsupported),
+        )
         .route("/api/insert/{name}", post(insert))
         .route("/api/find/{name}", post(find))
         .route("/api/find/{name}/{id}", get(find_by_id))
         .route("/api/update/{name}/{id}", put(update))
+        .route(
+            "/api/update/{name}/{id}/action/{action}",
+            any(field_actions_unsupported),
+        )
+        .route(
+            "/api/update/sequence/{name}/{id}",
+            any(field_actions_unsupported),
+        )
         .route("/api/delete/{name}/{id}", delete(remove))
         .route("/api/batch/insert/{name}", post(batch_insert))
         .route("/api/batch/update/{name}", put(batch_update))
@@ -87,6 +103,16 @@ fn fail(error: Error) -> ApiError {
 
 fn answer(status: StatusCode, body: Value) -> Answer {
     Ok(json_response(status, body))
+}
+
+/// A route of ekoDB's that larder does not serve: 501 saying what is missing, in the dialect's
+/// error shape. The generic 404 would mislead, since the client reports any 404 as "record not
+/// found"; a 501 reaches the caller as `Error::Api` with this message.
+fn not_implemented(message: &str) -> Answer {
+    answer(
+        StatusCode::NOT_IMPLEMENTED,
+        json!({"code": 501, "message": message, "error": message}),
+    )
 }
 
 /// A caller whose credentials were checked: the principal, and the database.
@@ -586,6 +612,12 @@ async fn list_kv_grants(caller: Caller, Path(key): Path<String>) -> Answer {
     answer(StatusCode::OK, json!([]))
 }
 
+/// Credentials are still checked first: like every route but the token exchange, an
+/// anonymous call is 401.
+async fn kv_grants_unsupported(_: Caller) -> Answer {
+    not_implemented("KV grants are not supported: larder has no key-value store")
+}
+
 async fn get_grant(caller: Caller, Path((key, name)): Path<(String, String)>) -> Answer {
     let info = caller.readable_key(&key).map_err(fail)?;
     let grant = info
@@ -621,7 +653,7 @@ async fn delete_grant(caller: Caller, Path((key, name)): Path<(String, String)>)
 }
 
 /// Applies an edit (`None`: removal) to one collection's grant in one transaction and answers
-/// `{"before", "after"}`.
+/// `{"before", "after"}`. Removing a grant that does not exist is 404 and changes nothing.
 async fn edit_grant(caller: Caller, key: String, name: String, edit: Option<GrantEdit>) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
     let id = caller.key_id(&key).map_err(fail)?;
@@ -633,12 +665,23 @@ async fn edit_grant(caller: Caller, key: String, name: String, edit: Option<Gran
             let mut next = current.clone();
             before = current.get(&collection).cloned();
             match edit.clone() {
-                Some(edit) => next.insert(
-                    collection.clone(),
-                    edit.apply(before.clone().unwrap_or_default()),
-                ),
-                None => next.remove(&collection),
-            };
+                Some(edit) => {
+                    next.insert(
+                        collection.clone(),
+                        edit.apply(before.clone().unwrap_or_default()),
+                    );
+                }
+                // Removing a grant the key does not have names the wrong key or collection:
+                // say so (404) rather than answer a success that changed nothing.
+                None if before.is_none() => {
+                    return Err(Error::not_found(format!(
+                        "a grant on collection `{collection}`"
+                    )));
+                }
+                None => {
+                    next.remove(&collection);
+                }
+            }
             Ok(next)
         })?;
         Ok((changes, before))
@@ -792,6 +835,15 @@ async fn update(
     })
     .await?;
     wire.answer(StatusCode::OK, &projection.record(&doc))
+}
+
+/// ekoDB's atomic field actions (`update_with_action`, `update_with_action_sequence`) are not
+/// served. Credentials are checked first, as everywhere.
+async fn field_actions_unsupported(_: Caller) -> Answer {
+    not_implemented(
+        "atomic field actions are not supported: read the record and send the new value with \
+         PUT /api/update/{collection}/{id}",
+    )
 }
 
 /// Answers the deleted record: the client refuses an empty answer.

@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use ekodb_client::admin::{
     AdminClient, ApiKeyAction, CreateApiKeyRequest, PatchApiKeyCollectionPermissionsRequest,
-    PermissionEdit, UpdateApiKeyCollectionPermissionsRequest,
+    PermissionEdit, UpdateApiKeyCollectionPermissionsRequest, UpdateApiKeyKvPermissionsRequest,
 };
-use ekodb_client::options::{InsertOptions, UpdateOptions};
+use ekodb_client::options::{
+    BatchDeleteOptions, BatchInsertOptions, BatchUpdateOptions, DeleteOptions, InsertOptions,
+    UpdateOptions, UpsertOptions,
+};
 use ekodb_client::{Client, Error, FieldType, QueryBuilder, Record, SerializationFormat};
 use larder::testing::TestServer;
 
@@ -57,6 +60,17 @@ fn age_of(record: &Record) -> i64 {
         Some(FieldType::Integer(age)) => *age,
         other => panic!("age is an integer, not {other:?}"),
     }
+}
+
+fn names_of(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            r.get_string("name")
+                .expect("a record has a name")
+                .to_owned()
+        })
+        .collect()
 }
 
 /// The status of a refused call (records themselves are not printed: an `ApiKey` holds a
@@ -223,6 +237,356 @@ async fn queries_sort_numbers_as_numbers_and_count() {
     .await;
 }
 
+/// A team of five: name, age and team, for the operator and sort tests.
+async fn seed_team(client: &Client, collection: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (name, age, team) in [
+        ("Ada", 36, "red"),
+        ("Bob", 25, "blue"),
+        ("Cyrus", 41, "red"),
+        ("Dee", 25, "red"),
+        ("Eve", 30, "blue"),
+    ] {
+        let mut record = person(name, age);
+        record.insert("team", team);
+        ids.push(id_of(
+            &client.insert(collection, record, None).await.unwrap(),
+        ));
+    }
+    ids
+}
+
+#[tokio::test]
+async fn every_operator_projection_and_a_multi_key_sort_give_the_right_records() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        let client = client(&server, &server.admin_key, SerializationFormat::MessagePack);
+        let ids = seed_team(&client, "team").await;
+        let names = |query: QueryBuilder| {
+            let client = client.clone();
+            async move {
+                names_of(
+                    &client
+                        .find("team", query.sort_asc("name").build(), None)
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        assert_eq!(names(QueryBuilder::new().gt("age", 30)).await, ["Ada", "Cyrus"]);
+        assert_eq!(names(QueryBuilder::new().lt("age", 30)).await, ["Bob", "Dee"]);
+        assert_eq!(
+            names(QueryBuilder::new().lte("age", 30)).await,
+            ["Bob", "Dee", "Eve"]
+        );
+        assert_eq!(
+            names(QueryBuilder::new().nin("team", vec!["blue".into()])).await,
+            ["Ada", "Cyrus", "Dee"]
+        );
+        assert_eq!(
+            names(QueryBuilder::new().contains("name", "e")).await,
+            ["Dee", "Eve"]
+        );
+        assert_eq!(
+            names(QueryBuilder::new().ends_with("name", "us")).await,
+            ["Cyrus"]
+        );
+        let not_red = serde_json::json!({"type": "Condition", "content": {"field": "team", "operator": "Eq", "value": "red"}});
+        assert_eq!(
+            names(QueryBuilder::new().not(not_red)).await,
+            ["Bob", "Eve"]
+        );
+
+        // By team ascending, then by age descending within a team.
+        let sorted = QueryBuilder::new()
+            .sort_asc("team")
+            .sort_desc("age")
+            .build();
+        let records = client.find("team", sorted, None).await.unwrap();
+        assert_eq!(names_of(&records), ["Eve", "Bob", "Cyrus", "Ada", "Dee"]);
+        // The second key breaks the first key's ties: the two 25-year-olds by name, descending.
+        let sorted = QueryBuilder::new()
+            .sort_asc("age")
+            .sort_desc("name")
+            .build();
+        let records = client.find("team", sorted, None).await.unwrap();
+        assert_eq!(names_of(&records), ["Dee", "Bob", "Eve", "Ada", "Cyrus"]);
+
+        let without_team = QueryBuilder::new()
+            .eq("name", "Eve")
+            .exclude_fields(vec!["team".into()])
+            .build();
+        let found = client.find("team", without_team, None).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert!(found[0].get("team").is_none(), "the excluded field is gone");
+        assert_eq!(age_of(&found[0]), 30);
+        assert_eq!(id_of(&found[0]), ids[4], "the id is always kept");
+
+        let projected = client
+            .find_by_id_with_projection("team", &ids[0], None, Some(vec!["team".into()]))
+            .await
+            .unwrap();
+        assert_eq!(projected.get_string("name"), Some("Ada"));
+        assert_eq!(age_of(&projected), 36);
+        assert!(projected.get("team").is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_convenience_reads_find_one_exists_paginate_find_all_and_list_user_collections() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        let client = client(&server, &server.admin_key, SerializationFormat::MessagePack);
+        let ids = seed_team(&client, "team").await;
+
+        let eve = client.find_one("team", "name", "Eve").await.unwrap();
+        assert_eq!(age_of(&eve.expect("Eve is found")), 30);
+        assert!(
+            client
+                .find_one("team", "name", "Zed")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        assert!(client.exists("team", &ids[1]).await.unwrap());
+        assert!(!client.exists("team", "no-such-id").await.unwrap());
+
+        let everyone = client.find_all("team", 100).await.unwrap();
+        assert_eq!(everyone.len(), 5);
+        assert!(
+            everyone[0].get("team").is_some(),
+            "find_all's empty field lists keep every field"
+        );
+        assert_eq!(client.find_all("team", 3).await.unwrap().len(), 3);
+
+        // Pages of two, one-based: together they are every record, once, in find_all's order.
+        let mut paged = Vec::new();
+        for page in 1..=3 {
+            let records = client.paginate("team", page, 2).await.unwrap();
+            assert_eq!(records.len(), if page < 3 { 2 } else { 1 }, "page {page}");
+            paged.extend(records.iter().map(id_of));
+        }
+        assert_eq!(paged, everyone.iter().map(id_of).collect::<Vec<_>>());
+        assert!(client.paginate("team", 4, 2).await.unwrap().is_empty());
+
+        client.insert("notes", person("N", 1), None).await.unwrap();
+        let mut listed = client.list_user_collections().await.unwrap();
+        listed.sort();
+        assert_eq!(listed, ["notes", "team"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upsert_and_a_null_field_in_both_formats() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        for format in FORMATS {
+            let name = format!("upsert_{format:?}").to_lowercase();
+            let client = client(&server, &server.admin_key, format);
+            // Admin keys create collections on their first insert.
+            client.insert(&name, person("Seed", 1), None).await.unwrap();
+
+            // A miss inserts under the caller's id; a hit merges into the record.
+            let mut ada = person("Ada", 36);
+            ada.insert("city", "London");
+            let inserted = client.upsert(&name, "ada-1", ada, None).await.unwrap();
+            assert_eq!(id_of(&inserted), "ada-1");
+            let mut older = Record::new();
+            older.insert("age", 37i64);
+            let options = UpsertOptions::new().bypass_ripple(true);
+            let updated = client
+                .upsert(&name, "ada-1", older, Some(options))
+                .await
+                .unwrap();
+            assert_eq!(age_of(&updated), 37);
+            assert_eq!(updated.get_string("name"), Some("Ada"));
+            assert_eq!(client.count_documents(&name).await.unwrap(), 2);
+
+            // An update is a JSON merge patch: null deletes the field.
+            let mut no_city = Record::new();
+            no_city.insert("city", FieldType::Null);
+            let updated = client.update(&name, "ada-1", no_city, None).await.unwrap();
+            assert!(updated.get("city").is_none(), "null deleted the field");
+            let stored = client.find_by_id(&name, "ada-1", None).await.unwrap();
+            assert!(stored.get("city").is_none());
+            assert_eq!(stored.get_string("name"), Some("Ada"));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn delete_and_batches_with_options_in_both_formats() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        for format in FORMATS {
+            let name = format!("options_{format:?}").to_lowercase();
+            let client = client(&server, &server.admin_key, format);
+            let inserted = client
+                .batch_insert_with_options(
+                    &name,
+                    vec![person("A", 1), person("B", 2), person("C", 3)],
+                    BatchInsertOptions::new().bypass_ripple(true),
+                )
+                .await
+                .unwrap();
+            let ids: Vec<String> = inserted.iter().map(id_of).collect();
+            assert_eq!(client.count_documents(&name).await.unwrap(), 3);
+
+            let mut older = Record::new();
+            older.insert("age", 20i64);
+            let updated = client
+                .batch_update_with_options(
+                    &name,
+                    vec![(ids[0].clone(), older.clone())],
+                    BatchUpdateOptions::new().bypass_ripple(false),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                updated.iter().map(id_of).collect::<Vec<_>>(),
+                [ids[0].clone()]
+            );
+            assert_eq!(
+                age_of(&client.find_by_id(&name, &ids[0], None).await.unwrap()),
+                20
+            );
+
+            client
+                .delete_with_options(&name, &ids[2], DeleteOptions::new().bypass_ripple(true))
+                .await
+                .unwrap();
+            assert!(!client.exists(&name, &ids[2]).await.unwrap());
+
+            // Staged writes (a transaction_id) are refused, 400, and nothing changes.
+            let staged = "t1";
+            assert_eq!(
+                status_of(
+                    client
+                        .batch_insert_with_options(
+                            &name,
+                            vec![person("T", 9)],
+                            BatchInsertOptions::new().transaction_id(staged),
+                        )
+                        .await
+                ),
+                400
+            );
+            let mut changed = Record::new();
+            changed.insert("age", 99i64);
+            assert_eq!(
+                status_of(
+                    client
+                        .batch_update_with_options(
+                            &name,
+                            vec![(ids[1].clone(), changed)],
+                            BatchUpdateOptions::new().transaction_id(staged),
+                        )
+                        .await
+                ),
+                400
+            );
+            assert_eq!(
+                status_of(
+                    client
+                        .batch_delete_with_options(
+                            &name,
+                            vec![ids[1].clone()],
+                            BatchDeleteOptions::new().transaction_id(staged),
+                        )
+                        .await
+                ),
+                400
+            );
+            assert_eq!(
+                status_of(
+                    client
+                        .delete_with_options(
+                            &name,
+                            &ids[1],
+                            DeleteOptions::new().transaction_id(staged),
+                        )
+                        .await
+                ),
+                400
+            );
+            assert_eq!(client.count_documents(&name).await.unwrap(), 2);
+            assert_eq!(
+                age_of(&client.find_by_id(&name, &ids[1], None).await.unwrap()),
+                2
+            );
+
+            // A batch delete naming an unknown id fails as a whole and deletes nothing.
+            let with_unknown = vec![ids[0].clone(), "no-such-id".to_owned()];
+            assert_eq!(
+                status_of(
+                    client
+                        .batch_delete_with_options(&name, with_unknown, BatchDeleteOptions::new())
+                        .await
+                ),
+                404
+            );
+            assert!(client.exists(&name, &ids[0]).await.unwrap());
+
+            let deleted = client
+                .batch_delete_with_options(
+                    &name,
+                    ids[..2].to_vec(),
+                    BatchDeleteOptions::new().bypass_ripple(true),
+                )
+                .await
+                .unwrap();
+            assert_eq!(deleted, 2);
+            assert_eq!(client.count_documents(&name).await.unwrap(), 0);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn field_actions_are_refused_with_a_clear_501_in_both_formats() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        for format in FORMATS {
+            let name = format!("counters_{format:?}").to_lowercase();
+            let client = client(&server, &server.admin_key, format);
+            let id = id_of(&client.insert(&name, person("C", 1), None).await.unwrap());
+            let single = client
+                .update_with_action(&name, &id, "increment", "age", FieldType::Integer(1))
+                .await;
+            let sequence = client
+                .update_with_action_sequence(
+                    &name,
+                    &id,
+                    vec![("increment".into(), "age".into(), FieldType::Integer(1))],
+                )
+                .await;
+            for refused in [single, sequence] {
+                match refused {
+                    Err(Error::Api { code, message }) => {
+                        assert_eq!(code, 501);
+                        assert!(
+                            message.contains("atomic field actions are not supported"),
+                            "{message}"
+                        );
+                    }
+                    Err(other) => panic!("expected the 501, got {other:?}"),
+                    Ok(_) => panic!("field actions are not served"),
+                }
+            }
+            assert_eq!(
+                age_of(&client.find_by_id(&name, &id, None).await.unwrap()),
+                1,
+                "nothing changed"
+            );
+        }
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn batches_in_both_formats() {
     let server = TestServer::start().unwrap();
@@ -295,7 +659,13 @@ async fn scoped_keys_are_allowed_what_they_were_granted_and_nothing_else() {
                 .await
                 .unwrap(),
         );
-        root.insert("secrets", person("S", 1), None).await.unwrap();
+        let secret = id_of(&root.insert("secrets", person("S", 1), None).await.unwrap());
+        let archived = id_of(
+            &root
+                .insert("archive", person("Old", 70), None)
+                .await
+                .unwrap(),
+        );
 
         let admin = admin_client(&server, &server.admin_key);
         let created = admin
@@ -303,10 +673,13 @@ async fn scoped_keys_are_allowed_what_they_were_granted_and_nothing_else() {
                 label: Some("web app".into()),
                 description: Some("reads and writes users".into()),
                 is_admin: false,
-                collection_permissions: [(
-                    "members".to_owned(),
-                    vec![ApiKeyAction::Read, ApiKeyAction::Write],
-                )]
+                collection_permissions: [
+                    (
+                        "members".to_owned(),
+                        vec![ApiKeyAction::Read, ApiKeyAction::Write],
+                    ),
+                    ("archive".to_owned(), vec![ApiKeyAction::Read]),
+                ]
                 .into(),
             })
             .await
@@ -332,6 +705,38 @@ async fn scoped_keys_are_allowed_what_they_were_granted_and_nothing_else() {
                 Some("Root")
             );
             assert!(scoped.count_documents("members").await.unwrap() >= 2);
+            // The write grant allows updates.
+            let mut older = Record::new();
+            older.insert("age", 21i64);
+            let updated = scoped
+                .update("members", &id_of(&mine), older.clone(), None)
+                .await
+                .unwrap();
+            assert_eq!(age_of(&updated), 21);
+            assert_eq!(updated.get_string("name"), Some("Web"));
+            // A read grant alone does not: 403 (the client's `Error::Api`), nothing changes.
+            match scoped
+                .update("archive", &archived, older.clone(), None)
+                .await
+            {
+                Err(Error::Api { code: 403, message }) => {
+                    assert!(!message.is_empty() && !message.contains("not found"));
+                }
+                Err(other) => panic!("expected 403, got {other:?}"),
+                Ok(_) => panic!("a read grant does not allow an update"),
+            }
+            assert_eq!(
+                status_of(scoped.update("secrets", &secret, older, None).await),
+                403
+            );
+            assert_eq!(
+                status_of(
+                    scoped
+                        .batch_insert("secrets", vec![person("X", 1), person("Y", 2)], None)
+                        .await
+                ),
+                403
+            );
             // No delete grant, no grant on `secrets`: 403, and nothing changes.
             assert_eq!(
                 status_of(scoped.delete("members", &id_of(&mine), None).await),
@@ -349,10 +754,20 @@ async fn scoped_keys_are_allowed_what_they_were_granted_and_nothing_else() {
                 status_of(scoped.insert("secrets", person("X", 1), None).await),
                 403
             );
-            assert_eq!(scoped.list_collections().await.unwrap(), ["members"]);
+            let mut listed = scoped.list_collections().await.unwrap();
+            listed.sort();
+            assert_eq!(listed, ["archive", "members"]);
             assert_eq!(status_of(scoped.delete_collection("members").await), 403);
         }
         assert_eq!(root.count_documents("secrets").await.unwrap(), 1);
+        for (collection, id, age) in [("secrets", &secret, 1), ("archive", &archived, 70)] {
+            let untouched = root.find_by_id(collection, id, None).await.unwrap();
+            assert_eq!(
+                age_of(&untouched),
+                age,
+                "the refused update changed nothing"
+            );
+        }
 
         // A scoped key cannot escalate: no keys, no grants, no listing.
         let scoped_admin = admin_client(&server, &created.key);
@@ -392,8 +807,12 @@ async fn listed_keys_never_show_their_secret_and_revocation_is_immediate() {
         let admin = admin_client(&server, &server.admin_key);
         let created = admin
             .create_api_key(&CreateApiKeyRequest {
-                label: Some("reader".into()),
-                collection_permissions: [("members".to_owned(), vec![ApiKeyAction::Read])].into(),
+                label: Some("editor".into()),
+                collection_permissions: [(
+                    "members".to_owned(),
+                    vec![ApiKeyAction::Read, ApiKeyAction::Write],
+                )]
+                .into(),
                 ..CreateApiKeyRequest::default()
             })
             .await
@@ -410,7 +829,7 @@ async fn listed_keys_never_show_their_secret_and_revocation_is_immediate() {
         assert!(
             listed
                 .iter()
-                .any(|k| k.id == created.id && k.label.as_deref() == Some("reader"))
+                .any(|k| k.id == created.id && k.label.as_deref() == Some("editor"))
         );
 
         let scoped = client(&server, &created.key, SerializationFormat::MessagePack);
@@ -419,11 +838,18 @@ async fn listed_keys_never_show_their_secret_and_revocation_is_immediate() {
             .revoke_api_key(created.id.as_deref().unwrap())
             .await
             .unwrap();
-        // The cached token is refused, and so is the key when the client asks for a new one.
+        // The cached token is refused on a MessagePack write route and on a JSON route, and so
+        // is the key when the client asks for a new one.
+        match scoped.insert("members", person("Late", 1), None).await {
+            Err(Error::Authentication(message)) => assert!(message.contains("401"), "{message}"),
+            Err(other) => panic!("a revoked key is refused, not {other:?}"),
+            Ok(_) => panic!("a revoked key wrote a record"),
+        }
         match scoped.count_documents("members").await {
             Err(Error::Authentication(message)) => assert!(message.contains("401"), "{message}"),
             other => panic!("a revoked key is refused, not {other:?}"),
         }
+        assert_eq!(root.count_documents("members").await.unwrap(), 1);
         assert_eq!(admin.list_api_keys().await.unwrap().len(), 2);
     })
     .await;
@@ -490,6 +916,33 @@ async fn permissions_are_read_and_edited_with_before_and_after() {
         );
         assert_eq!(after.select_fields, Some(vec!["total".to_owned()]));
 
+        // The full-grant PATCH (read and write given, field lists as edited).
+        let updated = admin
+            .update_api_key_collection_permissions(&UpdateApiKeyCollectionPermissionsRequest {
+                key_id: key_id.clone(),
+                collection: "orders".into(),
+                read: true,
+                write: true,
+                select_fields: PermissionEdit::Keep,
+                exclude_fields: PermissionEdit::Set(vec!["margin".into()]),
+                writable_fields: PermissionEdit::Keep,
+            })
+            .await
+            .unwrap();
+        let before = updated.before.unwrap();
+        assert!(before.read && !before.write);
+        assert_eq!(before.exclude_fields, None);
+        let after = updated.after.unwrap();
+        assert!(after.read && after.write);
+        assert_eq!(after.exclude_fields, Some(vec!["margin".to_owned()]));
+        assert_eq!(after.select_fields, None);
+        let stored = admin
+            .get_api_key_collection_permissions(&key_id, "orders")
+            .await
+            .unwrap();
+        assert!(stored.write);
+        assert_eq!(stored.exclude_fields, Some(vec!["margin".to_owned()]));
+
         let grants = admin
             .list_api_key_collection_permissions(&key_id)
             .await
@@ -508,6 +961,15 @@ async fn permissions_are_read_and_edited_with_before_and_after() {
             .await
             .unwrap();
         assert!(removed.before.is_some() && removed.after.is_none());
+        // Removing it again finds no grant: 404 (the admin client's `Error::Api`).
+        assert_eq!(
+            status_of(
+                admin
+                    .delete_api_key_collection_permissions(&key_id, "invoices")
+                    .await
+            ),
+            404
+        );
         assert_eq!(
             status_of(
                 admin
@@ -523,6 +985,97 @@ async fn permissions_are_read_and_edited_with_before_and_after() {
                 .unwrap()
                 .is_empty()
         );
+        // Per-prefix KV grants are not served (no key-value store): 501. The admin client
+        // keeps only the status, not the body's message.
+        assert_eq!(
+            status_of(admin.get_api_key_kv_permissions(&key_id, "sessions").await),
+            501
+        );
+        let kv_grant = UpdateApiKeyKvPermissionsRequest {
+            key_id: key_id.clone(),
+            prefix: "sessions".into(),
+            read: true,
+            write: false,
+        };
+        assert_eq!(
+            status_of(admin.put_api_key_kv_permissions(&kv_grant).await),
+            501
+        );
+        assert_eq!(
+            status_of(
+                admin
+                    .delete_api_key_kv_permissions(&key_id, "sessions")
+                    .await
+            ),
+            501
+        );
+        assert_eq!(
+            admin
+                .list_api_key_collection_permissions(&key_id)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_key_created_by_an_admin_works_as_an_admin() {
+    let server = TestServer::start().unwrap();
+    bounded(async {
+        let admin = admin_client(&server, &server.admin_key);
+        let created = admin
+            .create_api_key(&CreateApiKeyRequest {
+                label: Some("second admin".into()),
+                is_admin: true,
+                ..CreateApiKeyRequest::default()
+            })
+            .await
+            .unwrap();
+        assert!(created.is_admin);
+        assert!(created.key.starts_with("sk_live_"));
+
+        for format in FORMATS {
+            let name = format!("ledger_{format:?}").to_lowercase();
+            let second = client(&server, &created.key, format);
+            // Only administrators create collections, which the first insert does.
+            let stored = second.insert(&name, person("L", 1), None).await.unwrap();
+            assert_eq!(
+                second
+                    .find_by_id(&name, &id_of(&stored), None)
+                    .await
+                    .unwrap()
+                    .get_string("name"),
+                Some("L")
+            );
+            second.delete_collection(&name).await.unwrap();
+            assert!(!second.collection_exists(&name).await.unwrap());
+        }
+
+        let second_admin = admin_client(&server, &created.key);
+        assert!(second_admin.get_permissions().await.unwrap().is_admin);
+        let made = second_admin
+            .create_api_key(&CreateApiKeyRequest {
+                label: Some("made by the second admin".into()),
+                collection_permissions: [("notes".to_owned(), vec![ApiKeyAction::Read])].into(),
+                ..CreateApiKeyRequest::default()
+            })
+            .await
+            .unwrap();
+        assert!(!made.is_admin);
+        let listed = second_admin.list_api_keys().await.unwrap();
+        assert_eq!(
+            listed.len(),
+            4,
+            "the server's two keys and the two made here"
+        );
+        second_admin
+            .revoke_api_key(made.id.as_deref().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(admin.list_api_keys().await.unwrap().len(), 3);
     })
     .await;
 }
