@@ -604,6 +604,37 @@ impl Db {
         inner.redb.check_integrity().map_err(Error::from)
     }
 
+    /// Rewrites the file so that the space freed by deletes (documents, files, cleanup) is
+    /// given back to the file system: the file shrinks. Without it freed pages are only reused
+    /// by later writes. Needs the only handle, with no reader or upload in progress; returns
+    /// whether anything was moved. Run [`Db::cleanup_files`] first to free what abandoned
+    /// uploads hold.
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// let dir = tempfile::tempdir().expect("a temporary directory");
+    /// let mut db = larder::Db::open(dir.path().join("app.redb"))?;
+    /// db.compact()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `InvalidInput` while other handles (or readers, or unfinished uploads) exist; `Storage`
+    /// if the rewrite fails, which leaves the file as it was.
+    pub fn compact(&mut self) -> Result<bool> {
+        let busy = || {
+            Error::invalid(
+                "compaction needs the only handle to the database, with nothing reading or \
+                 uploading",
+            )
+        };
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(busy)?;
+        inner.redb.compact().map_err(|error| match error {
+            redb::CompactionError::Storage(storage) => Error::from(storage),
+            _ => busy(),
+        })
+    }
+
     pub(crate) fn redb(&self) -> &redb::Database {
         &self.inner.redb
     }

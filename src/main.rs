@@ -54,6 +54,9 @@ enum Command {
     Users(UsersCommand),
     /// Verify the checksums of the whole file.
     Check,
+    /// Remove abandoned uploads and orphaned files, then rewrite the file so the space freed
+    /// by deletes is given back to the file system (the server must not be running).
+    Compact,
 }
 
 #[derive(Subcommand, Debug)]
@@ -242,6 +245,24 @@ fn run(cli: Cli) -> Result<(), String> {
                     .delete(&id)
                     .map_err(text)?,
             )?;
+        }
+        Command::Compact => {
+            let mut db = db;
+            let path = db.path().map(std::path::Path::to_path_buf);
+            let size = || {
+                path.as_ref()
+                    .and_then(|path| std::fs::metadata(path).ok())
+                    .map_or(0, |m| m.len())
+            };
+            let before = size();
+            let removed = db.cleanup_files().map_err(text)?;
+            db.compact().map_err(text)?;
+            // Closed first: the size that counts is the one the file keeps.
+            drop(db);
+            println!(
+                "removed {removed} abandoned uploads or orphaned files; {before} bytes -> {} bytes",
+                size()
+            );
         }
         Command::Check => {
             if db.check_integrity().map_err(text)? {

@@ -673,3 +673,82 @@ fn cleanup_spares_an_upload_still_moving_and_a_purged_one_cannot_finish() {
     ));
     assert_eq!(bucket.list().unwrap().len(), 1);
 }
+
+#[test]
+fn compaction_gives_the_space_of_deleted_files_back() {
+    let mut t = TestDb::new();
+    t.db.create_bucket("big", BucketSpec::new()).unwrap();
+    let size = |path: &std::path::Path| std::fs::metadata(path).unwrap().len();
+    let bytes: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let kept =
+        t.db.bucket("big")
+            .put("keep.bin", "application/octet-stream", &bytes[..1024])
+            .unwrap();
+    let big =
+        t.db.bucket("big")
+            .put("big.bin", "application/octet-stream", &bytes[..])
+            .unwrap();
+    let full = size(&t.path);
+    assert!(full > 8 * 1024 * 1024, "{full}");
+    t.db.bucket("big").delete(&big.name).unwrap();
+
+    // Another handle alive: refused, nothing changed.
+    let other = t.db.clone();
+    assert!(matches!(
+        kind(t.db.compact()),
+        ErrorKind::InvalidInput { .. }
+    ));
+    drop(other);
+
+    t.db.compact().unwrap();
+    let compacted = size(&t.path);
+    assert!(
+        compacted < full / 2,
+        "{full} bytes before, {compacted} after"
+    );
+    assert_eq!(
+        t.db.bucket("big").read_to_vec(&kept.name).unwrap(),
+        &bytes[..1024]
+    );
+    let t = t.reopen();
+    assert_eq!(
+        t.db.bucket("big").read_to_vec(&kept.name).unwrap(),
+        &bytes[..1024]
+    );
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn larder_compact_cleans_up_and_shrinks_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.redb");
+    {
+        let db = Db::open(&path).unwrap();
+        db.create_bucket("big", BucketSpec::new()).unwrap();
+        let bytes = vec![3u8; 6 * 1024 * 1024];
+        let big = db
+            .bucket("big")
+            .put("big.bin", "application/octet-stream", &bytes[..]);
+        // Written after it, so the freed pages are not simply at the end of the file.
+        db.bucket("big")
+            .put("small.bin", "application/octet-stream", &bytes[..10])
+            .unwrap();
+        db.bucket("big").delete(&big.unwrap().name).unwrap();
+    }
+    let before = std::fs::metadata(&path).unwrap().len();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_larder"))
+        .args(["compact", "--db"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let after = std::fs::metadata(&path).unwrap().len();
+    assert!(after < before / 2, "{before} -> {after}");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.trim_end().ends_with(&format!(" -> {after} bytes")),
+        "{said}"
+    );
+    let db = Db::open(&path).unwrap();
+    assert_eq!(db.bucket("big").list().unwrap().len(), 1);
+}
