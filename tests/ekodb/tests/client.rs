@@ -113,6 +113,10 @@ async fn token_health_and_crud_in_both_formats() {
             let name = format!("people_{format:?}").to_lowercase();
             let client = client(&server, &server.admin_key, format);
             client.health().await.unwrap();
+            // The structured health: storage fine, the file verified on open.
+            let health = client.health_status().await;
+            assert!(health.reachable && health.integrity_ok, "{health:?}");
+            assert_eq!(health.status, "ok");
 
             let stored = client.insert(&name, person("Ada", 36), None).await.unwrap();
             let id = id_of(&stored);
