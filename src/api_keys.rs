@@ -796,3 +796,48 @@ impl Db {
         Ok((token, lifetime))
     }
 }
+
+/// Moves every scoped key's grant on `from` to `to` (called in a collection rename's
+/// transaction). A grant a key held on `to` goes: after the rename, `to` names the renamed
+/// collection, and only the keys that could reach it before may reach it now.
+pub(crate) fn on_collection_renamed(txn: &WriteTransaction, from: &str, to: &str) -> Result<()> {
+    let mut keys = txn.open_table(API_KEYS)?;
+    let mut changed = Vec::new();
+    for entry in keys.iter()? {
+        let (id, bytes) = entry?;
+        let mut stored: StoredKey = schema::decode(bytes.value())?;
+        if !stored
+            .grants
+            .iter()
+            .any(|(name, _)| name == from || name == to)
+        {
+            continue;
+        }
+        let moved = stored
+            .grants
+            .iter()
+            .find(|(name, _)| name == from)
+            .map(|(_, grant)| grant.clone());
+        stored.grants.retain(|(name, _)| name != from && name != to);
+        if let Some(grant) = moved {
+            stored.grants.push((to.to_owned(), grant));
+            stored.grants.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        changed.push((id.value().to_owned(), stored));
+    }
+    for (id, stored) in changed {
+        keys.insert(id.as_str(), schema::encode(&stored)?.as_slice())?;
+    }
+    Ok(())
+}
+
+impl Db {
+    /// Drops every cached key identity, after a change made outside the key routines (a
+    /// collection rename moving grants), so the next use of each key reads its grants anew.
+    pub(crate) fn forget_cached_keys(&self) {
+        let cache = self.key_cache();
+        let mut inner = cache.inner.lock();
+        inner.generation += 1;
+        inner.entries.clear();
+    }
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::index;
-use crate::schema::{self, COLLECTIONS, DocsTable, StoredCollection};
+use crate::schema::{self, COLLECTIONS, DocsTable, IndexTable, StoredCollection};
 
 /// Names that can never be used for a collection.
 const RESERVED_NAMES: &[&str] = &["users"];
@@ -278,6 +278,63 @@ impl Db {
         });
         self.targets().invalidate();
         updated
+    }
+
+    /// Renames a collection, in one transaction: its documents, its indexes and everything that
+    /// names it follow. Files attached to its documents stay attached (they are re-keyed to the
+    /// new name), and each scoped key's grant on `from` becomes its grant on `to` (a grant a key
+    /// already held on `to` is dropped, so no key gains access to the renamed documents).
+    /// `created_at` is kept; `updated_at` moves on. A refused rename changes nothing.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a malformed or reserved name, `NotFound` if `from` does not exist,
+    /// `AlreadyExists` if `to` does (renaming a collection to its own name included).
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// let db = larder::Db::in_memory()?;
+    /// db.create_collection("notes", larder::CollectionSpec::new().index("author"))?;
+    /// let notes: larder::Collection = db.collection("notes");
+    /// notes.insert(&serde_json::json!({"author": "ada"}))?;
+    /// let renamed = db.rename_collection("notes", "journal")?;
+    /// assert_eq!((renamed.name.as_str(), renamed.document_count), ("journal", 1));
+    /// assert!(db.collection_info("notes").is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn rename_collection(&self, from: &str, to: &str) -> Result<CollectionInfo> {
+        validate_collection_name(from)?;
+        validate_collection_name(to)?;
+        let renamed = self.write(|txn| {
+            let mut collections = txn.open_table(COLLECTIONS)?;
+            let mut stored = load(&collections, from)?;
+            if collections.get(to)?.is_some() {
+                return Err(Error::already_exists(format!("collection `{to}`")));
+            }
+            txn.rename_table(
+                DocsTable::new(&schema::docs_table_name(from)),
+                DocsTable::new(&schema::docs_table_name(to)),
+            )?;
+            for path in &stored.spec.indexes {
+                txn.rename_table(
+                    IndexTable::new(&schema::index_table_name(from, path)),
+                    IndexTable::new(&schema::index_table_name(to, path)),
+                )?;
+            }
+            crate::files::on_collection_renamed(txn, from, to)?;
+            crate::api_keys::on_collection_renamed(txn, from, to)?;
+            collections.remove(from)?;
+            // Never backwards, even if the clock is.
+            stored.updated_at = self.now_micros().max(stored.updated_at + 1);
+            collections.insert(to, stored.encode()?.as_slice())?;
+            let count = txn
+                .open_table(DocsTable::new(&schema::docs_table_name(to)))?
+                .len()?;
+            Ok(info(to, stored, count))
+        });
+        // Both names' read targets are stale, and so are cached keys carrying the old grants.
+        self.targets().invalidate();
+        self.forget_cached_keys();
+        renamed
     }
 
     /// Creates the collection or replaces its configuration (see [`Db::update_collection`]).

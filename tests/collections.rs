@@ -3,7 +3,9 @@
 mod common;
 
 use common::{is_invalid, kind, memory_db};
-use larder::{CollectionSpec, ErrorKind, Filter, Rule, Rules};
+use larder::{
+    BucketSpec, CollectionSpec, ErrorKind, Filter, Grant, KeyKind, NewApiKey, Rule, Rules,
+};
 use serde_json::json;
 
 #[test]
@@ -190,4 +192,163 @@ fn put_creates_then_updates() {
         .unwrap();
     assert_eq!(db.collection_info("c").unwrap().spec.indexes, ["x"]);
     assert_eq!(db.list_collections().unwrap().len(), 1);
+}
+
+/// A collection with an index, a document holding an attached file, and a scoped key reading
+/// it, all under the name `posts`.
+struct Renamable {
+    first: String,
+    file: String,
+    key_id: String,
+    key_secret: String,
+}
+
+fn renamable(db: &larder::Db) -> Renamable {
+    db.create_collection("posts", CollectionSpec::new().index("author"))
+        .unwrap();
+    let posts: larder::Collection = db.collection("posts");
+    let first = posts.insert(&json!({"author": "ada", "n": 1})).unwrap();
+    posts.insert(&json!({"author": "bob", "n": 2})).unwrap();
+    posts.insert(&json!({"author": "ada", "n": 3})).unwrap();
+    db.create_bucket("att", BucketSpec::new()).unwrap();
+    let mut upload = db.bucket("att").upload("a.png", "image/png").unwrap();
+    upload.attach_to("posts", &first.id);
+    upload.write(b"png").unwrap();
+    let file = upload.finish().unwrap().name;
+    let key = db
+        .create_api_key(NewApiKey::new(KeyKind::Scoped, "reader").grant("posts", Grant::read()))
+        .unwrap();
+    Renamable {
+        first: first.id,
+        file,
+        key_id: key.info.id,
+        key_secret: key.secret,
+    }
+}
+
+/// Everything of `Renamable` is still found under `name`.
+fn assert_all_under(db: &larder::Db, name: &str, r: &Renamable) {
+    let docs: larder::Collection = db.collection(name);
+    // An equality filter and a sort on the indexed field.
+    assert_eq!(docs.count(&Filter::eq("author", "ada")).unwrap(), 2);
+    let sorted = docs
+        .find(&larder::Query::new().sort_desc("author").limit(1))
+        .unwrap();
+    assert_eq!(sorted[0].data["author"], "bob");
+    assert_eq!(
+        db.bucket("att")
+            .info(&r.file)
+            .unwrap()
+            .attached_to
+            .as_deref(),
+        Some(format!("{name}/{}", r.first).as_str())
+    );
+    let grants = db.get_api_key(&r.key_id).unwrap().grants;
+    assert_eq!(grants.keys().collect::<Vec<_>>(), [name]);
+    let as_key: larder::Collection = db.with_key(&r.key_secret).unwrap().collection(name);
+    assert_eq!(as_key.count(&Filter::All).unwrap(), 3);
+}
+
+#[test]
+fn rename_moves_documents_indexes_files_and_grants() {
+    let (db, clock) = memory_db();
+    let r = renamable(&db);
+    // The key's identity is cached with its grants before the rename.
+    let before: larder::Collection = db.with_key(&r.key_secret).unwrap().collection("posts");
+    assert_eq!(before.count(&Filter::All).unwrap(), 3);
+    let created = db.collection_info("posts").unwrap();
+    clock.advance(std::time::Duration::from_secs(5));
+
+    let renamed = db.rename_collection("posts", "articles").unwrap();
+    assert_eq!(renamed.name, "articles");
+    assert_eq!(renamed.document_count, 3);
+    assert_eq!(renamed.spec, created.spec);
+    assert_eq!(renamed.created_at, created.created_at);
+    assert!(renamed.updated_at > created.updated_at);
+    assert_eq!(
+        kind(db.collection_info("posts")),
+        ErrorKind::NotFound {
+            what: "collection `posts`".into()
+        }
+    );
+    assert_all_under(&db, "articles", &r);
+    let fresh: larder::Collection = db.with_key(&r.key_secret).unwrap().collection("posts");
+    assert!(matches!(
+        kind(fresh.count(&Filter::All)),
+        ErrorKind::NotFound { .. } | ErrorKind::Forbidden { .. }
+    ));
+
+    // The file still goes with its document under the new name.
+    let articles: larder::Collection = db.collection("articles");
+    articles.delete(&r.first).unwrap();
+    assert!(matches!(
+        kind(db.bucket("att").info(&r.file)),
+        ErrorKind::NotFound { .. }
+    ));
+}
+
+#[test]
+fn a_grant_on_the_new_name_does_not_survive_the_rename() {
+    let (db, _) = memory_db();
+    let r = renamable(&db);
+    // A key granted `articles` before it existed must not reach the renamed `posts`.
+    let early = db
+        .create_api_key(NewApiKey::new(KeyKind::Scoped, "early").grant("articles", Grant::all()))
+        .unwrap();
+    db.rename_collection("posts", "articles").unwrap();
+    assert!(db.get_api_key(&early.info.id).unwrap().grants.is_empty());
+    let early: larder::Collection = db.with_key(&early.secret).unwrap().collection("articles");
+    assert!(early.count(&Filter::All).is_err());
+    assert_all_under(&db, "articles", &r);
+}
+
+#[test]
+fn refused_renames_change_nothing() {
+    let (db, _) = memory_db();
+    let r = renamable(&db);
+    db.create_collection("taken", CollectionSpec::new())
+        .unwrap();
+    let before = db.list_collections().unwrap();
+
+    assert!(matches!(
+        kind(db.rename_collection("posts", "taken")),
+        ErrorKind::AlreadyExists { .. }
+    ));
+    assert!(matches!(
+        kind(db.rename_collection("posts", "posts")),
+        ErrorKind::AlreadyExists { .. }
+    ));
+    assert_eq!(
+        kind(db.rename_collection("missing", "fresh")),
+        ErrorKind::NotFound {
+            what: "collection `missing`".into()
+        }
+    );
+    for bad in ["users", "Posts", "9lives", "has-dash", ""] {
+        assert!(is_invalid(db.rename_collection("posts", bad)), "{bad:?}");
+        assert!(is_invalid(db.rename_collection(bad, "fresh")), "{bad:?}");
+    }
+    assert_eq!(db.list_collections().unwrap(), before);
+    assert_all_under(&db, "posts", &r);
+}
+
+#[test]
+fn a_rename_survives_reopening_the_file() {
+    let t = common::TestDb::new();
+    let r = renamable(&t.db);
+    t.db.rename_collection("posts", "articles").unwrap();
+    let t = t.reopen();
+    let names: Vec<String> =
+        t.db.list_collections()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+    assert_eq!(names, ["articles"]);
+    assert_all_under(&t.db, "articles", &r);
+    // The old name is free again, and starts empty.
+    t.db.create_collection("posts", CollectionSpec::new().index("author"))
+        .unwrap();
+    let posts: larder::Collection = t.db.collection("posts");
+    assert_eq!(posts.count(&Filter::eq("author", "ada")).unwrap(), 0);
 }

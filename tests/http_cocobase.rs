@@ -365,3 +365,315 @@ fn second_factor_and_verification_routes() {
     assert_eq!(google.status, 501);
     assert!(google.json["detail"].is_string());
 }
+
+#[test]
+fn collections_are_renamed_and_webhooks_refused() {
+    let f = fixture();
+    let hooked = f.call(
+        "POST",
+        "/collections/",
+        None,
+        Some(json!({"data": {"name": "notes", "webhook_url": "https://hooks.example.com/x"}})),
+    );
+    assert_eq!(hooked.status, 400);
+    assert!(
+        hooked.json["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("webhooks are not supported"),
+        "{}",
+        hooked.json
+    );
+    assert!(
+        f.db.collection_info("notes").is_err(),
+        "nothing was created"
+    );
+
+    for name in ["notes", "taken"] {
+        let made = f.call(
+            "POST",
+            "/collections/",
+            None,
+            Some(json!({"data": {"name": name}})),
+        );
+        assert_eq!(made.status, 201);
+    }
+    let ada = f.signup("ada@example.com");
+    let doc = f.call(
+        "POST",
+        "/collections/documents?collection=notes",
+        Some(&ada),
+        Some(json!({"data": {"data": {"title": "mine"}}})),
+    );
+    let id = doc.json["id"].as_str().unwrap().to_owned();
+    let rename = |token: Option<&str>, from: &str, body: Value| {
+        f.call("PATCH", &format!("/collections/{from}"), token, Some(body))
+    };
+
+    // Refusals, each leaving `notes` as it was.
+    assert_eq!(
+        rename(Some(&ada), "notes", json!({"data": {"name": "journal"}})).status,
+        403
+    );
+    let hooked = rename(
+        None,
+        "notes",
+        json!({"data": {"name": "journal", "webhook_url": "https://hooks.example.com/x"}}),
+    );
+    assert_eq!(hooked.status, 400);
+    assert!(hooked.json["detail"].as_str().unwrap().contains("webhooks"));
+    let taken = rename(None, "notes", json!({"data": {"name": "taken"}}));
+    assert_eq!(taken.status, 409);
+    assert_eq!(taken.json["detail"], "collection `taken` already exists");
+    let bad = rename(None, "notes", json!({"data": {"name": "Bad Name"}}));
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("invalid collection name")
+    );
+    assert_eq!(
+        rename(None, "notes", json!({"data": {"name": "users"}})).status,
+        400
+    );
+    assert_eq!(
+        rename(None, "notes", json!({"data": {"name": 7}})).status,
+        400
+    );
+    assert_eq!(
+        rename(None, "missing", json!({"data": {"name": "journal"}})).status,
+        404
+    );
+    assert!(f.db.collection_info("journal").is_err());
+    assert_eq!(f.db.collection_info("notes").unwrap().document_count, 1);
+    // The same name changes nothing.
+    let same = rename(None, "notes", json!({"data": {"name": "notes"}}));
+    assert_eq!(
+        (same.status.as_u16(), &same.json["name"]),
+        (200, &json!("notes"))
+    );
+
+    let renamed = rename(None, "notes", json!({"data": {"name": "journal"}}));
+    assert_eq!(renamed.status, 200, "{}", renamed.json);
+    assert_eq!(renamed.json["name"], "journal");
+    assert_eq!(renamed.json["id"], "journal");
+    assert_eq!(renamed.json["document_count"], 1);
+    let moved = f.call(
+        "GET",
+        &format!("/collections/journal/documents/{id}"),
+        Some(&ada),
+        None,
+    );
+    assert_eq!(moved.status, 200, "the owner still reads it");
+    assert_eq!(moved.json["data"]["title"], "mine");
+    assert_eq!(moved.json["collection"]["name"], "journal");
+    assert_eq!(
+        f.call(
+            "GET",
+            &format!("/collections/notes/documents/{id}"),
+            Some(&ada),
+            None
+        )
+        .status,
+        404
+    );
+}
+
+/// Sends a multipart body through the router as `token` (beside the admin key, or alone).
+fn multipart_call(
+    f: &Fixture,
+    method: &str,
+    path: &str,
+    token: &str,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> Value {
+    let (content_type, body) = common::http::multipart(parts);
+    let bearer = format!("Bearer {token}");
+    let answer = common::http::call_raw(
+        &f.router,
+        method,
+        path,
+        &[
+            ("x-api-key", f.admin.as_str()),
+            ("authorization", bearer.as_str()),
+            ("content-type", content_type.as_str()),
+        ],
+        body,
+    );
+    assert!(answer.status.is_success(), "{}", answer.json());
+    answer.json()
+}
+
+/// The status of a GET of a file URL the dialect handed out.
+fn fetch_status(f: &Fixture, url: &Value) -> u16 {
+    let url = url.as_str().unwrap();
+    let path = &url[url.find("/api/files/").unwrap()..];
+    common::http::call_raw(&f.router, "GET", path, &[], Vec::new())
+        .status
+        .as_u16()
+}
+
+#[test]
+fn a_file_replaced_by_a_multipart_update_is_deleted() {
+    let f = fixture();
+    f.call(
+        "POST",
+        "/collections/",
+        None,
+        Some(json!({"data": {"name": "notes"}})),
+    );
+    let ada = f.signup("ada@example.com");
+    let bob = f.signup("bob@example.com");
+    let created = multipart_call(
+        &f,
+        "POST",
+        "/collections/documents?collection=notes",
+        &ada,
+        &[
+            ("data", None, br#"{"title": "t"}"#),
+            ("photo", Some("a.jpg"), b"AAA"),
+        ],
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let first = created["data"]["photo"].clone();
+    assert_eq!(fetch_status(&f, &first), 200);
+    let path = format!("/collections/notes/documents/{id}");
+
+    let replaced = multipart_call(
+        &f,
+        "PATCH",
+        &path,
+        &ada,
+        &[("photo", Some("b.jpg"), b"BBB")],
+    );
+    let second = replaced["data"]["photo"].clone();
+    assert_ne!(second, first);
+    assert_eq!(
+        fetch_status(&f, &first),
+        404,
+        "the replaced file is deleted"
+    );
+    assert_eq!(fetch_status(&f, &second), 200);
+
+    // A file kept under another field stays: only unreferenced files go.
+    let kept = multipart_call(
+        &f,
+        "PATCH",
+        &path,
+        &ada,
+        &[
+            (
+                "data",
+                None,
+                format!(r#"{{"old_photo": {second}}}"#).as_bytes(),
+            ),
+            ("photo", Some("c.jpg"), b"CCC"),
+        ],
+    );
+    assert_eq!(kept["data"]["old_photo"], second);
+    assert_eq!(fetch_status(&f, &second), 200);
+
+    // Someone else's file pasted into the field is never deleted by replacing it.
+    let bobs = multipart_call(
+        &f,
+        "POST",
+        "/collections/documents?collection=notes",
+        &bob,
+        &[("data", None, b"{}"), ("photo", Some("bob.jpg"), b"BOB")],
+    );
+    let bobs_photo = bobs["data"]["photo"].clone();
+    let pasted = f.call(
+        "PATCH",
+        &path,
+        Some(&ada),
+        Some(json!({"data": {"photo": bobs_photo}})),
+    );
+    assert_eq!(pasted.status, 200);
+    multipart_call(
+        &f,
+        "PATCH",
+        &path,
+        &ada,
+        &[("photo", Some("d.jpg"), b"DDD")],
+    );
+    assert_eq!(fetch_status(&f, &bobs_photo), 200);
+
+    // A profile's replaced file goes the same way.
+    let signed = multipart_call(
+        &f,
+        "POST",
+        "/auth-collections/signup",
+        "stale.token.sent.by.the.sdk",
+        &[
+            (
+                "data",
+                None,
+                br#"{"email": "dan@example.com", "password": "a long enough passphrase"}"#,
+            ),
+            ("avatar", Some("a.png"), b"AV1"),
+        ],
+    );
+    let dan = signed["access_token"].as_str().unwrap().to_owned();
+    let avatar = signed["user"]["data"]["avatar"].clone();
+    assert_eq!(fetch_status(&f, &avatar), 200);
+    let updated = multipart_call(
+        &f,
+        "PATCH",
+        "/auth-collections/user",
+        &dan,
+        &[
+            (
+                "data",
+                None,
+                format!(r#"{{"data": {{"avatar": {avatar}}}}}"#).as_bytes(),
+            ),
+            ("avatar", Some("b.png"), b"AV2"),
+        ],
+    );
+    assert_ne!(updated["data"]["avatar"], avatar);
+    assert_eq!(fetch_status(&f, &avatar), 404);
+    assert_eq!(fetch_status(&f, &updated["data"]["avatar"]), 200);
+
+    // Files alone, no `data` part (what the SDK sends when only files change).
+    let second = updated["data"]["avatar"].clone();
+    let alone = multipart_call(
+        &f,
+        "PATCH",
+        "/auth-collections/user",
+        &dan,
+        &[("avatar", Some("c.png"), b"AV3")],
+    );
+    assert_ne!(alone["data"]["avatar"], second);
+    assert_eq!(fetch_status(&f, &second), 404);
+
+    // A refused update keeps the old file and stores no new one.
+    let files_before = f.db.bucket_info("uploads").unwrap().file_count;
+    let (content_type, body) = common::http::multipart(&[
+        ("data", None, br#"{"password": "another long passphrase"}"#),
+        ("avatar", Some("d.png"), b"AV4"),
+    ]);
+    let bearer = format!("Bearer {dan}");
+    let refused = common::http::call_raw(
+        &f.router,
+        "PATCH",
+        "/auth-collections/user",
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", content_type.as_str()),
+        ],
+        body,
+    );
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("changing the password")
+    );
+    assert_eq!(
+        f.db.bucket_info("uploads").unwrap().file_count,
+        files_before
+    );
+    assert_eq!(fetch_status(&f, &alone["data"]["avatar"]), 200);
+}

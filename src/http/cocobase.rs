@@ -333,38 +333,89 @@ async fn current_user(caller: Caller) -> Answer {
 async fn update_user(caller: Caller, request: Request) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let base = base_url(&caller.db, request.headers());
-    let (fields, rest) = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => (body_object(&body).map_err(fail)?, None),
-        Form::Multipart(mut parts) => {
-            let data = first_data_part(&mut parts, &caller.db)
+    let user = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => {
+            let fields = body_object(&body).map_err(fail)?;
+            refuse_credential_changes(&fields, &session).map_err(fail)?;
+            let db = caller.db.clone();
+            blocking(move || db.update_profile(&session, &profile_changes(&fields, Map::new())))
                 .await
-                .map_err(fail)?;
-            (data, Some(parts))
+                .map_err(fail)?
         }
+        Form::Multipart(parts) => update_profile_with_files(&caller.db, session, parts, &base)
+            .await
+            .map_err(fail)?,
     };
+    Ok(no_store(json_response(StatusCode::OK, user_view(&user))))
+}
+
+/// The email and password do not change through a profile update (the SDK offers both).
+fn refuse_credential_changes(
+    fields: &Map<String, Value>,
+    session: &crate::sessions::UserSession,
+) -> Result<()> {
     if fields.get("password").is_some_and(|p| !p.is_null()) {
-        return Err(fail(Error::invalid(
+        return Err(Error::invalid(
             "changing the password needs the current one: use change-password or a reset",
-        )));
+        ));
     }
     if fields
         .get("email")
         .is_some_and(|e| !e.is_null() && e.as_str() != Some(session.user().email.as_str()))
     {
-        return Err(fail(Error::invalid("changing the email is not supported")));
+        return Err(Error::invalid("changing the email is not supported"));
     }
-    let changes = json!({"data": fields.get("data").cloned().unwrap_or_else(|| json!({}))});
-    let db = caller.db.clone();
-    let profile_session = session.clone();
-    let mut user = blocking(move || db.update_profile(&profile_session, &changes))
-        .await
-        .map_err(fail)?;
-    if let Some(parts) = rest {
-        user = profile_files(&caller.db, session, user, parts, &base)
-            .await
-            .map_err(fail)?;
-    }
-    Ok(no_store(json_response(StatusCode::OK, user_view(&user))))
+    Ok(())
+}
+
+/// The profile update a body asks for: its `data`, with the URLs of files sent beside it.
+fn profile_changes(fields: &Map<String, Value>, urls: Map<String, Value>) -> Value {
+    let mut data = match fields.get("data") {
+        Some(Value::Object(data)) => data.clone(),
+        _ => Map::new(),
+    };
+    data.extend(urls);
+    json!({ "data": data })
+}
+
+/// A multipart profile update: the files are stored first, then the profile takes the `data`
+/// part (wherever it comes, if it comes: the SDK sends none when only files change) and the
+/// files' URLs in one update. Files the new ones replace are deleted afterwards; on a refusal,
+/// the new ones are.
+async fn update_profile_with_files(
+    db: &Db,
+    session: crate::sessions::UserSession,
+    parts: http_files::Parts,
+    base: &str,
+) -> Result<User> {
+    let bucket = uploads_bucket(db, Principal::user_session(session.clone())).await?;
+    let (fields, urls, files) = store_parts(db, parts, base, |filename, kind| {
+        bucket.upload(filename, kind)
+    })
+    .await?;
+    let file_fields: Vec<String> = urls.keys().cloned().collect();
+    let before = session.user().data.clone();
+    let writer = db.clone();
+    let updated = blocking(move || {
+        refuse_credential_changes(&fields, &session)?;
+        writer.update_profile(&session, &profile_changes(&fields, urls))
+    })
+    .await;
+    let updated = match updated {
+        Ok(user) => user,
+        Err(error) => {
+            discard(db, files).await;
+            return Err(error);
+        }
+    };
+    let replaced = replaced_urls(&before, &file_fields, &updated.data);
+    let user_id = updated.id.clone();
+    // The user's own uploads only, and none attached to a document (those go with it).
+    delete_replaced(db, replaced, move |info| {
+        info.owner.as_deref() == Some(user_id.as_str()) && info.attached_to.is_none()
+    })
+    .await;
+    Ok(updated)
 }
 
 /// The administrative decision for this caller, from the one policy.
@@ -490,9 +541,21 @@ fn admin_only(caller: &Caller) -> Result<()> {
     allowed(caller, Action::ManageCollections)
 }
 
+/// larder sends no webhooks: a collection asking for one is refused, not silently left
+/// without it. A null `webhook_url` asks for none and passes.
+fn refuse_webhook(fields: &Map<String, Value>) -> Result<()> {
+    if fields.get("webhook_url").is_some_and(|url| !url.is_null()) {
+        return Err(Error::invalid(
+            "webhooks are not supported: send no `webhook_url`",
+        ));
+    }
+    Ok(())
+}
+
 async fn create_collection(caller: Caller, body: Bytes) -> Answer {
     admin_only(&caller).map_err(fail)?;
     let fields = unwrap_data(body_object(&body).map_err(fail)?);
+    refuse_webhook(&fields).map_err(fail)?;
     let name = text(&fields, "name").map_err(fail)?;
     let db = caller.db.clone();
     let info = blocking(move || db.create_collection(&name, owner_only()))
@@ -501,19 +564,24 @@ async fn create_collection(caller: Caller, body: Bytes) -> Answer {
     answer(StatusCode::CREATED, collection_view(&info))
 }
 
+/// `PATCH /collections/{name}`: a new `name` renames the collection (its documents, files and
+/// key grants follow); the same name or none changes nothing.
 async fn update_collection(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     admin_only(&caller).map_err(fail)?;
     let fields = unwrap_data(body_object(&body).map_err(fail)?);
-    let info = caller.db.collection_info(&name).map_err(fail)?;
-    if fields
-        .get("name")
-        .and_then(Value::as_str)
-        .is_some_and(|n| n != name)
-    {
-        return Err(fail(Error::invalid(
-            "renaming a collection is not supported",
-        )));
-    }
+    refuse_webhook(&fields).map_err(fail)?;
+    let new_name = match fields.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(new_name)) => Some(new_name.clone()),
+        Some(_) => return Err(fail(Error::invalid("`name` must be a string"))),
+    };
+    let db = caller.db.clone();
+    let info = blocking(move || match new_name {
+        Some(to) if to != name => db.rename_collection(&name, &to),
+        _ => db.collection_info(&name),
+    })
+    .await
+    .map_err(fail)?;
     answer(StatusCode::OK, collection_view(&info))
 }
 
@@ -588,8 +656,8 @@ async fn create_document(
     let base = base_url(&caller.db, request.headers());
     // With files, the id is chosen first so each file is attached to its document.
     let id = caller.db.new_id();
-    let (data, files) = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => (document_body(&body).map_err(fail)?, Vec::new()),
+    let DocumentParts { data, files, .. } = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => DocumentParts::json(document_body(&body).map_err(fail)?),
         Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
             .await
             .map_err(fail)?,
@@ -755,6 +823,27 @@ async fn discard(db: &Db, files: Vec<FileInfo>) {
     .await;
 }
 
+/// A document's body with its files stored.
+struct DocumentParts {
+    /// The document's fields, each file's URL under its part's name.
+    data: Map<String, Value>,
+    /// The files stored for it, attached to it.
+    files: Vec<FileInfo>,
+    /// The fields that received files.
+    file_fields: Vec<String>,
+}
+
+impl DocumentParts {
+    /// A JSON body: fields only.
+    fn json(data: Map<String, Value>) -> Self {
+        DocumentParts {
+            data,
+            files: Vec::new(),
+            file_fields: Vec::new(),
+        }
+    }
+}
+
 /// A document's multipart body: its data (unwrapped as JSON bodies are) with each file's URL
 /// under the file's field, the files attached to the document `id`.
 async fn document_files(
@@ -763,20 +852,86 @@ async fn document_files(
     base: &str,
     collection: &str,
     id: &str,
-) -> Result<(Map<String, Value>, Vec<FileInfo>)> {
+) -> Result<DocumentParts> {
     let bucket = uploads_bucket(&caller.db, caller.principal.clone()).await?;
-    let (data, urls, stored) = store_parts(&caller.db, parts, base, |filename, kind| {
+    let (data, urls, files) = store_parts(&caller.db, parts, base, |filename, kind| {
         let mut upload = bucket.upload(filename, kind)?;
         upload.attach_to(collection, id);
         Ok(upload)
     })
     .await?;
     let mut data = unwrap_data(data);
+    let file_fields = urls.keys().cloned().collect();
     data.extend(urls);
-    Ok((data, stored))
+    Ok(DocumentParts {
+        data,
+        files,
+        file_fields,
+    })
 }
 
-/// Stores a profile's file parts as the user and puts their URLs into the profile data.
+/// The name of the `uploads` file a URL made by [`file_url`] points at (any host: the one a
+/// URL was made with depends on how its request reached us).
+fn uploads_file_name(url: &str) -> Option<&str> {
+    let (_, name) = url.split_once(&format!("/api/files/{FILES_BUCKET}/"))?;
+    (!name.is_empty() && !name.contains(['/', '?', '#'])).then_some(name)
+}
+
+/// Whether `value` holds the string `url` anywhere.
+fn mentions(value: &Value, url: &str) -> bool {
+    match value {
+        Value::String(text) => text == url,
+        Value::Array(items) => items.iter().any(|item| mentions(item, url)),
+        Value::Object(map) => map.values().any(|item| mentions(item, url)),
+        _ => false,
+    }
+}
+
+/// The file URLs `fields` of `before` held (a URL, or a list of them as multipart parts sharing
+/// a name make) that `after` no longer mentions anywhere: the files new uploads replaced.
+fn replaced_urls(before: &Value, fields: &[String], after: &Value) -> Vec<String> {
+    let mut urls = Vec::new();
+    for field in fields {
+        let held = match before.get(field) {
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(value) => vec![value],
+            None => Vec::new(),
+        };
+        for url in held.into_iter().filter_map(Value::as_str) {
+            if uploads_file_name(url).is_some() && !mentions(after, url) && !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+    }
+    urls.into_iter().map(str::to_owned).collect()
+}
+
+/// Deletes the replaced files of `urls` that `belongs` accepts (the files of the document or
+/// user that was updated, never anyone else's file whose URL was pasted into a field). Runs
+/// after the update committed, so a failure here leaves a file behind rather than failing an
+/// update that happened.
+async fn delete_replaced(
+    db: &Db,
+    urls: Vec<String>,
+    belongs: impl Fn(&FileInfo) -> bool + Send + 'static,
+) {
+    if urls.is_empty() {
+        return;
+    }
+    let db = db.clone();
+    let _ = blocking(move || {
+        let bucket = db.bucket(FILES_BUCKET);
+        for name in urls.iter().filter_map(|url| uploads_file_name(url)) {
+            if bucket.info(name).is_ok_and(|info| belongs(&info)) {
+                let _ = bucket.delete(name);
+            }
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// Stores a new account's file parts as the user and puts their URLs into the profile data.
 async fn profile_files(
     db: &Db,
     session: crate::sessions::UserSession,
@@ -853,7 +1008,7 @@ fn query_of(params: &[(String, String)]) -> Result<Query> {
             "offset" => offset = number(key, value)?,
             k if RESERVED.contains(&k) => {}
             _ => {
-                let (field, op) = split_operator(key);
+                let (field, op) = split_operator(key)?;
                 let path = field.to_owned();
                 let text = Value::String(value.clone());
                 let list = || {
@@ -913,7 +1068,11 @@ fn query_of(params: &[(String, String)]) -> Result<Query> {
 }
 
 /// `price_gte` → (`price`, `gte`); `user_id` → (`user_id`, `eq`); `a__in` → (`a`, `in`).
-fn split_operator(key: &str) -> (&str, &str) {
+///
+/// After a double underscore comes an operator, so an unknown one there (`price__between`) is
+/// refused rather than read as a field of that name matching nothing; a field whose name holds
+/// `__` is spelled with its operator (`a__b__eq`).
+fn split_operator(key: &str) -> Result<(&str, &str)> {
     const OPS: &[&str] = &[
         "eq",
         "ne",
@@ -929,14 +1088,22 @@ fn split_operator(key: &str) -> (&str, &str) {
         "isnull",
     ];
     if let Some((field, op)) = key.rsplit_once("__")
-        && OPS.contains(&op)
+        && !field.is_empty()
     {
-        return (field, op);
+        if OPS.contains(&op) {
+            return Ok((field, op));
+        }
+        return Err(Error::invalid(format!(
+            "`{}`: `{}` is not a query operator; after `__` use one of {}",
+            key.escape_debug(),
+            op.escape_debug(),
+            OPS.join(", ")
+        )));
     }
-    match key.rsplit_once('_') {
+    Ok(match key.rsplit_once('_') {
         Some((field, op)) if OPS.contains(&op) && !field.is_empty() => (field, op),
         _ => (key, "eq"),
-    }
+    })
 }
 
 async fn list_documents(
@@ -961,20 +1128,63 @@ async fn update_document(
     request: Request,
 ) -> Answer {
     let base = base_url(&caller.db, request.headers());
-    let (patch, files) = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => (unwrap_data(body_object(&body).map_err(fail)?), Vec::new()),
+    let parts = match form(request, &caller.db).await.map_err(fail)? {
+        Form::Json(body) => DocumentParts::json(unwrap_data(body_object(&body).map_err(fail)?)),
         Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
             .await
             .map_err(fail)?,
     };
-    let patch = Value::Object(patch);
-    let patched = on_documents(&caller, &name, move |docs| docs.patch(&id, &patch)).await;
+    // The document before the patch, read only when files may replace some of its own.
+    let before = if parts.file_fields.is_empty() {
+        None
+    } else {
+        stored_document(&caller.db, &name, &id).await
+    };
+    let patch = Value::Object(parts.data);
+    let target = id.clone();
+    let patched = on_documents(&caller, &name, move |docs| docs.patch(&target, &patch)).await;
     if patched.is_err() {
         // Refused (or no such document for this caller): the files stored for it go too.
-        discard(&caller.db, files).await;
+        discard(&caller.db, parts.files).await;
     }
     let (doc, created) = patched?;
+    if let Some(before) = before {
+        delete_replaced_attachments(&caller.db, &name, &id, &before, &parts.file_fields).await;
+    }
     answer(StatusCode::OK, document_view(&name, &created, doc))
+}
+
+/// After a patch sent new files for `fields`: deletes the files of this document those fields
+/// held before, unless the stored document (hidden fields included, which the caller's view
+/// may lack) still refers to them.
+async fn delete_replaced_attachments(
+    db: &Db,
+    name: &str,
+    id: &str,
+    before: &Value,
+    fields: &[String],
+) {
+    let Some(after) = stored_document(db, name, id).await else {
+        // Deleted meanwhile: its files went with it.
+        return;
+    };
+    let replaced = replaced_urls(before, fields, &after);
+    let document = format!("{name}/{id}");
+    delete_replaced(db, replaced, move |info| {
+        info.attached_to.as_deref() == Some(document.as_str())
+    })
+    .await;
+}
+
+/// A document's data as stored, read as the database (the caller's rights are checked by the
+/// patch; nothing read here is shown to anyone).
+async fn stored_document(db: &Db, name: &str, id: &str) -> Option<Value> {
+    let (db, name, id) = (db.clone(), name.to_owned(), id.to_owned());
+    blocking(move || db.collection::<Value>(&name).get(&id))
+        .await
+        .ok()
+        .flatten()
+        .map(|doc| doc.data)
 }
 
 async fn delete_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {
@@ -1080,11 +1290,25 @@ mod tests {
 
     #[test]
     fn operators_come_after_the_last_underscore_when_known() {
-        assert_eq!(split_operator("price_gte"), ("price", "gte"));
-        assert_eq!(split_operator("user_id"), ("user_id", "eq"));
-        assert_eq!(split_operator("title_contains"), ("title", "contains"));
-        assert_eq!(split_operator("tags__in"), ("tags", "in"));
-        assert_eq!(split_operator("_in"), ("_in", "eq"));
+        let split = |key| split_operator(key).unwrap();
+        assert_eq!(split("price_gte"), ("price", "gte"));
+        assert_eq!(split("user_id"), ("user_id", "eq"));
+        assert_eq!(split("title_contains"), ("title", "contains"));
+        assert_eq!(split("tags__in"), ("tags", "in"));
+        assert_eq!(split("_in"), ("_in", "eq"));
+        assert_eq!(split("__v"), ("__v", "eq"));
+        assert_eq!(split("a__b__eq"), ("a__b", "eq"));
+    }
+
+    #[test]
+    fn an_unknown_operator_after_a_double_underscore_is_refused() {
+        for key in ["price__between", "a__b", "a__or__b_contains"] {
+            let error = split_operator(key).unwrap_err();
+            assert!(
+                error.to_string().contains("is not a query operator"),
+                "{key}: {error}"
+            );
+        }
     }
 
     #[test]
