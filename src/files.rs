@@ -671,23 +671,29 @@ pub(crate) fn on_document_deleted(
     Ok(())
 }
 
+/// The files attached to the documents of `collection`, as (`collection/id`, `bucket/name`).
+fn attachments_in(txn: &WriteTransaction, collection: &str) -> Result<Vec<(String, String)>> {
+    let prefix = format!("{collection}/");
+    let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
+    let mut out = Vec::new();
+    for entry in table.range(prefix.as_str()..)? {
+        let (key, values) = entry?;
+        if !key.value().starts_with(&prefix) {
+            break;
+        }
+        for value in values {
+            out.push((key.value().to_owned(), value?.value().to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 /// Deletes the files of a collection's documents when the collection is deleted.
 pub(crate) fn on_collection_deleted(txn: &WriteTransaction, collection: &str) -> Result<()> {
-    let prefix = format!("{collection}/");
-    let paths: Vec<String> = {
-        let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix.as_str()..)? {
-            let (key, values) = entry?;
-            if !key.value().starts_with(&prefix) {
-                break;
-            }
-            for value in values {
-                out.push(value?.value().to_owned());
-            }
-        }
-        out
-    };
+    let paths: Vec<String> = attachments_in(txn, collection)?
+        .into_iter()
+        .map(|(_, path)| path)
+        .collect();
     for path in paths {
         remove_detached(txn, &path)?;
     }
@@ -1368,25 +1374,11 @@ pub(crate) fn validate_grant_target(name: &str) -> Result<()> {
 /// transaction): their `collection/id` entries and each file's `attached_to`, so they still go
 /// with their documents.
 pub(crate) fn on_collection_renamed(txn: &WriteTransaction, from: &str, to: &str) -> Result<()> {
-    let prefix = format!("{from}/");
-    let attached: Vec<(String, String)> = {
-        let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix.as_str()..)? {
-            let (key, values) = entry?;
-            if !key.value().starts_with(&prefix) {
-                break;
-            }
-            for value in values {
-                out.push((key.value().to_owned(), value?.value().to_owned()));
-            }
-        }
-        out
-    };
+    let attached = attachments_in(txn, from)?;
     let mut attachments = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
     let mut files = txn.open_table(FILES)?;
     for (document, path) in attached {
-        let moved = format!("{to}/{}", &document[prefix.len()..]);
+        let moved = format!("{to}/{}", &document[from.len() + 1..]);
         attachments.remove(document.as_str(), path.as_str())?;
         attachments.insert(moved.as_str(), path.as_str())?;
         let Some((bucket, name)) = path.split_once('/') else {

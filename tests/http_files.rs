@@ -780,14 +780,20 @@ fn multipart_uploads_of_several_megabytes_round_trip() {
     assert_eq!(sha256_hex(&got.body), sha256_hex(&bytes));
 }
 
-#[test]
-fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
+/// A database on a manual clock, its admin key and its router.
+fn clocked_router() -> (Db, larder::ManualClock, String, axum::Router) {
     let (db, clock) = common::memory_db();
     let admin = db
         .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
         .unwrap()
         .secret;
     let router = larder::router(db.clone(), &ServerConfig::default());
+    (db, clock, admin, router)
+}
+
+#[test]
+fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
+    let (db, clock, admin, router) = clocked_router();
     db.create_bucket("b", BucketSpec::new()).unwrap();
     let bytes = payload(700_000);
     let (kind, mut body) = multipart(&[("file", Some("a.bin"), &bytes), ("note", None, b"x")]);
@@ -816,12 +822,7 @@ fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
 
 #[test]
 fn a_failed_signed_upload_keeps_its_link_until_it_expires() {
-    let (db, clock) = common::memory_db();
-    let admin = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
-        .unwrap()
-        .secret;
-    let router = larder::router(db.clone(), &ServerConfig::default());
+    let (db, clock, admin, router) = clocked_router();
     db.create_bucket("b", BucketSpec::new()).unwrap();
     let grant = |router: &axum::Router| {
         let request =
