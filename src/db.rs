@@ -316,7 +316,8 @@ impl DbBuilder {
 /// What [`Db::health`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {
-    /// A read transaction could be opened and read.
+    /// A new read transaction could be opened and read. After a fatal storage error redb
+    /// refuses new ones until the file is reopened (readers already open carry on).
     pub readable: bool,
     /// No write has failed fatally since the file was opened.
     pub writable: bool,

@@ -103,7 +103,11 @@ fn a_full_disk_is_507_loses_nothing_and_writes_resume_once_space_is_freed() {
         );
         assert!(matches!(reply.status, 503 | 507), "{reply:?}");
     }
-    assert_eq!(request(addr, "GET", "/api/health", &[], None).status, 200);
+    // Health says so (503, for a supervisor to restart it), while the process still answers.
+    let health = request(addr, "GET", "/api/health", &[], None);
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.json()["status"], "degraded");
+    assert_eq!(health.json()["writable"], false);
     assert_eq!(server.try_wait().unwrap(), None, "the server died");
     server.kill().unwrap();
     server.wait().unwrap();

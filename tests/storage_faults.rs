@@ -270,12 +270,11 @@ fn over_http_a_failed_disk_is_503_with_a_generic_body_and_health_still_answers()
         "the service is unavailable; retry later"
     );
     assert!(!reply.body.contains("injected"));
-    // Health still answers, and says that reads work but writes wait for a reopen.
+    // Health still answers, and says that writes wait for a reopen (503: restart me).
     let health = request(server.addr(), "GET", "/api/health", &[], None);
-    assert_eq!(health.status, 200);
+    assert_eq!(health.status, 503);
     let health = health.json();
     assert_eq!(health["status"], "degraded");
-    assert_eq!(health["readable"], true);
     assert_eq!(health["writable"], false);
     assert_eq!(health["integrity_ok"], false);
     assert!(!db.health().is_ok());

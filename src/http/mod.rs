@@ -419,19 +419,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Presented {
     }
 }
 
-/// The storage's state (see [`Db::health`]): `ok`; `degraded` (200) when reads work but a fatal
-/// write error stopped writes until a reopen; `unavailable` (503) when reads fail too.
-/// `integrity_ok` (the field ekoDB's client reads) says the file passed redb's integrity check
-/// on open and has not failed since.
+/// The storage's state (see [`Db::health`]): `ok` (200), or `degraded` (503) once a fatal
+/// storage error means the file must be reopened — the process still answers what it can, and
+/// the 503 tells a supervisor to restart it. `integrity_ok` (the field ekoDB's client reads)
+/// says the file passed redb's integrity check on open and nothing has failed since.
 async fn health(State(state): State<AppState>) -> Response {
     let db = state.db.clone();
     let health = blocking(move || Ok(db.health())).await.ok();
     let readable = health.is_some_and(|h| h.readable);
     let writable = health.is_some_and(|h| h.writable);
-    let (status, state) = match (readable, writable) {
-        (true, true) => (StatusCode::OK, "ok"),
-        (true, false) => (StatusCode::OK, "degraded"),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    let (status, state) = if readable && writable {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
     };
     let integrity_ok = readable && writable && health.is_some_and(|h| h.verified_on_open);
     let body = json!({
