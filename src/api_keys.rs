@@ -362,10 +362,7 @@ impl Db {
     /// Runs a write on API keys, then clears the key cache.
     fn write_keys<T>(&self, op: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
         let out = self.write(op);
-        let cache = self.key_cache();
-        let mut inner = cache.inner.lock();
-        inner.generation += 1;
-        inner.entries.clear();
+        self.forget_cached_keys();
         out
     }
 
@@ -832,8 +829,8 @@ pub(crate) fn on_collection_renamed(txn: &WriteTransaction, from: &str, to: &str
 }
 
 impl Db {
-    /// Drops every cached key identity, after a change made outside the key routines (a
-    /// collection rename moving grants), so the next use of each key reads its grants anew.
+    /// Drops every cached key identity, after any change to keys or their grants (a collection
+    /// rename moves grants too), so the next use of each key reads it anew.
     pub(crate) fn forget_cached_keys(&self) {
         let cache = self.key_cache();
         let mut inner = cache.inner.lock();

@@ -161,15 +161,10 @@ impl Db {
 }
 
 fn describe_rule(spec: &CollectionSpec, action: Action) -> String {
-    let rule = match action {
-        Action::List => &spec.rules.list,
-        Action::View => &spec.rules.view,
-        Action::Create => &spec.rules.create,
-        Action::Update => &spec.rules.update,
-        Action::Delete => &spec.rules.delete,
-        _ => return "administrators only".into(),
-    };
-    format!("{rule:?}").to_lowercase()
+    if !action.is_data() {
+        return "administrators only".into();
+    }
+    format!("{:?}", crate::policy::rule_for(spec, action)).to_lowercase()
 }
 
 /// A principal-scoped handle: every call runs as that principal, under the same rules as

@@ -91,6 +91,12 @@ pub enum ErrorKind {
         /// Whether the database must be reopened before it accepts writes again.
         fatal: bool,
     },
+    /// A feature of a hosted service that larder does not offer (it needs the network, or
+    /// larder has no such store). Nothing was changed.
+    Unsupported {
+        /// What is not offered, and what to do instead, in words meant for the caller.
+        message: String,
+    },
     /// A bug in larder; please report it. No state was changed.
     Internal,
 }
@@ -154,6 +160,12 @@ impl Error {
         })
     }
 
+    pub(crate) fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unsupported {
+            message: message.into(),
+        })
+    }
+
     pub(crate) fn rate_limited(retry_after_secs: u64) -> Self {
         Self::new(ErrorKind::RateLimited {
             retry_after_secs: retry_after_secs.max(1),
@@ -182,9 +194,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TooLarge { what, limit } => {
                 write!(f, "{what} is larger than the limit of {limit} bytes")
             }
-            ErrorKind::Unauthenticated { message } | ErrorKind::Forbidden { message } => {
-                write!(f, "{message}")
-            }
+            ErrorKind::Unauthenticated { message }
+            | ErrorKind::Forbidden { message }
+            | ErrorKind::Unsupported { message } => write!(f, "{message}"),
             ErrorKind::RateLimited { retry_after_secs } => {
                 write!(f, "too many attempts; retry in {retry_after_secs} s")
             }

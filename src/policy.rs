@@ -43,10 +43,13 @@ pub enum Action {
     ManageSettings,
     /// Send mail through the project (server-side only).
     SendMail,
+    /// Use urBackend's storage routes (server-side only: its SDK never sends a user's token
+    /// with them, so only a secret key can act there).
+    ServerStorage,
 }
 
 impl Action {
-    fn is_data(self) -> bool {
+    pub(crate) fn is_data(self) -> bool {
         matches!(
             self,
             Action::List | Action::View | Action::Create | Action::Update | Action::Delete
@@ -194,7 +197,8 @@ fn scoped(
     })
 }
 
-fn rule_for(spec: &CollectionSpec, action: Action) -> &Rule {
+/// The rule of `spec` that governs a data action (`delete`'s for any other).
+pub(crate) fn rule_for(spec: &CollectionSpec, action: Action) -> &Rule {
     match action {
         Action::List => &spec.rules.list,
         Action::View => &spec.rules.view,

@@ -228,21 +228,7 @@ fn serve(path: &Path) -> (Child, std::net::SocketAddr) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("larder: serving on http://") {
-                let _ = send.send(url.to_owned());
-            }
-        }
-    });
-    let addr = receive
-        .recv_timeout(Duration::from_secs(30))
-        .expect("larder serve did not start")
-        .parse()
-        .unwrap();
+    let addr = common::wire::announced_addr(&mut child);
     (child, addr)
 }
 

@@ -7,11 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use common::wire::request;
 use larder::{CollectionSpec, Db, Query};
@@ -33,21 +30,7 @@ fn serve(path: &Path, limit_blocks: Option<u64>) -> (Child, std::net::SocketAddr
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (send, receive) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines() {
-            let Ok(line) = line else { break };
-            if let Some(url) = line.strip_prefix("larder: serving on http://") {
-                let _ = send.send(url.to_owned());
-            }
-        }
-    });
-    let addr = receive
-        .recv_timeout(Duration::from_secs(30))
-        .expect("larder serve did not start")
-        .parse()
-        .unwrap();
+    let addr = common::wire::announced_addr(&mut child);
     (child, addr)
 }
 

@@ -514,10 +514,9 @@ async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
 }
 
 async fn oauth(_caller: PublicCaller) -> Answer {
-    answer(
-        StatusCode::NOT_IMPLEMENTED,
-        json!({"detail": "Google and GitHub sign-in need the network and are not available on this server"}),
-    )
+    Err(fail(Error::unsupported(
+        "Google and GitHub sign-in need the network and are not available on this server",
+    )))
 }
 
 fn collection_view(info: &CollectionInfo) -> Value {

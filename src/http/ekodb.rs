@@ -109,10 +109,7 @@ fn answer(status: StatusCode, body: Value) -> Answer {
 /// error shape. The generic 404 would mislead, since the client reports any 404 as "record not
 /// found"; a 501 reaches the caller as `Error::Api` with this message.
 fn not_implemented(message: &str) -> Answer {
-    answer(
-        StatusCode::NOT_IMPLEMENTED,
-        json!({"code": 501, "message": message, "error": message}),
-    )
+    Err(fail(Error::unsupported(message)))
 }
 
 /// A caller whose credentials were checked: the principal, and the database.

@@ -22,6 +22,7 @@ pub(crate) fn status_of(kind: &ErrorKind) -> StatusCode {
         ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ErrorKind::Storage { fatal: true } => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorKind::Unsupported { .. } => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::Storage { fatal: false }
         | ErrorKind::Corrupted
         | ErrorKind::Internal
@@ -45,14 +46,16 @@ pub(crate) fn code_of(kind: &ErrorKind) -> &'static str {
         ErrorKind::RateLimited { .. } => "rate_limited",
         ErrorKind::Storage { fatal: true } => "unavailable",
         ErrorKind::StorageFull => "insufficient_storage",
+        ErrorKind::Unsupported { .. } => "not_implemented",
         _ => "internal",
     }
 }
 
-/// The message a client may see: the error's own words for its mistakes, a generic phrase
-/// for the server's (never storage internals).
+/// The message a client may see: the error's own words for its mistakes and for what larder
+/// does not offer, a generic phrase for the server's failures (never storage internals).
 pub(crate) fn public_message(error: &Error) -> String {
     match status_of(error.kind()) {
+        StatusCode::NOT_IMPLEMENTED => error.to_string(),
         StatusCode::SERVICE_UNAVAILABLE => "the service is unavailable; retry later".into(),
         StatusCode::INSUFFICIENT_STORAGE => "the server is out of storage space".into(),
         status if status.is_server_error() => "internal error".into(),
@@ -176,6 +179,13 @@ mod tests {
             (ErrorKind::Storage { fatal: false }, 500, "internal"),
             (ErrorKind::Corrupted, 500, "internal"),
             (ErrorKind::StorageFull, 507, "insufficient_storage"),
+            (
+                ErrorKind::Unsupported {
+                    message: "m".into(),
+                },
+                501,
+                "not_implemented",
+            ),
             (ErrorKind::Internal, 500, "internal"),
         ];
         for (kind, status, code) in cases {

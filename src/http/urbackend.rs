@@ -460,11 +460,10 @@ async fn social_exchange(_caller: Caller) -> Answer {
     )))
 }
 
-async fn social_start(_caller: Caller) -> Response {
-    super::json_response(
-        StatusCode::NOT_IMPLEMENTED,
-        json!({"success": false, "error": "social login needs the network and is not available", "message": "social login is not available", "code": 501}),
-    )
+async fn social_start(_caller: Caller) -> Answer {
+    Err(fail(Error::unsupported(
+        "social login needs the network and is not available",
+    )))
 }
 
 /// A string or a list of strings.

@@ -7,6 +7,27 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// The address a `larder serve` child announces on its stderr (`larder: serving on
+/// http://ADDR`), waited for up to 30 s; the rest of its stderr is drained in the background.
+pub fn announced_addr(child: &mut std::process::Child) -> SocketAddr {
+    use std::io::BufRead;
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("larder: serving on http://") {
+                let _ = send.send(url.to_owned());
+            }
+        }
+    });
+    receive
+        .recv_timeout(Duration::from_secs(30))
+        .expect("larder serve did not start")
+        .parse()
+        .unwrap()
+}
+
 /// An answer as it came off the wire.
 #[derive(Debug, Clone)]
 pub struct Reply {

@@ -33,14 +33,16 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// The `storage` bucket as the caller's key, made on first use. Storage calls are the secret
-/// key's: the SDK never sends a user's token with them, so a publishable key is refused (403,
-/// as the hosted service does) rather than treated as an anonymous caller.
+/// key's (the policy's `ServerStorage`): a publishable key is refused (403, as the hosted
+/// service does) rather than treated as an anonymous caller.
 async fn bucket(caller: &Caller) -> Result<Bucket> {
-    if caller.key.kind != crate::api_keys::KeyKind::Secret {
-        return Err(Error::forbidden("storage calls need the secret key"));
-    }
-    let db = caller.db.clone();
     let principal = Principal::key(caller.key.clone());
+    crate::policy::authorize(
+        &principal,
+        crate::policy::Action::ServerStorage,
+        &crate::policy::Target::Admin,
+    )?;
+    let db = caller.db.clone();
     blocking(move || {
         db.ensure_bucket_exists(
             BUCKET,
