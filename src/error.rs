@@ -160,6 +160,8 @@ impl Error {
         })
     }
 
+    /// Only the dialects meet features of hosted services that larder does not offer.
+    #[cfg(feature = "http")]
     pub(crate) fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported {
             message: message.into(),
