@@ -10,16 +10,16 @@ use redb::{MultimapTableHandle, ReadableDatabase, ReadableTable, TableHandle};
 
 use std::time::Duration;
 
-use crate::api_keys::KeyCache;
-use crate::clock::{self, Clock, SystemClock};
-use crate::documents::TargetCache;
+use crate::data::documents::TargetCache;
 use crate::error::{Error, ErrorKind, Result};
-use crate::group_commit::GroupCommit;
-use crate::mail::{Mailer, SmsSender};
-use crate::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
-use crate::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
-use crate::throttle::{Throttle, ThrottleConfig};
-use crate::tokens::KeyRing;
+use crate::identity::api_keys::KeyCache;
+use crate::identity::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
+use crate::identity::throttle::{Throttle, ThrottleConfig};
+use crate::identity::tokens::KeyRing;
+use crate::project::mail::{Mailer, SmsSender};
+use crate::store::clock::{self, Clock, SystemClock};
+use crate::store::group_commit::GroupCommit;
+use crate::store::schema::{self, COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
 
 /// The first bytes of every redb file.
 const REDB_MAGIC: &[u8] = b"redb\x1A\x0A\xA9\x0D\x0A";
@@ -579,7 +579,7 @@ impl Db {
     pub fn health(&self) -> Health {
         let readable = self
             .read(|txn| {
-                txn.open_table(crate::schema::META)?;
+                txn.open_table(crate::store::schema::META)?;
                 Ok(())
             })
             .is_ok();

@@ -50,45 +50,26 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
-mod api_keys;
-mod auth;
-mod clock;
-mod collections;
+mod access;
+mod data;
 mod db;
-mod documents;
-mod env_vars;
 mod error;
 mod files;
-mod group_commit;
 #[cfg(feature = "http")]
 mod http;
-mod ids;
-mod index;
-mod mail;
-mod otp;
-mod password;
-mod policy;
-mod principal;
-mod query;
-mod schema;
-mod sessions;
-mod settings;
-#[cfg(feature = "smtp")]
-mod smtp;
+mod identity;
+mod project;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod throttle;
-mod tokens;
-mod users;
-mod values;
 
-pub use api_keys::{ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, NewApiKey};
-pub use auth::{Actor, Credentials};
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+pub use access::auth::{Actor, Credentials};
+pub use access::policy::{Action, Decision};
+pub use access::principal::Principal;
+pub use data::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+pub use data::documents::{Collection, Doc};
+pub use data::query::{Aggregate, Filter, Op, Order, Query, Sort};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder, Health};
-pub use documents::{Collection, Doc};
-pub use env_vars::EnvVarInfo;
 pub use error::{Error, ErrorKind, Result};
 pub use files::{
     Bucket, BucketInfo, BucketSpec, DEFAULT_MAX_FILE_BYTES, FileInfo, FileReader, Upload,
@@ -96,18 +77,20 @@ pub use files::{
 };
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
-pub use mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};
-pub use otp::{CODE_LIFETIME, MAX_ATTEMPTS, REQUEST_COOLDOWN};
-pub use password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-pub use policy::{Action, Decision};
-pub use principal::Principal;
-pub use query::{Aggregate, Filter, Op, Order, Query, Sort};
-pub use sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
-pub use settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};
+pub use identity::api_keys::{
+    ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, NewApiKey,
+};
+pub use identity::otp::{CODE_LIFETIME, MAX_ATTEMPTS, REQUEST_COOLDOWN};
+pub use identity::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use identity::sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
+pub use identity::throttle::ThrottleConfig;
+pub use identity::users::{Client, NewUser, PublicProfile, User};
+pub use project::env_vars::EnvVarInfo;
+pub use project::mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};
+pub use project::settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};
 #[cfg(feature = "smtp")]
-pub use smtp::{SmtpMailer, SmtpSecurity};
-pub use throttle::ThrottleConfig;
-pub use users::{Client, NewUser, PublicProfile, User};
+pub use project::smtp::{SmtpMailer, SmtpSecurity};
+pub use store::clock::{Clock, ManualClock, SystemClock};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

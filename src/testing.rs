@@ -3,11 +3,11 @@
 
 use std::net::SocketAddr;
 
-use crate::api_keys::{KeyKind, NewApiKey};
-use crate::clock::ManualClock;
 use crate::db::Db;
 use crate::error::Result;
 use crate::http::{Server, ServerHandle};
+use crate::identity::api_keys::{KeyKind, NewApiKey};
+use crate::store::clock::ManualClock;
 
 /// An in-process larder for downstream tests: in memory, on `127.0.0.1:0`, on a manual clock
 /// (move time with `server.clock.advance(…)` instead of sleeping), with a secret key at hand.
@@ -69,7 +69,7 @@ impl TestServer {
     ///
     /// # Errors
     /// Only storage failures.
-    pub fn outbox(&self) -> Result<Vec<crate::mail::OutboxMessage>> {
+    pub fn outbox(&self) -> Result<Vec<crate::project::mail::OutboxMessage>> {
         self.db.outbox()
     }
 

@@ -15,12 +15,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
-use crate::api_keys::{Grant, KeyKind, NewApiKey};
-use crate::collections::CollectionSpec;
+use crate::access::policy::{self, Action, Target};
+use crate::data::collections::CollectionSpec;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::files::BucketSpec;
-use crate::policy::{self, Action, Target};
+use crate::identity::api_keys::{Grant, KeyKind, NewApiKey};
 
 /// Every admin route: method, path, summary. The router and the OpenAPI document both come
 /// from this table, so they cannot drift apart.
@@ -228,9 +228,9 @@ async fn create_key(Admin(db): Admin, body: Bytes) -> Answer {
     new.description = request.description;
     new.grants = request.permissions;
     if let Some(at) = request.expires_at {
-        let micros = crate::clock::parse_rfc3339(&at)
+        let micros = crate::store::clock::parse_rfc3339(&at)
             .ok_or_else(|| fail(Error::invalid("`expires_at` must be an RFC 3339 time")))?;
-        new.expires_at = Some(crate::clock::from_micros(micros));
+        new.expires_at = Some(crate::store::clock::from_micros(micros));
     }
     let key = blocking(move || db.create_api_key(new))
         .await

@@ -16,17 +16,17 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
-use crate::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+use crate::access::policy::{self, Action, Target};
+use crate::access::principal::Principal;
+use crate::data::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+use crate::data::documents::{Collection, Doc};
+use crate::data::query::{Aggregate, Filter, Op, Order, Query, Sort};
 use crate::db::Db;
-use crate::documents::{Collection, Doc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::{BucketSpec, FileInfo, Upload};
 use crate::http::files::{self as http_files, base_url, file_url};
-use crate::policy::{self, Action, Target};
-use crate::principal::Principal;
-use crate::query::{Aggregate, Filter, Op, Order, Query, Sort};
-use crate::sessions::SignedIn;
-use crate::users::{NewUser, User};
+use crate::identity::sessions::SignedIn;
+use crate::identity::users::{NewUser, User};
 
 /// The owner field of collections made through these routes (shown outside `data`).
 const OWNER: &str = "owner_id";
@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for Caller {
 /// A caller of the public auth routes: the key is checked, a Bearer ignored.
 struct PublicCaller {
     db: Db,
-    client: crate::users::Client,
+    client: crate::identity::users::Client,
 }
 
 impl FromRequestParts<AppState> for PublicCaller {
@@ -159,7 +159,7 @@ impl FromRequestParts<AppState> for PublicCaller {
         let mut client = presented.client.clone();
         if let Some(key) = &presented.api_key {
             let identity = state.db.authenticate_key(key).map_err(fail)?;
-            if identity.kind == crate::api_keys::KeyKind::Secret {
+            if identity.kind == crate::identity::api_keys::KeyKind::Secret {
                 client = client.server_trusted();
             }
         }
@@ -314,7 +314,7 @@ async fn login(caller: PublicCaller, body: Bytes) -> Answer {
     sign_in_answer(StatusCode::OK, outcome)
 }
 
-fn session(caller: &Caller) -> Result<crate::sessions::UserSession> {
+fn session(caller: &Caller) -> Result<crate::identity::sessions::UserSession> {
     caller
         .principal
         .session()
@@ -352,7 +352,7 @@ async fn update_user(caller: Caller, request: Request) -> Answer {
 /// The email and password do not change through a profile update (the SDK offers both).
 fn refuse_credential_changes(
     fields: &Map<String, Value>,
-    session: &crate::sessions::UserSession,
+    session: &crate::identity::sessions::UserSession,
 ) -> Result<()> {
     if fields.get("password").is_some_and(|p| !p.is_null()) {
         return Err(Error::invalid(
@@ -384,7 +384,7 @@ fn profile_changes(fields: &Map<String, Value>, urls: Map<String, Value>) -> Val
 /// the new ones are.
 async fn update_profile_with_files(
     db: &Db,
-    session: crate::sessions::UserSession,
+    session: crate::identity::sessions::UserSession,
     parts: http_files::Parts,
     base: &str,
 ) -> Result<User> {
@@ -778,7 +778,7 @@ async fn store_parts(
                 data = data_part(field, db, limit).await?;
                 continue;
             }
-            crate::collections::validate_field_path(&name)?;
+            crate::data::collections::validate_field_path(&name)?;
             let info = http_files::store_field(&upload, field, limit).await?;
             let url = Value::String(file_url(base, &info));
             stored.push(info);
@@ -933,7 +933,7 @@ async fn delete_replaced(
 /// Stores a new account's file parts as the user and puts their URLs into the profile data.
 async fn profile_files(
     db: &Db,
-    session: crate::sessions::UserSession,
+    session: crate::identity::sessions::UserSession,
     current: User,
     parts: http_files::Parts,
     base: &str,

@@ -38,13 +38,13 @@ use serde_json::{Map, Value, json};
 
 use super::ekodb_query::{FindBody, project};
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
-use crate::api_keys::{ApiKeyInfo, Grant, GrantChange, KeyKind, NewApiKey};
-use crate::auth::Credentials;
+use crate::access::auth::Credentials;
+use crate::access::policy::{self, Action, Target};
+use crate::access::principal::Principal;
+use crate::data::documents::{Collection, Doc};
 use crate::db::Db;
-use crate::documents::{Collection, Doc};
 use crate::error::{Error, ErrorKind, Result};
-use crate::policy::{self, Action, Target};
-use crate::principal::Principal;
+use crate::identity::api_keys::{ApiKeyInfo, Grant, GrantChange, KeyKind, NewApiKey};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()

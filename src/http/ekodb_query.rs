@@ -7,8 +7,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::data::query::{Filter, Op, Order, Query, Sort};
 use crate::error::{Error, Result};
-use crate::query::{Filter, Op, Order, Query, Sort};
 
 /// A find request as the client sends it.
 #[derive(Debug, Default, Deserialize)]

@@ -25,10 +25,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response};
+use crate::access::principal::Principal;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::files::{Bucket, FileInfo, FileReader, Upload};
-use crate::principal::Principal;
 
 /// How long a signed upload URL stays valid.
 pub(crate) const UPLOAD_URL_LIFETIME: Duration = Duration::from_secs(600);

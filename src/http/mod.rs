@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::users::Client;
+use crate::identity::users::Client;
 
 pub(crate) use error::{ApiError, Shape};
 use server::PeerAddr;
@@ -285,7 +285,7 @@ fn loggable_path(path: &str) -> String {
     }
     path.split('/')
         .map(|segment| {
-            if crate::api_keys::looks_like_secret(segment) {
+            if crate::identity::api_keys::looks_like_secret(segment) {
                 "<key>"
             } else {
                 segment
@@ -387,8 +387,8 @@ impl Presented {
 
 impl Presented {
     /// The principal these credentials prove (see [`Db::authenticate_request`]).
-    pub(crate) fn principal(&self, db: &Db) -> Result<crate::principal::Principal> {
-        db.authenticate_request(crate::auth::Credentials {
+    pub(crate) fn principal(&self, db: &Db) -> Result<crate::access::principal::Principal> {
+        db.authenticate_request(crate::access::auth::Credentials {
             api_key: self.api_key.as_deref(),
             bearer: self.bearer.as_deref(),
         })
@@ -402,7 +402,7 @@ impl Presented {
         &self,
         db: &Db,
         missing: &str,
-    ) -> Result<crate::principal::Principal> {
+    ) -> Result<crate::access::principal::Principal> {
         if self.api_key.is_none() && self.bearer.is_none() {
             return Err(Error::unauthenticated(missing));
         }

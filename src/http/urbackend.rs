@@ -20,14 +20,14 @@ use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, no_store};
-use crate::api_keys::{KeyIdentity, KeyKind};
+use crate::access::principal::Principal;
+use crate::data::documents::{Collection, Doc};
+use crate::data::query::{Filter, Op, Order, Query, Sort};
 use crate::db::Db;
-use crate::documents::{Collection, Doc};
 use crate::error::{Error, Result};
-use crate::principal::Principal;
-use crate::query::{Filter, Op, Order, Query, Sort};
-use crate::sessions::SignedIn;
-use crate::users::{NewUser, User};
+use crate::identity::api_keys::{KeyIdentity, KeyKind};
+use crate::identity::sessions::SignedIn;
+use crate::identity::users::{NewUser, User};
 
 /// Query parameters that are never filters.
 const RESERVED_PARAMS: &[&str] = &[
@@ -134,7 +134,7 @@ impl Caller {
         }
     }
 
-    fn client(&self) -> crate::users::Client {
+    fn client(&self) -> crate::identity::users::Client {
         let client = self.presented.client.clone();
         if self.trusted() {
             client.server_trusted()
@@ -221,7 +221,7 @@ fn set_refresh_cookie(response: &mut Response, token: Option<&str>) {
     let cookie = match token {
         Some(token) => format!(
             "{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/api/userAuth; Max-Age={}",
-            crate::sessions::DEFAULT_SESSION_LIFETIME.as_secs()
+            crate::identity::sessions::DEFAULT_SESSION_LIFETIME.as_secs()
         ),
         None => format!("{COOKIE}=; HttpOnly; SameSite=Lax; Path=/api/userAuth; Max-Age=0"),
     };
@@ -346,7 +346,7 @@ async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
 }
 
 /// The caller's own session, from the Bearer.
-fn session(caller: &Caller) -> Result<crate::sessions::UserSession> {
+fn session(caller: &Caller) -> Result<crate::identity::sessions::UserSession> {
     let token = caller
         .presented
         .bearer
@@ -485,15 +485,15 @@ fn addresses(value: Option<&Value>) -> Result<Vec<String>> {
 
 async fn send_mail(caller: Caller, body: Bytes) -> Answer {
     let principal = Principal::key(caller.key.clone());
-    crate::policy::authorize(
+    crate::access::policy::authorize(
         &principal,
-        crate::policy::Action::SendMail,
-        &crate::policy::Target::Admin,
+        crate::access::policy::Action::SendMail,
+        &crate::access::policy::Target::Admin,
     )
     .map_err(fail)?;
     let fields = body_object(&body).map_err(fail)?;
     let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
-    let message = crate::mail::MailMessage {
+    let message = crate::project::mail::MailMessage {
         to: addresses(fields.get("to")).map_err(fail)?,
         cc: addresses(fields.get("cc")).map_err(fail)?,
         bcc: addresses(fields.get("bcc")).map_err(fail)?,

@@ -12,12 +12,12 @@ use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 use super::{Answer, Caller, body_object, fail, ok};
-use crate::collections::{Rule, Rules};
+use crate::access::principal::Principal;
+use crate::data::collections::{Rule, Rules};
 use crate::error::{Error, Result};
 use crate::files::{Bucket, BucketSpec, FileInfo};
 use crate::http::files::{self as http_files, UPLOAD_URL_LIFETIME, base_url};
 use crate::http::{AppState, Presented, blocking};
-use crate::principal::Principal;
 
 /// The bucket urBackend files live in; paths are `storage/<name>`.
 const BUCKET: &str = "storage";
@@ -37,10 +37,10 @@ pub(super) fn routes() -> Router<AppState> {
 /// service does) rather than treated as an anonymous caller.
 async fn bucket(caller: &Caller) -> Result<Bucket> {
     let principal = Principal::key(caller.key.clone());
-    crate::policy::authorize(
+    crate::access::policy::authorize(
         &principal,
-        crate::policy::Action::ServerStorage,
-        &crate::policy::Target::Admin,
+        crate::access::policy::Action::ServerStorage,
+        &crate::access::policy::Target::Admin,
     )?;
     let db = caller.db.clone();
     blocking(move || {

@@ -7,7 +7,7 @@
 use redb::{MultimapTableDefinition, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::collections::CollectionSpec;
+use crate::data::collections::CollectionSpec;
 use crate::error::{Error, Result};
 
 /// The format version this build writes and the newest it reads.
@@ -21,7 +21,7 @@ pub(crate) const FORMAT_KEY: &str = "format_version";
 /// Collection name → [`StoredCollection`] (postcard).
 pub(crate) const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("collections_v1");
 
-/// User id → [`StoredUser`](crate::users::StoredUser) (postcard).
+/// User id → [`StoredUser`](crate::identity::users::StoredUser) (postcard).
 pub(crate) const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users_v1");
 /// Case-folded email → user id.
 pub(crate) const USERS_BY_EMAIL: TableDefinition<&str, &str> =
@@ -36,7 +36,7 @@ pub(crate) const USERS_BY_PHONE: TableDefinition<&str, &str> =
 /// Message id → an SMS outbox entry as JSON text.
 pub(crate) const SMS_OUTBOX: TableDefinition<&str, &str> = TableDefinition::new("sms_outbox_v1");
 
-/// Session id → [`StoredSession`](crate::sessions::StoredSession) (postcard).
+/// Session id → [`StoredSession`](crate::identity::sessions::StoredSession) (postcard).
 pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions_v1");
 /// User id → its session ids.
 pub(crate) const SESSIONS_BY_USER: MultimapTableDefinition<&str, &str> =
@@ -45,11 +45,11 @@ pub(crate) const SESSIONS_BY_USER: MultimapTableDefinition<&str, &str> =
 pub(crate) const REFRESH_TOKENS: TableDefinition<&[u8], &str> =
     TableDefinition::new("refresh_tokens_v1");
 
-/// Key id → [`StoredSigningKey`](crate::tokens::StoredSigningKey) (postcard).
+/// Key id → [`StoredSigningKey`](crate::identity::tokens::StoredSigningKey) (postcard).
 pub(crate) const SIGNING_KEYS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("signing_keys_v1");
 
-/// API key id → [`StoredKey`](crate::api_keys::StoredKey) (postcard).
+/// API key id → [`StoredKey`](crate::identity::api_keys::StoredKey) (postcard).
 pub(crate) const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys_v1");
 /// SHA-256 of a key secret → the key id. Raw secrets are never stored.
 pub(crate) const API_KEYS_BY_HASH: TableDefinition<&[u8], &str> =

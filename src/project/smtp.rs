@@ -6,7 +6,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{SmtpTransport, Transport};
 
 use crate::error::{Error, Result};
-use crate::mail::{Mailer, OutboxMessage};
+use crate::project::mail::{Mailer, OutboxMessage};
 
 /// How to reach the SMTP server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

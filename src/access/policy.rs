@@ -14,10 +14,10 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::api_keys::{Grant, KeyKind};
-use crate::collections::{CollectionSpec, Rule};
+use crate::access::principal::{Kind, Principal};
+use crate::data::collections::{CollectionSpec, Rule};
 use crate::error::{Error, ErrorKind, Result};
-use crate::principal::{Kind, Principal};
+use crate::identity::api_keys::{Grant, KeyKind};
 
 /// What a caller wants to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -223,7 +223,7 @@ fn describe(rule: &Rule, spec: &CollectionSpec) -> String {
 
 /// Rules for users, publishable keys and anonymous callers.
 fn by_rule(
-    user: Option<&crate::users::User>,
+    user: Option<&crate::identity::users::User>,
     action: Action,
     name: &str,
     spec: &CollectionSpec,

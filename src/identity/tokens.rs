@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::schema::{self, SIGNING_KEYS};
+use crate::store::schema::{self, SIGNING_KEYS};
 
 /// The `iss` of every token.
 pub(crate) const ISSUER: &str = "larder";
@@ -140,7 +140,7 @@ fn loaded(kid: String, stored: StoredSigningKey) -> Result<LoadedKey> {
 fn new_key(now: i64) -> Result<(String, StoredSigningKey)> {
     let pair = Ed25519KeyPair::generate();
     Ok((
-        crate::ids::random_hex(16)?,
+        crate::store::ids::random_hex(16)?,
         StoredSigningKey {
             keypair: pair.to_bytes(),
             created_at: now,

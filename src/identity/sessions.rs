@@ -17,9 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::ids;
-use crate::schema::{self, REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
-use crate::users::{StoredUser, User};
+use crate::identity::users::{StoredUser, User};
+use crate::store::ids;
+use crate::store::schema::{self, REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
 
 /// Default absolute lifetime of a session (and so of its refresh tokens): 30 days.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -306,8 +306,11 @@ impl Db {
     }
 
     /// The live session a verified access token belongs to.
-    pub(crate) fn session_of(&self, verified: crate::tokens::VerifiedToken) -> Result<UserSession> {
-        let (crate::tokens::TokenType::Access, Some(session_id)) =
+    pub(crate) fn session_of(
+        &self,
+        verified: crate::identity::tokens::VerifiedToken,
+    ) -> Result<UserSession> {
+        let (crate::identity::tokens::TokenType::Access, Some(session_id)) =
             (verified.typ, verified.session_id)
         else {
             return Err(unauthenticated());

@@ -15,19 +15,19 @@ use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::clock::format_rfc3339;
-use crate::collections::CollectionSpec;
-use crate::collections::{self, SERVER_MANAGED_FIELDS, validate_collection_name};
-use crate::db::Db;
-use crate::error::{Error, ErrorKind, Result};
-use crate::index::{self, IndexDef, IndexScan};
-use crate::policy::{self, Action, Permit, Target as PolicyTarget};
-use crate::principal::Principal;
-use crate::query::{
+use crate::access::policy::{self, Action, Permit, Target as PolicyTarget};
+use crate::access::principal::Principal;
+use crate::data::collections::CollectionSpec;
+use crate::data::collections::{self, SERVER_MANAGED_FIELDS, validate_collection_name};
+use crate::data::index::{self, IndexDef, IndexScan};
+use crate::data::query::{
     self, Aggregate, FieldRef, MetaField, Order, Picked, Plan, Query, Row, RowData, RowId, Sort,
 };
-use crate::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
-use crate::values;
+use crate::data::values;
+use crate::db::Db;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::clock::format_rfc3339;
+use crate::store::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
 
 /// Longest accepted document id.
 const MAX_ID_LEN: usize = 128;
@@ -914,7 +914,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// Serializes the data into `record`, straight after room for the header (see
     /// [`DocRecord::begin`]), and checks its size.
     fn seal(&self, data: &Map<String, Value>, record: &mut Vec<u8>) -> Result<()> {
-        crate::values::check_nesting(data, "the document")?;
+        crate::data::values::check_nesting(data, "the document")?;
         DocRecord::begin(record);
         serde_json::to_writer(&mut *record, data).map_err(Error::internal)?;
         let limit = self.db.max_document_bytes();

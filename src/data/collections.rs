@@ -4,10 +4,10 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
+use crate::data::index;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::index;
-use crate::schema::{self, COLLECTIONS, DocsTable, IndexTable, StoredCollection};
+use crate::store::schema::{self, COLLECTIONS, DocsTable, IndexTable, StoredCollection};
 
 /// Names that can never be used for a collection.
 const RESERVED_NAMES: &[&str] = &["users"];
@@ -321,7 +321,7 @@ impl Db {
                 )?;
             }
             crate::files::on_collection_renamed(txn, from, to)?;
-            crate::api_keys::on_collection_renamed(txn, from, to)?;
+            crate::identity::api_keys::on_collection_renamed(txn, from, to)?;
             collections.remove(from)?;
             // Never backwards, even if the clock is.
             stored.updated_at = self.now_micros().max(stored.updated_at + 1);
@@ -408,8 +408,8 @@ impl Db {
 fn info(name: &str, stored: StoredCollection, document_count: u64) -> CollectionInfo {
     CollectionInfo {
         name: name.to_owned(),
-        created_at: crate::clock::format_rfc3339(stored.created_at),
-        updated_at: crate::clock::format_rfc3339(stored.updated_at),
+        created_at: crate::store::clock::format_rfc3339(stored.created_at),
+        updated_at: crate::store::clock::format_rfc3339(stored.updated_at),
         spec: stored.spec,
         document_count,
     }

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::api_keys::{KeyIdentity, KeyKind};
-use crate::sessions::UserSession;
-use crate::users::User;
+use crate::identity::api_keys::{KeyIdentity, KeyKind};
+use crate::identity::sessions::UserSession;
+use crate::identity::users::User;
 
 /// The caller of an operation. Only authentication makes one ([`Db::authenticate_request`],
 /// [`Db::as_user`], [`Db::with_key`], [`Db::anonymous`]); it cannot be built from parts, so

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::schema::SETTINGS;
+use crate::store::schema::SETTINGS;
 
 /// The role every user has.
 pub const DEFAULT_ROLE: &str = "user";
@@ -94,7 +94,7 @@ impl Settings {
             ));
         }
         for role in &self.allowed_self_roles {
-            crate::users::validate_role(role)?;
+            crate::identity::users::validate_role(role)?;
         }
         for origin in &self.allowed_origins {
             validate_origin(origin)?;

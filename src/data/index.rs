@@ -9,10 +9,10 @@ use std::ops::ControlFlow;
 use redb::{ReadableTable, WriteTransaction};
 use serde_json::{Map, Value};
 
+use crate::data::query::{Compiler, FieldRef, Op, Row, RowData, RowId, Test};
+use crate::data::values::{self, JsonType};
 use crate::error::{Error, Result};
-use crate::query::{Compiler, FieldRef, Op, Row, RowData, RowId, Test};
-use crate::schema::{self, DocRecord, DocsTable, IndexTable};
-use crate::values::{self, JsonType};
+use crate::store::schema::{self, DocRecord, DocsTable, IndexTable};
 
 /// A compiled index: its path, the table name and how to read its value from a document.
 #[derive(Debug, Clone)]

@@ -1,14 +1,14 @@
 //! THE authentication edge: presented credentials become a [`Principal`], and principal-scoped
 //! handles ([`Actor`]) let Rust callers act as someone, under the same rules as HTTP.
 
-use crate::api_keys::{ApiKeyInfo, Grant, GrantChange, IssuedKey, NewApiKey};
-use crate::collections::{CollectionInfo, CollectionSpec};
+use crate::access::policy::{self, Action, Decision, Target};
+use crate::access::principal::Principal;
+use crate::data::collections::{CollectionInfo, CollectionSpec};
+use crate::data::documents::Collection;
 use crate::db::Db;
-use crate::documents::Collection;
 use crate::error::{Error, Result};
-use crate::policy::{self, Action, Decision, Target};
-use crate::principal::Principal;
-use crate::tokens::TokenType;
+use crate::identity::api_keys::{ApiKeyInfo, Grant, GrantChange, IssuedKey, NewApiKey};
+use crate::identity::tokens::TokenType;
 
 /// The credentials a request presents (as the HTTP front reads them from `x-api-key` and
 /// `Authorization: Bearer`).
@@ -164,7 +164,7 @@ fn describe_rule(spec: &CollectionSpec, action: Action) -> String {
     if !action.is_data() {
         return "administrators only".into();
     }
-    format!("{:?}", crate::policy::rule_for(spec, action)).to_lowercase()
+    format!("{:?}", crate::access::policy::rule_for(spec, action)).to_lowercase()
 }
 
 /// A principal-scoped handle: every call runs as that principal, under the same rules as
@@ -250,7 +250,7 @@ impl Actor {
     ///
     /// # Errors
     /// `Forbidden`/`Unauthenticated` for non-administrators.
-    pub fn list_users(&self) -> Result<Vec<crate::users::User>> {
+    pub fn list_users(&self) -> Result<Vec<crate::identity::users::User>> {
         self.admin(Action::ManageUsers)?.list_users()
     }
 }

@@ -20,12 +20,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::collections::{CollectionSpec, Rules, validate_collection_name};
+use crate::access::policy::{self, Action, Permit, Target};
+use crate::access::principal::Principal;
+use crate::data::collections::{CollectionSpec, Rules, validate_collection_name};
 use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
-use crate::policy::{self, Action, Permit, Target};
-use crate::principal::Principal;
-use crate::schema::{
+use crate::store::schema::{
     self, BUCKETS, FILE_CHUNKS, FILE_STAGING, FILES, FILES_BY_ATTACHMENT, FILES_BY_OWNER,
     UPLOAD_GRANTS,
 };
@@ -203,7 +203,7 @@ impl StoredFile {
             sha256: hex(&self.sha256),
             owner: self.owner.clone(),
             attached_to: self.attached_to.clone(),
-            created_at: crate::clock::format_rfc3339(self.created_at),
+            created_at: crate::store::clock::format_rfc3339(self.created_at),
         }
     }
 
@@ -292,7 +292,11 @@ fn validate_metadata(filename: &str, content_type: &str) -> Result<()> {
 /// bucket's download URL is only as secret as its name, and the id alone is guessable from a
 /// neighbouring upload (its random part is small and its counter counts up).
 fn file_id(db: &Db) -> Result<String> {
-    Ok(format!("{}-{}", db.new_id(), crate::ids::random_hex(8)?))
+    Ok(format!(
+        "{}-{}",
+        db.new_id(),
+        crate::store::ids::random_hex(8)?
+    ))
 }
 
 fn generated_name(id: &str, filename: &str) -> String {
@@ -557,7 +561,7 @@ fn bucket_info(name: &str, stored: StoredBucket, file_count: u64, total_bytes: u
         spec: stored.spec,
         file_count,
         total_bytes,
-        created_at: crate::clock::format_rfc3339(stored.created_at),
+        created_at: crate::store::clock::format_rfc3339(stored.created_at),
     }
 }
 
@@ -891,7 +895,7 @@ impl Bucket {
         if size > limit {
             return Err(Error::too_large("file", limit));
         }
-        let token = crate::ids::random_secret()?;
+        let token = crate::store::ids::random_secret()?;
         let name = generated_name(&file_id(&self.db)?, filename);
         let expires_at = self
             .db
@@ -921,7 +925,7 @@ impl Bucket {
             token,
             bucket: self.name.clone(),
             name,
-            expires_at: crate::clock::format_rfc3339(expires_at),
+            expires_at: crate::store::clock::format_rfc3339(expires_at),
         })
     }
 

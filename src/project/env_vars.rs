@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::schema::ENV_VARS;
-use crate::settings::Settings;
+use crate::project::settings::Settings;
+use crate::store::schema::ENV_VARS;
 
 /// Longest name and value accepted.
 const MAX_NAME: usize = 128;

@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::clock::{self, format_rfc3339};
-use crate::collections::validate_field_path;
+use crate::data::collections::validate_field_path;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::ids;
-use crate::schema::{self, API_KEYS, API_KEYS_BY_HASH};
-use crate::tokens::TokenType;
+use crate::identity::tokens::TokenType;
+use crate::store::clock::{self, format_rfc3339};
+use crate::store::ids;
+use crate::store::schema::{self, API_KEYS, API_KEYS_BY_HASH};
 
 /// How often at most a key's last-used time is written to the file.
 const LAST_USED_RESOLUTION_MICROS: i64 = 60 * 1_000_000;

@@ -75,7 +75,7 @@ impl Throttle {
 
     fn window_micros(&self, key: &Key) -> i64 {
         let window = match key {
-            Key::CodeRequest(..) => crate::otp::REQUEST_COOLDOWN,
+            Key::CodeRequest(..) => crate::identity::otp::REQUEST_COOLDOWN,
             _ => self.config.window,
         };
         i64::try_from(window.as_micros()).unwrap_or(i64::MAX)

@@ -16,12 +16,12 @@ use subtle::ConstantTimeEq;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::ids;
-use crate::mail::MailMessage;
-use crate::schema::{self, OTP_CODES, OTP_LINKS, USERS, USERS_BY_EMAIL};
-use crate::sessions::end_sessions_of;
-use crate::throttle::Key;
-use crate::users::{StoredUser, fold_email};
+use crate::identity::sessions::end_sessions_of;
+use crate::identity::throttle::Key;
+use crate::identity::users::{StoredUser, fold_email};
+use crate::project::mail::MailMessage;
+use crate::store::ids;
+use crate::store::schema::{self, OTP_CODES, OTP_LINKS, USERS, USERS_BY_EMAIL};
 
 /// How long a code or link lives.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
@@ -218,7 +218,7 @@ impl Db {
         email: &str,
         code: &str,
         token: &str,
-        settings: &crate::settings::Settings,
+        settings: &crate::project::settings::Settings,
     ) -> Result<()> {
         let (subject, action, base) = match purpose {
             Purpose::VerifyEmail => (
@@ -238,7 +238,7 @@ impl Db {
     }
 
     /// Where verification links point: the configured URL, else larder's own page when served.
-    fn verification_base(&self, settings: &crate::settings::Settings) -> Option<String> {
+    fn verification_base(&self, settings: &crate::project::settings::Settings) -> Option<String> {
         settings.verification_link_base().or_else(|| {
             self.served_url()
                 .map(|url| format!("{url}/auth/verify-email"))
@@ -246,7 +246,7 @@ impl Db {
     }
 
     /// Where reset links point: the configured URL, else larder's own form when served.
-    fn password_reset_base(&self, settings: &crate::settings::Settings) -> Option<String> {
+    fn password_reset_base(&self, settings: &crate::project::settings::Settings) -> Option<String> {
         settings.password_reset_link_base().or_else(|| {
             self.served_url()
                 .map(|url| format!("{url}/auth/reset-password"))
@@ -257,7 +257,7 @@ impl Db {
     pub(crate) fn send_verification(
         &self,
         user: &StoredUser,
-        settings: &crate::settings::Settings,
+        settings: &crate::project::settings::Settings,
     ) -> Result<()> {
         let (code, token) = self.write(|txn| {
             self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
@@ -305,8 +305,8 @@ impl Db {
     /// `InvalidInput` for a weak new password (checked first: the code is not spent) or an
     /// invalid code.
     pub fn reset_password(&self, email: &str, code: &str, new_password: &str) -> Result<()> {
-        crate::password::check_new_password(new_password)?;
-        let hash = crate::password::hash_password(new_password)?;
+        crate::identity::password::check_new_password(new_password)?;
+        let hash = crate::identity::password::hash_password(new_password)?;
         let email = email.trim().to_lowercase();
         self.write_auth(|txn| {
             let Some(user) = user_by_email(txn, &email)? else {
@@ -327,8 +327,8 @@ impl Db {
     /// # Errors
     /// As [`Db::reset_password`].
     pub fn reset_password_with_token(&self, token: &str, new_password: &str) -> Result<()> {
-        crate::password::check_new_password(new_password)?;
-        let hash = crate::password::hash_password(new_password)?;
+        crate::identity::password::check_new_password(new_password)?;
+        let hash = crate::identity::password::hash_password(new_password)?;
         self.write_auth(|txn| {
             let Some(user_id) = self.consume_link(txn, Purpose::ResetPassword, token)? else {
                 return Ok(false);
@@ -417,8 +417,8 @@ impl Db {
         &self,
         email: &str,
         code: &str,
-        client: &crate::users::Client,
-    ) -> Result<crate::sessions::SignedIn> {
+        client: &crate::identity::users::Client,
+    ) -> Result<crate::identity::sessions::SignedIn> {
         let email = email.trim().to_lowercase();
         self.sign_in_with_code(email.clone(), Purpose::TwoFactor, code, client, |txn| {
             user_by_email(txn, &email)
@@ -432,9 +432,9 @@ impl Db {
         account: String,
         purpose: Purpose,
         code: &str,
-        client: &crate::users::Client,
+        client: &crate::identity::users::Client,
         find: impl Fn(&WriteTransaction) -> Result<Option<StoredUser>>,
-    ) -> Result<crate::sessions::SignedIn> {
+    ) -> Result<crate::identity::sessions::SignedIn> {
         let now = self.now_micros();
         let account = Key::LoginAccount(account);
         let address = client.address_key(Key::LoginAddress);
@@ -474,9 +474,9 @@ impl Db {
     /// `Unauthenticated` if the session ended meanwhile.
     pub fn set_second_factor(
         &self,
-        session: &crate::sessions::UserSession,
+        session: &crate::identity::sessions::UserSession,
         enabled: bool,
-    ) -> Result<crate::users::User> {
+    ) -> Result<crate::identity::users::User> {
         let now = self.now_micros();
         self.write_auth(|txn| {
             let mut user: StoredUser =
@@ -503,7 +503,7 @@ impl Db {
         if !settings.enable_phone_login {
             return Err(Error::forbidden("phone login is not enabled"));
         }
-        let phone = crate::users::normalize_phone(phone)?;
+        let phone = crate::identity::users::normalize_phone(phone)?;
         self.cool_down(Purpose::PhoneLogin, &phone)?;
         let issued = self.write(|txn| {
             let Some(user) = user_by_phone(txn, &phone)? else {
@@ -531,12 +531,12 @@ impl Db {
         &self,
         phone: &str,
         code: &str,
-        client: &crate::users::Client,
-    ) -> Result<crate::sessions::SignedIn> {
+        client: &crate::identity::users::Client,
+    ) -> Result<crate::identity::sessions::SignedIn> {
         if !self.settings()?.enable_phone_login {
             return Err(Error::forbidden("phone login is not enabled"));
         }
-        let phone = crate::users::normalize_phone(phone)
+        let phone = crate::identity::users::normalize_phone(phone)
             .map_err(|_| Error::unauthenticated("invalid or expired code"))?;
         self.sign_in_with_code(phone.clone(), Purpose::PhoneLogin, code, client, |txn| {
             user_by_phone(txn, &phone)
@@ -594,7 +594,7 @@ impl Db {
 
 fn user_by_phone(txn: &WriteTransaction, phone: &str) -> Result<Option<StoredUser>> {
     let Some(id) = txn
-        .open_table(crate::schema::USERS_BY_PHONE)?
+        .open_table(crate::store::schema::USERS_BY_PHONE)?
         .get(phone)?
         .map(|v| v.value().to_owned())
     else {

@@ -10,14 +10,14 @@ use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::clock::format_rfc3339;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::password;
-use crate::schema::{self, USERS, USERS_BY_EMAIL, USERS_BY_PHONE, USERS_BY_USERNAME};
-use crate::sessions::{SignedIn, UserSession, end_sessions_of};
-use crate::settings::{DEFAULT_ROLE, Settings, read_settings};
-use crate::throttle::Key;
+use crate::identity::password;
+use crate::identity::sessions::{SignedIn, UserSession, end_sessions_of};
+use crate::identity::throttle::Key;
+use crate::project::settings::{DEFAULT_ROLE, Settings, read_settings};
+use crate::store::clock::format_rfc3339;
+use crate::store::schema::{self, USERS, USERS_BY_EMAIL, USERS_BY_PHONE, USERS_BY_USERNAME};
 
 /// Largest profile `data`, in bytes of JSON.
 const MAX_PROFILE_BYTES: usize = 64 * 1024;
@@ -338,7 +338,7 @@ fn check_profile_data(data: &Map<String, Value>) -> Result<String> {
             )));
         }
     }
-    crate::values::check_nesting(data, "the profile")?;
+    crate::data::values::check_nesting(data, "the profile")?;
     let json = serde_json::to_string(data).map_err(Error::internal)?;
     if json.len() > MAX_PROFILE_BYTES {
         return Err(Error::too_large("the profile", MAX_PROFILE_BYTES as u64));
@@ -404,7 +404,7 @@ impl Db {
             self.throttle().record(key, now);
         }
         let user = StoredUser {
-            id: crate::ids::random_uuid()?,
+            id: crate::store::ids::random_uuid()?,
             email,
             username: new.username.clone().filter(|_| username.is_some()),
             phone: phone.clone(),
@@ -565,7 +565,7 @@ impl Db {
         let now = self.now_micros();
         let user_id = session.user().id.clone();
         self.write_auth(|txn| {
-            let settings = read_settings(&txn.open_table(crate::schema::SETTINGS)?)?;
+            let settings = read_settings(&txn.open_table(crate::store::schema::SETTINGS)?)?;
             let mut user = load_user(&txn.open_table(USERS)?, &user_id)
                 .map_err(|_| Error::unauthenticated("invalid or expired session"))?;
             let mut data: Map<String, Value> =
@@ -762,7 +762,7 @@ impl Db {
 }
 
 /// The welcome mail sent after signup when `SEND_WELCOME_EMAIL` is on.
-fn welcome_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
+fn welcome_mail(to: &str, settings: &Settings) -> crate::project::mail::MailMessage {
     notice_mail(
         to,
         "Welcome",
@@ -774,7 +774,7 @@ fn welcome_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
 
 /// Told to the owner of an address someone tried to sign up with again (email verification
 /// on: the signup itself answers as for a new address).
-fn already_registered_mail(to: &str, settings: &Settings) -> crate::mail::MailMessage {
+fn already_registered_mail(to: &str, settings: &Settings) -> crate::project::mail::MailMessage {
     notice_mail(
         to,
         "You already have an account",
@@ -792,7 +792,7 @@ fn notice_mail(
     template: &str,
     text: &str,
     settings: &Settings,
-) -> crate::mail::MailMessage {
+) -> crate::project::mail::MailMessage {
     let mut text = text.to_owned();
     if let Some(url) = settings
         .login_url
@@ -801,12 +801,12 @@ fn notice_mail(
     {
         text.push_str(&format!("\nSign in at {url}\n"));
     }
-    crate::mail::MailMessage {
+    crate::project::mail::MailMessage {
         to: vec![to.to_owned()],
         subject: Some(subject.into()),
         text: Some(text),
         template: Some(template.into()),
-        ..crate::mail::MailMessage::default()
+        ..crate::project::mail::MailMessage::default()
     }
 }
 

@@ -6,11 +6,11 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::clock::format_rfc3339;
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::schema::{OUTBOX, SMS_OUTBOX};
-use crate::users::fold_email;
+use crate::identity::users::fold_email;
+use crate::store::clock::format_rfc3339;
+use crate::store::schema::{OUTBOX, SMS_OUTBOX};
 
 /// Most recipients of one message (to, cc and bcc together).
 const MAX_RECIPIENTS: usize = 50;

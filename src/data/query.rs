@@ -13,10 +13,10 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::clock;
-use crate::collections::validate_field_path;
+use crate::data::collections::validate_field_path;
+use crate::data::values::{self, JsonType};
 use crate::error::{Error, Result};
-use crate::values::{self, JsonType};
+use crate::store::clock;
 
 /// Most nodes a filter tree may have.
 const MAX_FILTER_NODES: usize = 1024;

@@ -1,0 +1,7 @@
+//! The data layer: collections, documents, indexes, queries and typed JSON values.
+
+pub(crate) mod collections;
+pub(crate) mod documents;
+pub(crate) mod index;
+pub(crate) mod query;
+pub(crate) mod values;
