@@ -95,7 +95,7 @@ fn main() -> BenchResult<()> {
     let signup_time = started.elapsed();
 
     // Raw verification with jwt-simple alone, on the same tokens.
-    let jwks = db.jwks();
+    let jwks = db.jwks().unwrap();
     let x = jwks["keys"][0]["x"].as_str().ok_or("no key in the JWKS")?;
     let public =
         Ed25519PublicKey::from_bytes(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x)?)?;

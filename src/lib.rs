@@ -69,7 +69,7 @@ pub use access::principal::Principal;
 pub use data::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
 pub use data::documents::{Collection, Doc};
 pub use data::query::{Aggregate, Filter, Op, Order, Query, Sort};
-pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder, Health};
+pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{
     Bucket, BucketInfo, BucketSpec, DEFAULT_MAX_FILE_BYTES, FileInfo, FileReader, Upload,
@@ -90,6 +90,7 @@ pub use project::mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSende
 pub use project::settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};
 #[cfg(feature = "smtp")]
 pub use project::smtp::{SmtpMailer, SmtpSecurity};
+pub use store::Health;
 pub use store::clock::{Clock, ManualClock, SystemClock};
 
 #[cfg(doctest)]

@@ -276,7 +276,7 @@ impl Db {
                 .len()?;
             Ok(info(name, stored, count))
         });
-        self.targets().invalidate();
+        self.targets()?.invalidate();
         updated
     }
 
@@ -332,7 +332,7 @@ impl Db {
             Ok(info(to, stored, count))
         });
         // Both names' read targets are stale, and so are cached keys carrying the old grants.
-        self.targets().invalidate();
+        self.targets()?.invalidate();
         self.forget_cached_keys();
         renamed
     }
@@ -400,7 +400,7 @@ impl Db {
             collections.remove(name)?;
             Ok(())
         });
-        self.targets().invalidate();
+        self.targets()?.invalidate();
         deleted
     }
 }

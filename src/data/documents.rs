@@ -947,7 +947,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         &self,
         op: impl FnOnce(&ReadTransaction, &Target) -> Result<R>,
     ) -> Result<R> {
-        let cache = self.db.targets();
+        let cache = self.db.targets()?;
         // Read before the snapshot begins: an entry is only ever tagged with a generation no
         // newer than the snapshot it was loaded from.
         let generation = cache.generation.load(Ordering::Acquire);

@@ -1400,6 +1400,23 @@ pub(crate) fn on_collection_renamed(txn: &WriteTransaction, from: &str, to: &str
     Ok(())
 }
 
+/// Removes the staged chunks of uploads a crash cut off (writes nothing when there are none).
+pub(crate) fn purge_unfinished_uploads(redb: &redb::Database) -> Result<()> {
+    use redb::ReadableTableMetadata;
+    if redb
+        .begin_read()?
+        .open_table(crate::store::schema::FILE_STAGING)?
+        .is_empty()?
+    {
+        return Ok(());
+    }
+    let mut txn = redb.begin_write()?;
+    txn.set_two_phase_commit(true);
+    purge_staging(&txn, None)?;
+    txn.commit()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -382,7 +382,7 @@ async fn put_settings(Admin(db): Admin, body: Bytes) -> Answer {
 async fn rotate_signing_key(Admin(db): Admin) -> Answer {
     let jwks = blocking(move || {
         db.rotate_signing_key()?;
-        Ok(db.jwks())
+        db.jwks()
     })
     .await
     .map_err(fail)?;

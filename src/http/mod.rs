@@ -445,7 +445,10 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    axum::Json(state.db.jwks()).into_response()
+    match state.db.jwks() {
+        Ok(jwks) => axum::Json(jwks).into_response(),
+        Err(error) => error::ApiError::new(error, error::Shape::Native).into_response(),
+    }
 }
 
 async fn not_found() -> Response {

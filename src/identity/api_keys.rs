@@ -488,7 +488,7 @@ impl Db {
     /// # Errors
     /// Only storage failures.
     pub fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
-        let last_used = self.key_cache().last_used.lock().clone();
+        let last_used = self.key_cache()?.last_used.lock().clone();
         self.read(|txn| {
             let table = txn.open_table(API_KEYS)?;
             let mut out = Vec::new();
@@ -506,7 +506,7 @@ impl Db {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub fn get_api_key(&self, id: &str) -> Result<ApiKeyInfo> {
-        let last_used = self.key_cache().last_used.lock().get(id).copied();
+        let last_used = self.key_cache()?.last_used.lock().get(id).copied();
         self.read(|txn| Ok(load_key(&txn.open_table(API_KEYS)?, id)?.info(id, last_used)))
     }
 
@@ -538,7 +538,7 @@ impl Db {
     pub fn rotate_api_key(&self, id: &str, overlap: Duration) -> Result<IssuedKey> {
         let now = self.now_micros();
         let overlap = i64::try_from(overlap.as_micros()).unwrap_or(i64::MAX);
-        let last_used = self.key_cache().last_used.lock().get(id).copied();
+        let last_used = self.key_cache()?.last_used.lock().get(id).copied();
         self.write_keys(|txn| {
             let mut keys = txn.open_table(API_KEYS)?;
             let mut by_hash = txn.open_table(API_KEYS_BY_HASH)?;
@@ -722,7 +722,7 @@ impl Db {
         load: impl FnOnce(&redb::ReadTransaction) -> Result<KeyIdentity>,
     ) -> Result<Arc<KeyIdentity>> {
         let now = self.now_micros();
-        let cache = self.key_cache();
+        let cache = self.key_cache()?;
         let (hit, generation) = {
             let inner = cache.inner.lock();
             (inner.entries.get(&cache_key).cloned(), inner.generation)
@@ -752,7 +752,10 @@ impl Db {
     /// commit that rides on the next durable one; skipped if a writer is busy).
     fn touch_key(&self, id: &str) {
         let now = self.now_micros();
-        let previous = self.key_cache().last_used.lock().insert(id.to_owned(), now);
+        let Ok(cache) = self.key_cache() else {
+            return;
+        };
+        let previous = cache.last_used.lock().insert(id.to_owned(), now);
         if previous.is_some_and(|p| now - p < LAST_USED_RESOLUTION_MICROS) {
             return;
         }
@@ -832,7 +835,9 @@ impl Db {
     /// Drops every cached key identity, after any change to keys or their grants (a collection
     /// rename moves grants too), so the next use of each key reads it anew.
     pub(crate) fn forget_cached_keys(&self) {
-        let cache = self.key_cache();
+        let Ok(cache) = self.key_cache() else {
+            return;
+        };
         let mut inner = cache.inner.lock();
         inner.generation += 1;
         inner.entries.clear();

@@ -174,8 +174,8 @@ impl Db {
     fn cool_down(&self, purpose: Purpose, email: &str) -> Result<()> {
         let key = Key::CodeRequest(purpose.name(), email.to_owned());
         let now = self.now_micros();
-        self.throttle().check(&key, now)?;
-        self.throttle().record(key, now);
+        self.throttle()?.check(&key, now)?;
+        self.throttle()?.record(key, now);
         Ok(())
     }
 
@@ -438,9 +438,9 @@ impl Db {
         let now = self.now_micros();
         let account = Key::LoginAccount(account);
         let address = client.address_key(Key::LoginAddress);
-        self.throttle().check(&account, now)?;
+        self.throttle()?.check(&account, now)?;
         if let Some(key) = &address {
-            self.throttle().check(key, now)?;
+            self.throttle()?.check(key, now)?;
         }
         let signed_in = self.write_auth(|txn| {
             let Some(user) = find(txn)? else {
@@ -454,13 +454,13 @@ impl Db {
         })?;
         match signed_in {
             Some((user, session_id, refresh)) => {
-                self.throttle().reset(&account);
+                self.throttle()?.reset(&account);
                 self.signed_in(user, session_id, refresh)
             }
             None => {
-                self.throttle().record(account, now);
+                self.throttle()?.record(account, now);
                 if let Some(key) = address {
-                    self.throttle().record(key, now);
+                    self.throttle()?.record(key, now);
                 }
                 Err(Error::unauthenticated("invalid or expired code"))
             }

@@ -93,6 +93,15 @@ fn unauthenticated() -> Error {
     Error::unauthenticated("invalid or expired session")
 }
 
+/// How long sessions live and what a public profile shows (set when the database opens).
+#[derive(Debug, Clone)]
+pub(crate) struct SessionConfig {
+    /// The absolute lifetime of a session and its refresh tokens.
+    pub(crate) lifetime: Duration,
+    /// The profile `data` fields a public profile shows.
+    pub(crate) public_profile_fields: Vec<String>,
+}
+
 /// Live sessions by id, with the user as of the last change. Every write to users or sessions
 /// bumps the generation and clears the map; a reader only inserts what it read if no such
 /// write happened meanwhile, so the cache never holds a state older than the tables.
@@ -131,7 +140,7 @@ impl Db {
         op: impl FnMut(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
         let out = self.write(op);
-        self.identities().invalidate();
+        self.identities()?.invalidate();
         out
     }
 
@@ -143,7 +152,7 @@ impl Db {
         user_id: &str,
     ) -> Result<(String, String)> {
         let now = self.now_micros();
-        let lifetime = i64::try_from(self.session_lifetime().as_micros()).unwrap_or(i64::MAX);
+        let lifetime = i64::try_from(self.session_lifetime()?.as_micros()).unwrap_or(i64::MAX);
         let session_id = ids::random_hex(16)?;
         let refresh = ids::random_secret()?;
         let stored = StoredSession {
@@ -326,7 +335,7 @@ impl Db {
     }
 
     fn identity(&self, session_id: &str) -> Result<Arc<Identity>> {
-        let cache = self.identities();
+        let cache = self.identities()?;
         let generation = {
             let inner = cache.inner.lock();
             if let Some(hit) = inner.entries.get(session_id) {

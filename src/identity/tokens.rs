@@ -200,7 +200,7 @@ impl Db {
         claims.issued_at = Some(JwtDuration::from_secs(now));
         claims.invalid_before = Some(JwtDuration::from_secs(now));
         claims.expires_at = Some(JwtDuration::from_secs(expires_at));
-        let keys = self.key_ring().keys.read();
+        let keys = self.key_ring()?.keys.read();
         let active = keys
             .iter()
             .find(|k| k.stored.retired_at.is_none())
@@ -220,7 +220,7 @@ impl Db {
         }
         let now = u64::try_from(self.now_micros() / 1_000_000).unwrap_or(0);
         let hash = token_hash(token);
-        let ring = self.key_ring();
+        let ring = self.key_ring()?;
         let cached = ring.verified.lock().get(&hash).cloned();
         if let Some(hit) = cached {
             return if now > hit.expires_at_secs + TOLERANCE_SECS {
@@ -250,7 +250,7 @@ impl Db {
         }
         let kid = metadata.key_id().ok_or_else(unauthenticated)?;
         let now_micros = self.now_micros();
-        let keys = self.key_ring().keys.read();
+        let keys = self.key_ring()?.keys.read();
         let key = keys
             .iter()
             .find(|k| {
@@ -300,14 +300,17 @@ impl Db {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::in_memory()?;
-    /// let jwks = db.jwks();
+    /// let jwks = db.jwks()?;
     /// assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     /// # Ok(()) }
     /// ```
-    pub fn jwks(&self) -> Value {
+    ///
+    /// # Errors
+    /// Only a database that was not set up.
+    pub fn jwks(&self) -> Result<Value> {
         use base64::Engine;
         let now = self.now_micros();
-        let keys = self.key_ring().keys.read();
+        let keys = self.key_ring()?.keys.read();
         let keys: Vec<Value> = keys
             .iter()
             .filter(|k| k.stored.verify_until.is_none_or(|until| now <= until))
@@ -317,7 +320,7 @@ impl Db {
                 json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": k.kid, "x": x})
             })
             .collect();
-        json!({ "keys": keys })
+        Ok(json!({ "keys": keys }))
     }
 
     /// Starts signing with a new key. The old key keeps verifying the tokens it signed until
@@ -354,7 +357,7 @@ impl Db {
             }
             Ok(keys)
         })?;
-        let ring = self.key_ring();
+        let ring = self.key_ring()?;
         *ring.keys.write() = keys;
         ring.verified.lock().clear();
         Ok(())
@@ -374,7 +377,7 @@ mod tests {
         assert_eq!(first.subject, "u1");
         assert_eq!(first.session_id.as_deref(), Some("s1"));
         assert_eq!(first.expires_at_secs, exp);
-        assert_eq!(db.key_ring().verified.lock().len(), 1);
+        assert_eq!(db.key_ring().unwrap().verified.lock().len(), 1);
         assert_eq!(db.verify_token(&token).unwrap(), first);
     }
 }

@@ -390,7 +390,7 @@ impl Db {
         let now = self.now_micros();
         let address_key = client.address_key(Key::SignupAddress);
         if let Some(key) = &address_key {
-            self.throttle().check(key, now)?;
+            self.throttle()?.check(key, now)?;
         }
         let email = fold_email(&new.email)?;
         let username = new.username.as_deref().map(validate_username).transpose()?;
@@ -401,7 +401,7 @@ impl Db {
         let roles = resolve_roles(&new.roles, &settings, client.server_trusted)?;
         let password_hash = password::hash_password(&new.password)?;
         if let Some(key) = address_key {
-            self.throttle().record(key, now);
+            self.throttle()?.record(key, now);
         }
         let user = StoredUser {
             id: crate::store::ids::random_uuid()?,
@@ -494,9 +494,9 @@ impl Db {
         let folded = email.trim().to_lowercase();
         let account_key = Key::LoginAccount(folded.clone());
         let address_key = client.address_key(Key::LoginAddress);
-        self.throttle().check(&account_key, now)?;
+        self.throttle()?.check(&account_key, now)?;
         if let Some(key) = &address_key {
-            self.throttle().check(key, now)?;
+            self.throttle()?.check(key, now)?;
         }
         let found = self.read(|txn| {
             let Some(id) = txn
@@ -516,16 +516,16 @@ impl Db {
             }
         };
         let Some(user) = found.filter(|_| verified) else {
-            self.throttle().record(account_key, now);
+            self.throttle()?.record(account_key, now);
             if let Some(key) = address_key {
-                self.throttle().record(key, now);
+                self.throttle()?.record(key, now);
             }
             return Err(login_failed());
         };
         if user.disabled {
             return Err(Error::forbidden("this account is disabled"));
         }
-        self.throttle().reset(&account_key);
+        self.throttle()?.reset(&account_key);
         let settings = self.settings()?;
         if settings.enable_email_verification && !user.email_verified {
             return Err(Error::forbidden(
@@ -614,11 +614,11 @@ impl Db {
     pub fn change_password(&self, session: &UserSession, current: &str, new: &str) -> Result<()> {
         let now = self.now_micros();
         let account_key = Key::LoginAccount(session.user().email.clone());
-        self.throttle().check(&account_key, now)?;
+        self.throttle()?.check(&account_key, now)?;
         password::check_new_password(new)?;
         let stored = self.read(|txn| load_user(&txn.open_table(USERS)?, &session.user().id))?;
         if !password::verify_password(current, &stored.password_hash)? {
-            self.throttle().record(account_key, now);
+            self.throttle()?.record(account_key, now);
             return Err(Error::unauthenticated("the current password is wrong"));
         }
         let hash = password::hash_password(new)?;
@@ -652,9 +652,10 @@ impl Db {
         }
         let data: Map<String, Value> =
             serde_json::from_str(&user.data_json).map_err(Error::internal)?;
+        let shown = self.public_profile_fields()?;
         let fields = data
             .into_iter()
-            .filter(|(k, _)| self.public_profile_fields().contains(k))
+            .filter(|(k, _)| shown.contains(k))
             .collect();
         Ok(PublicProfile {
             id: user.id,

@@ -153,6 +153,13 @@ impl MailMessage {
     }
 }
 
+/// Where mail and text messages go beyond the outbox (set when the database opens).
+#[derive(Default)]
+pub(crate) struct Mailers {
+    pub(crate) mailer: Option<std::sync::Arc<dyn Mailer>>,
+    pub(crate) sms_sender: Option<std::sync::Arc<dyn SmsSender>>,
+}
+
 impl Db {
     /// Sends a message: it is validated and kept in the outbox. Returns its id.
     ///
@@ -186,7 +193,7 @@ impl Db {
             txn.open_table(OUTBOX)?.insert(id.as_str(), json.as_str())?;
             Ok(())
         })?;
-        if let Some(mailer) = self.mailer() {
+        if let Some(mailer) = self.mailer()? {
             mailer.deliver(&entry).map_err(|e| {
                 Error::with_source(
                     crate::error::ErrorKind::Internal,
@@ -222,7 +229,7 @@ impl Db {
                 .insert(message.id.as_str(), json.as_str())?;
             Ok(())
         })?;
-        if let Some(sender) = self.sms_sender() {
+        if let Some(sender) = self.sms_sender()? {
             let _ = sender.send_sms(&message);
         }
         Ok(())
