@@ -66,7 +66,7 @@ fn main() -> BenchResult<()> {
     );
     let dir = tempfile::tempdir()?;
     let db = Db::open(dir.path().join("auth.redb"))?;
-    db.signup(
+    db.users().signup(
         NewUser::new("bench@example.com", PASSWORD),
         &Client::unknown(),
     )?;
@@ -76,7 +76,8 @@ fn main() -> BenchResult<()> {
     let mut tokens = Vec::with_capacity(sessions);
     for _ in 0..sessions {
         tokens.push(
-            db.login("bench@example.com", PASSWORD, &Client::unknown())?
+            db.users()
+                .login("bench@example.com", PASSWORD, &Client::unknown())?
                 .access_token,
         );
     }
@@ -84,7 +85,7 @@ fn main() -> BenchResult<()> {
 
     let started = Instant::now();
     for _ in 0..20 {
-        black_box(db.signup(
+        black_box(db.users().signup(
             NewUser::new(
                 format!("h{}@example.com", started.elapsed().as_nanos()),
                 PASSWORD,
@@ -95,7 +96,7 @@ fn main() -> BenchResult<()> {
     let signup_time = started.elapsed();
 
     // Raw verification with jwt-simple alone, on the same tokens.
-    let jwks = db.jwks().unwrap();
+    let jwks = db.signing_keys().jwks().unwrap();
     let x = jwks["keys"][0]["x"].as_str().ok_or("no key in the JWKS")?;
     let public =
         Ed25519PublicKey::from_bytes(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x)?)?;
@@ -108,7 +109,7 @@ fn main() -> BenchResult<()> {
     // First-seen tokens (sessions not cached either: the logins above cleared the cache).
     let started = Instant::now();
     for token in &tokens {
-        black_box(db.authenticate(token)?);
+        black_box(db.sessions().authenticate(token)?);
     }
     let first_seen = started.elapsed();
 
@@ -117,7 +118,7 @@ fn main() -> BenchResult<()> {
     for _ in 0..3 {
         let started = Instant::now();
         for i in 0..repeats {
-            black_box(db.authenticate(&tokens[i % tokens.len()])?);
+            black_box(db.sessions().authenticate(&tokens[i % tokens.len()])?);
         }
         best_repeat = best_repeat.min(started.elapsed());
     }

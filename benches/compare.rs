@@ -250,7 +250,7 @@ fn main() -> BenchResult<()> {
 
 fn open_larder(path: &Path) -> BenchResult<(Db, Collection)> {
     let db = Db::builder().cache_bytes(CACHE_BYTES).open(path)?;
-    db.create_collection("items", CollectionSpec::new())?;
+    db.collections().create("items", CollectionSpec::new())?;
     let items = db.collection("items");
     Ok((db, items))
 }
@@ -419,14 +419,14 @@ impl Loaded {
                 update: Rule::Owner,
                 delete: Rule::Owner,
             };
-            db.create_collection(
+            db.collections().create(
                 "items",
                 CollectionSpec::new()
                     .rules(rules)
                     .owner_field("owner")
                     .hidden_field("secret"),
             )?;
-            let user = db.signup(
+            let user = db.users().signup(
                 NewUser::new("bench@example.com", "a long enough passphrase"),
                 &Client::unknown(),
             )?;

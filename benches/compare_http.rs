@@ -593,7 +593,7 @@ fn larder(settings: &Settings, dir: &Path) -> BenchResult<Target> {
             update: Rule::Owner,
             delete: Rule::Owner,
         };
-        db.create_collection(
+        db.collections().create(
             "items",
             CollectionSpec::new()
                 .rules(readers)
@@ -607,14 +607,18 @@ fn larder(settings: &Settings, dir: &Path) -> BenchResult<Target> {
             update: Rule::Admin,
             delete: Rule::Admin,
         };
-        db.create_collection("public_items", CollectionSpec::new().rules(public))?;
+        db.collections()
+            .create("public_items", CollectionSpec::new().rules(public))?;
         let publishable = db
-            .create_api_key(NewApiKey::new(KeyKind::Publishable, "compare"))?
+            .keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "compare"))?
             .secret;
         let mut users = Vec::new();
         for i in 0..USERS {
             let email = format!("user{i}@example.com");
-            let signed_in = db.signup(NewUser::new(&email, PASSWORD), &Client::unknown())?;
+            let signed_in = db
+                .users()
+                .signup(NewUser::new(&email, PASSWORD), &Client::unknown())?;
             users.push((signed_in.access_token, signed_in.user.id, email));
         }
         let seed = |collection: &str| -> BenchResult<Vec<String>> {

@@ -163,7 +163,7 @@ fn durable_single_inserts(dir: &Path, docs: &[Value]) -> BenchResult<()> {
     let db = Db::builder()
         .cache_bytes(CACHE_BYTES)
         .open(dir.join("single-larder.redb"))?;
-    db.create_collection("items", CollectionSpec::new())?;
+    db.collections().create("items", CollectionSpec::new())?;
     let items: Collection = db.collection("items");
     let raw_2pc = open_raw(&dir.join("single-raw-2pc.redb"))?;
     let raw_1pc = open_raw(&dir.join("single-raw-1pc.redb"))?;
@@ -243,7 +243,7 @@ fn bulk_insert(dir: &Path, docs: &[Value]) -> BenchResult<Loaded> {
         for turn in 0..2 {
             if (rep + turn) % 2 == 0 {
                 let db = Db::builder().cache_bytes(CACHE_BYTES).open(&larder_path)?;
-                db.create_collection("items", CollectionSpec::new())?;
+                db.collections().create("items", CollectionSpec::new())?;
                 let items: Collection = db.collection("items");
                 let start = Instant::now();
                 let stored = items.insert_many(docs)?;
@@ -286,7 +286,9 @@ fn bulk_insert(dir: &Path, docs: &[Value]) -> BenchResult<Loaded> {
     let indexed_db = Db::builder()
         .cache_bytes(CACHE_BYTES)
         .open(dir.join("bulk-larder-indexed.redb"))?;
-    indexed_db.create_collection("indexed", CollectionSpec::new().index("category"))?;
+    indexed_db
+        .collections()
+        .create("indexed", CollectionSpec::new().index("category"))?;
     let indexed: Collection = indexed_db.collection("indexed");
     let start = Instant::now();
     black_box(indexed.insert_many(docs)?);

@@ -112,11 +112,11 @@ fn main() -> BenchResult<()> {
         update: Rule::Owner,
         delete: Rule::Owner,
     };
-    server.db.create_collection(
+    server.db.collections().create(
         "items",
         CollectionSpec::new().rules(rules).owner_field("owner"),
     )?;
-    let user = server.db.signup(
+    let user = server.db.users().signup(
         NewUser::new("load@example.com", "a long enough passphrase"),
         &Client::unknown(),
     )?;

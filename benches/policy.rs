@@ -81,14 +81,14 @@ fn main() -> BenchResult<()> {
         update: Rule::Owner,
         delete: Rule::Owner,
     };
-    db.create_collection(
+    db.collections().create(
         "items",
         CollectionSpec::new()
             .rules(owner_rules)
             .owner_field("owner")
             .hidden_field("secret"),
     )?;
-    let user = db.signup(
+    let user = db.users().signup(
         NewUser::new("bench@example.com", "a long enough passphrase"),
         &Client::unknown(),
     )?;
@@ -104,7 +104,7 @@ fn main() -> BenchResult<()> {
 
     let admin = time_gets(gets, &ids, |id| check(items.get(id)?.is_some()))?;
 
-    let secret = db.create_api_key(NewApiKey::new(KeyKind::Secret, "admin"))?;
+    let secret = db.keys().create(NewApiKey::new(KeyKind::Secret, "admin"))?;
     let as_secret: Collection = db.with_key(&secret.secret)?.collection("items");
     let secret_time = time_gets(gets, &ids, |id| check(as_secret.get(id)?.is_some()))?;
 
@@ -123,7 +123,7 @@ fn main() -> BenchResult<()> {
         );
         let mut new = NewApiKey::new(KeyKind::Scoped, "reader");
         new.grants = all;
-        let key = db.create_api_key(new)?;
+        let key = db.keys().create(new)?;
         let scoped: Collection = db.with_key(&key.secret)?.collection("items");
         scoped_times.push((
             grants,

@@ -8,7 +8,8 @@ fn main() -> larder::Result<()> {
     let dir = tempfile::tempdir().map_err(|_| larder::ErrorKind::Internal)?;
     let db = Db::open(dir.path().join("app.redb"))?; // creates the file on first use
 
-    db.create_collection("tasks", CollectionSpec::new().index("priority"))?;
+    db.collections()
+        .create("tasks", CollectionSpec::new().index("priority"))?;
     let tasks: larder::Collection = db.collection("tasks");
 
     let docs = tasks.insert(&json!({"title": "write docs", "priority": 2, "done": false}))?;

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::data::documents::TargetCache;
+use crate::access::principal::Principal;
+use crate::data::collections::TargetCache;
 use crate::error::Result;
 use crate::identity::api_keys::KeyCache;
 use crate::identity::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
@@ -26,7 +27,7 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// let dir = tempfile::tempdir().unwrap();
 /// let db = larder::Db::open(dir.path().join("app.redb"))?;
 /// let handle = db.clone();
-/// std::thread::spawn(move || handle.list_collections()).join().unwrap()?;
+/// std::thread::spawn(move || handle.collections().list()).join().unwrap()?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -179,7 +180,7 @@ impl DbBuilder {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::builder().open_backend(redb::backends::InMemoryBackend::new())?;
-    /// assert!(db.list_collections()?.is_empty());
+    /// assert!(db.collections().list()?.is_empty());
     /// # Ok(()) }
     /// ```
     ///
@@ -305,51 +306,78 @@ impl Db {
         self.store.compact()
     }
 
+    /// The project's settings and environment variables.
+    pub fn project(&self) -> crate::project::settings::Project<'_> {
+        crate::project::settings::Project::new(&self.store)
+    }
+
+    /// Outgoing mail and text messages, and their outboxes.
+    pub fn mail(&self) -> crate::project::mail::Mail<'_> {
+        crate::project::mail::Mail::new(&self.store)
+    }
+
+    /// App users' accounts: signup, login, profiles, one-time codes and administration.
+    pub fn users(&self) -> crate::identity::accounts::Users<'_> {
+        crate::identity::accounts::Users::new(&self.store)
+    }
+
+    /// Sessions and their tokens.
+    pub fn sessions(&self) -> crate::identity::sessions::Sessions<'_> {
+        crate::identity::sessions::Sessions::new(&self.store)
+    }
+
+    /// API keys and their grants.
+    pub fn keys(&self) -> crate::identity::api_keys::Keys<'_> {
+        crate::identity::api_keys::Keys::new(&self.store)
+    }
+
+    /// The keys that sign access tokens, and their public JWKS.
+    pub fn signing_keys(&self) -> crate::identity::tokens::SigningKeys<'_> {
+        crate::identity::tokens::SigningKeys::new(&self.store)
+    }
+
+    /// The collections themselves: create, change, rename, list, delete.
+    pub fn collections(&self) -> crate::data::collections::Collections<'_> {
+        crate::data::collections::Collections::new(&self.store)
+    }
+
+    /// A handle to the documents of collection `name`, as values of type `T`
+    /// (`serde_json::Value` when unannotated: `let notes: Collection = db.collection("notes")`),
+    /// with the embedding program's full rights.
+    pub fn collection<T: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+        &self,
+        name: &str,
+    ) -> crate::data::documents::Collection<T> {
+        crate::data::documents::Collection::new(&self.store, name, Principal::system())
+    }
+
+    /// The buckets themselves, signed uploads and cleanup.
+    pub fn buckets(&self) -> crate::files::Buckets<'_> {
+        crate::files::Buckets::new(&self.store)
+    }
+
+    /// A handle to the files of bucket `name`, with the embedding program's full rights.
+    pub fn bucket(&self, name: &str) -> crate::files::Bucket {
+        crate::files::Bucket::new(&self.store, name, Principal::system())
+    }
+
+    /// A collection's documents, acting as `principal` (see [`Actor`](crate::Actor)).
+    pub(crate) fn collection_as<T: serde::Serialize + serde::de::DeserializeOwned + 'static>(
+        &self,
+        name: &str,
+        principal: Principal,
+    ) -> crate::data::documents::Collection<T> {
+        crate::data::documents::Collection::new(&self.store, name, principal)
+    }
+
+    /// A bucket's files, acting as `principal`.
+    pub(crate) fn bucket_as(&self, name: &str, principal: Principal) -> crate::files::Bucket {
+        crate::files::Bucket::new(&self.store, name, principal)
+    }
+
     /// The store under this database.
     pub(crate) fn store(&self) -> &Store {
         &self.store
-    }
-
-    pub(crate) fn redb(&self) -> &redb::Database {
-        self.store.redb()
-    }
-
-    pub(crate) fn now_micros(&self) -> i64 {
-        self.store.now_micros()
-    }
-
-    pub(crate) fn key_ring(&self) -> Result<&KeyRing> {
-        self.store.state()
-    }
-
-    pub(crate) fn identities(&self) -> Result<&IdentityCache> {
-        self.store.state()
-    }
-
-    pub(crate) fn targets(&self) -> Result<&TargetCache> {
-        self.store.state()
-    }
-
-    pub(crate) fn key_cache(&self) -> Result<&KeyCache> {
-        self.store.state()
-    }
-
-    pub(crate) fn throttle(&self) -> Result<&Throttle> {
-        self.store.state()
-    }
-
-    pub(crate) fn session_lifetime(&self) -> Result<Duration> {
-        Ok(self
-            .store
-            .state::<crate::identity::sessions::SessionConfig>()?
-            .lifetime)
-    }
-
-    pub(crate) fn public_profile_fields(&self) -> Result<&[String]> {
-        Ok(&self
-            .store
-            .state::<crate::identity::sessions::SessionConfig>()?
-            .public_profile_fields)
     }
 
     /// Records where the HTTP front serves this database.
@@ -363,52 +391,11 @@ impl Db {
         self.store.served_url()
     }
 
-    pub(crate) fn sms_sender(&self) -> Result<Option<&dyn SmsSender>> {
-        Ok(self
-            .store
-            .state::<crate::project::mail::Mailers>()?
-            .sms_sender
-            .as_deref())
-    }
-
-    pub(crate) fn mailer(&self) -> Result<Option<&dyn Mailer>> {
-        Ok(self
-            .store
-            .state::<crate::project::mail::Mailers>()?
-            .mailer
-            .as_deref())
-    }
-
     pub(crate) fn max_document_bytes(&self) -> usize {
         self.store.limits().max_document_bytes
     }
 
-    pub(crate) fn max_file_bytes(&self) -> u64 {
-        self.store.limits().max_file_bytes
-    }
-
     pub(crate) fn new_id(&self) -> String {
         self.store.new_id()
-    }
-
-    pub(crate) fn write<T>(
-        &self,
-        op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
-    ) -> Result<T> {
-        self.store.write(op)
-    }
-
-    pub(crate) fn write_unsynced<T>(
-        &self,
-        op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
-    ) -> Result<T> {
-        self.store.write_unsynced(op)
-    }
-
-    pub(crate) fn read<T>(
-        &self,
-        op: impl FnOnce(&redb::ReadTransaction) -> Result<T>,
-    ) -> Result<T> {
-        self.store.read(op)
     }
 }

@@ -20,7 +20,7 @@
 //! # let dir = tempfile::tempdir().unwrap();
 //! # let path = dir.path().join("app.redb");
 //! let db = Db::open(&path)?; // creates the file on first use
-//! db.create_collection("tasks", CollectionSpec::new().index("priority"))?;
+//! db.collections().create("tasks", CollectionSpec::new().index("priority"))?;
 //!
 //! let tasks: larder::Collection = db.collection("tasks");
 //! let first = tasks.insert(&json!({"title": "write docs", "priority": 2, "done": false}))?;
@@ -51,6 +51,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod actor;
 mod data;
 mod db;
 mod error;
@@ -63,10 +64,12 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use access::auth::{Actor, Credentials};
+pub use access::auth::Credentials;
 pub use access::policy::{Action, Decision};
 pub use access::principal::Principal;
-pub use data::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+pub use access::rules::{Rule, Rules};
+pub use actor::Actor;
+pub use data::collections::{CollectionInfo, CollectionSpec};
 pub use data::documents::{Collection, Doc};
 pub use data::query::{Aggregate, Filter, Op, Order, Query, Sort};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
@@ -80,10 +83,10 @@ pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
 pub use identity::api_keys::{
     ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, NewApiKey,
 };
-pub use identity::otp::{CODE_LIFETIME, MAX_ATTEMPTS, REQUEST_COOLDOWN};
+pub use identity::otp::{CODE_LIFETIME, MAX_ATTEMPTS};
 pub use identity::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
 pub use identity::sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
-pub use identity::throttle::ThrottleConfig;
+pub use identity::throttle::{REQUEST_COOLDOWN, ThrottleConfig};
 pub use identity::users::{Client, NewUser, PublicProfile, User};
 pub use project::env_vars::EnvVarInfo;
 pub use project::mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};

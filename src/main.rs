@@ -180,23 +180,24 @@ fn run(cli: Cli) -> Result<(), String> {
                 KindArg::Scoped => KeyKind::Scoped,
             };
             let key = db
-                .create_api_key(NewApiKey::new(kind, label))
+                .keys()
+                .create(NewApiKey::new(kind, label))
                 .map_err(text)?;
             print_json(&key)?;
         }
         Command::Keys(KeysCommand::List) => {
-            for key in db.list_api_keys().map_err(text)? {
+            for key in db.keys().list().map_err(text)? {
                 print_json(&key)?;
             }
         }
-        Command::Keys(KeysCommand::Revoke { id }) => db.revoke_api_key(&id).map_err(text)?,
+        Command::Keys(KeysCommand::Revoke { id }) => db.keys().revoke(&id).map_err(text)?,
         Command::Users(UsersCommand::List) => {
-            for user in db.list_users().map_err(text)? {
+            for user in db.users().list().map_err(text)? {
                 print_json(&user)?;
             }
         }
         Command::Collections(CollectionsCommand::List) => {
-            for info in db.list_collections().map_err(text)? {
+            for info in db.collections().list().map_err(text)? {
                 print_json(&info)?;
             }
         }
@@ -204,10 +205,10 @@ fn run(cli: Cli) -> Result<(), String> {
             let spec = indexes
                 .into_iter()
                 .fold(CollectionSpec::new(), CollectionSpec::index);
-            print_json(&db.create_collection(&name, spec).map_err(text)?)?;
+            print_json(&db.collections().create(&name, spec).map_err(text)?)?;
         }
         Command::Collections(CollectionsCommand::Delete { name }) => {
-            db.delete_collection(&name).map_err(text)?;
+            db.collections().delete(&name).map_err(text)?;
         }
         Command::Docs(DocsCommand::List {
             collection,
@@ -255,7 +256,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     .map_or(0, |m| m.len())
             };
             let before = size();
-            let removed = db.cleanup_files().map_err(text)?;
+            let removed = db.buckets().cleanup().map_err(text)?;
             db.compact().map_err(text)?;
             // Closed first: the size that counts is the one the file keeps.
             drop(db);
@@ -278,11 +279,13 @@ fn run(cli: Cli) -> Result<(), String> {
 /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
 fn serve(db: Db, addr: &str, is_new: bool, max_connections: u32) -> Result<(), String> {
     if let Ok(secret) = std::env::var("LARDER_ADMIN_KEY") {
-        db.import_secret_key(&secret, "LARDER_ADMIN_KEY")
+        db.keys()
+            .import_secret(&secret, "LARDER_ADMIN_KEY")
             .map_err(text)?;
     } else if is_new {
         let key = db
-            .create_api_key(NewApiKey::new(KeyKind::Secret, "created by larder serve"))
+            .keys()
+            .create(NewApiKey::new(KeyKind::Secret, "created by larder serve"))
             .map_err(text)?;
         eprintln!("larder: new database; its admin key (shown once, keep it secret):");
         println!("{}", key.secret);

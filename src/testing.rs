@@ -40,10 +40,12 @@ impl TestServer {
         let clock = ManualClock::new();
         let db = Db::builder().clock(clock.clone()).in_memory()?;
         let admin_key = db
-            .create_api_key(NewApiKey::new(KeyKind::Secret, "test admin"))?
+            .keys()
+            .create(NewApiKey::new(KeyKind::Secret, "test admin"))?
             .secret;
         let publishable_key = db
-            .create_api_key(NewApiKey::new(KeyKind::Publishable, "test client"))?
+            .keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "test client"))?
             .secret;
         let handle = Server::start(db.clone(), "127.0.0.1:0")?;
         Ok(TestServer {
@@ -70,7 +72,7 @@ impl TestServer {
     /// # Errors
     /// Only storage failures.
     pub fn outbox(&self) -> Result<Vec<crate::project::mail::OutboxMessage>> {
-        self.db.outbox()
+        self.db.mail().outbox()
     }
 
     /// Stops the server (dropping it does the same).

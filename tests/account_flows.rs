@@ -21,7 +21,7 @@ fn invalid<T: std::fmt::Debug>(result: larder::Result<T>) -> bool {
 
 /// The last code mailed to `email`, and its link token if any.
 fn last_code(db: &Db, email: &str) -> (String, Option<String>) {
-    let outbox = db.outbox().unwrap();
+    let outbox = db.mail().outbox().unwrap();
     let message = outbox
         .iter()
         .rev()
@@ -43,7 +43,8 @@ fn last_code(db: &Db, email: &str) -> (String, Option<String>) {
 }
 
 fn account(db: &Db, email: &str) {
-    db.signup(NewUser::new(email, PASSWORD), &Client::unknown())
+    db.users()
+        .signup(NewUser::new(email, PASSWORD), &Client::unknown())
         .unwrap();
 }
 
@@ -51,31 +52,39 @@ fn account(db: &Db, email: &str) {
 fn verification_by_code() {
     let (db, clock) = memory_db();
     account(&db, "a@example.com");
-    db.request_email_verification("A@example.com").unwrap();
+    db.users()
+        .request_email_verification("A@example.com")
+        .unwrap();
     let (code, _) = last_code(&db, "a@example.com");
     assert_eq!(code.len(), 6);
     assert!(code.bytes().all(|b| b.is_ascii_digit()));
     let wrong = if code == "000000" { "111111" } else { "000000" };
-    assert!(invalid(db.verify_email("a@example.com", wrong)));
-    db.verify_email("a@example.com", &code).unwrap();
-    assert!(db.list_users().unwrap()[0].email_verified);
+    assert!(invalid(db.users().verify_email("a@example.com", wrong)));
+    db.users().verify_email("a@example.com", &code).unwrap();
+    assert!(db.users().list().unwrap()[0].email_verified);
     assert!(
-        invalid(db.verify_email("a@example.com", &code)),
+        invalid(db.users().verify_email("a@example.com", &code)),
         "single use"
     );
     // Verified accounts get no more codes, with the same answer.
     clock.advance(Duration::from_secs(61));
-    let sent = db.outbox().unwrap().len();
-    db.request_email_verification("a@example.com").unwrap();
-    assert_eq!(db.outbox().unwrap().len(), sent);
+    let sent = db.mail().outbox().unwrap().len();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
+    assert_eq!(db.mail().outbox().unwrap().len(), sent);
 }
 
 #[test]
 fn the_code_length_follows_the_setting() {
     let (db, _) = memory_db();
-    db.update_settings(&json!({"OTP_LENGTH": 4})).unwrap();
+    db.project()
+        .update_settings(&json!({"OTP_LENGTH": 4}))
+        .unwrap();
     account(&db, "a@example.com");
-    db.request_email_verification("a@example.com").unwrap();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
     assert_eq!(last_code(&db, "a@example.com").0.len(), 4);
 }
 
@@ -83,14 +92,16 @@ fn the_code_length_follows_the_setting() {
 fn five_wrong_attempts_kill_the_code() {
     let (db, _) = memory_db();
     account(&db, "a@example.com");
-    db.request_email_verification("a@example.com").unwrap();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
     let (code, _) = last_code(&db, "a@example.com");
     let wrong = if code == "999999" { "888888" } else { "999999" };
     for _ in 0..5 {
-        assert!(invalid(db.verify_email("a@example.com", wrong)));
+        assert!(invalid(db.users().verify_email("a@example.com", wrong)));
     }
     assert!(
-        invalid(db.verify_email("a@example.com", &code)),
+        invalid(db.users().verify_email("a@example.com", &code)),
         "dead after 5 wrong attempts"
     );
 }
@@ -99,25 +110,31 @@ fn five_wrong_attempts_kill_the_code() {
 fn codes_expire_after_ten_minutes() {
     let (db, clock) = memory_db();
     account(&db, "a@example.com");
-    db.request_email_verification("a@example.com").unwrap();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
     let (code, _) = last_code(&db, "a@example.com");
     clock.advance(Duration::from_secs(10 * 60 + 1));
-    assert!(invalid(db.verify_email("a@example.com", &code)));
+    assert!(invalid(db.users().verify_email("a@example.com", &code)));
 }
 
 #[test]
 fn a_new_request_voids_the_previous_code() {
     let (db, clock) = memory_db();
     account(&db, "a@example.com");
-    db.request_email_verification("a@example.com").unwrap();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
     let (first, _) = last_code(&db, "a@example.com");
     clock.advance(Duration::from_secs(61));
-    db.request_email_verification("a@example.com").unwrap();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
     let (second, _) = last_code(&db, "a@example.com");
     if first != second {
-        assert!(invalid(db.verify_email("a@example.com", &first)));
+        assert!(invalid(db.users().verify_email("a@example.com", &first)));
     }
-    db.verify_email("a@example.com", &second).unwrap();
+    db.users().verify_email("a@example.com", &second).unwrap();
 }
 
 #[test]
@@ -125,21 +142,26 @@ fn codes_are_bound_to_purpose_and_account() {
     let (db, clock) = memory_db();
     account(&db, "a@example.com");
     account(&db, "b@example.com");
-    db.request_password_reset("a@example.com").unwrap();
+    db.users().request_password_reset("a@example.com").unwrap();
     let (reset_code, reset_token) = last_code(&db, "a@example.com");
     assert!(
-        invalid(db.verify_email("a@example.com", &reset_code)),
+        invalid(db.users().verify_email("a@example.com", &reset_code)),
         "another purpose"
     );
     assert!(invalid(
-        db.verify_email_token(reset_token.as_deref().unwrap_or("none"))
+        db.users()
+            .verify_email_token(reset_token.as_deref().unwrap_or("none"))
     ));
     clock.advance(Duration::from_secs(1));
     assert!(
-        invalid(db.reset_password("b@example.com", &reset_code, "a brand new passphrase")),
+        invalid(
+            db.users()
+                .reset_password("b@example.com", &reset_code, "a brand new passphrase")
+        ),
         "another account"
     );
-    db.reset_password("a@example.com", &reset_code, "a brand new passphrase")
+    db.users()
+        .reset_password("a@example.com", &reset_code, "a brand new passphrase")
         .unwrap();
 }
 
@@ -148,17 +170,20 @@ fn requests_cool_down_the_same_for_known_and_unknown_emails() {
     let (db, clock) = memory_db();
     account(&db, "a@example.com");
     for email in ["a@example.com", "nobody@example.com"] {
-        db.request_password_reset(email).unwrap();
-        let again = kind(db.request_password_reset(email));
+        db.users().request_password_reset(email).unwrap();
+        let again = kind(db.users().request_password_reset(email));
         assert!(
             matches!(again, ErrorKind::RateLimited { retry_after_secs } if (1..=60).contains(&retry_after_secs)),
             "{email}"
         );
     }
     clock.advance(Duration::from_secs(60));
-    db.request_password_reset("nobody@example.com").unwrap();
+    db.users()
+        .request_password_reset("nobody@example.com")
+        .unwrap();
     assert_eq!(
-        db.outbox()
+        db.mail()
+            .outbox()
             .unwrap()
             .iter()
             .filter(|m| m.message.to == ["nobody@example.com"])
@@ -172,30 +197,37 @@ fn requests_cool_down_the_same_for_known_and_unknown_emails() {
 fn a_reset_ends_every_session_and_changes_the_password() {
     let (db, _) = memory_db();
     let signed_in = db
+        .users()
         .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
         .unwrap();
-    db.request_password_reset("a@example.com").unwrap();
+    db.users().request_password_reset("a@example.com").unwrap();
     let (code, _) = last_code(&db, "a@example.com");
     assert!(
-        invalid(db.reset_password("a@example.com", &code, "short")),
+        invalid(db.users().reset_password("a@example.com", &code, "short")),
         "weak password first"
     );
-    db.reset_password("a@example.com", &code, "a brand new passphrase")
+    db.users()
+        .reset_password("a@example.com", &code, "a brand new passphrase")
         .unwrap();
-    assert!(db.authenticate(&signed_in.access_token).is_err());
-    assert!(db.refresh(&signed_in.refresh_token).is_err());
+    assert!(db.sessions().authenticate(&signed_in.access_token).is_err());
+    assert!(db.sessions().refresh(&signed_in.refresh_token).is_err());
     assert!(
-        db.login("a@example.com", PASSWORD, &Client::unknown())
+        db.users()
+            .login("a@example.com", PASSWORD, &Client::unknown())
             .is_err()
     );
-    db.login(
-        "a@example.com",
-        "a brand new passphrase",
-        &Client::unknown(),
-    )
-    .unwrap();
+    db.users()
+        .login(
+            "a@example.com",
+            "a brand new passphrase",
+            &Client::unknown(),
+        )
+        .unwrap();
     assert!(
-        invalid(db.reset_password("a@example.com", &code, "yet another passphrase")),
+        invalid(
+            db.users()
+                .reset_password("a@example.com", &code, "yet another passphrase")
+        ),
         "single use"
     );
 }
@@ -203,11 +235,14 @@ fn a_reset_ends_every_session_and_changes_the_password() {
 #[test]
 fn links_work_once_and_expire() {
     let (db, clock) = memory_db();
-    db.update_settings(&json!({"FRONTEND_URL": "https://app.example.com"}))
+    db.project()
+        .update_settings(&json!({"FRONTEND_URL": "https://app.example.com"}))
         .unwrap();
     account(&db, "a@example.com");
-    db.request_email_verification("a@example.com").unwrap();
-    let message = db.outbox().unwrap().pop().unwrap();
+    db.users()
+        .request_email_verification("a@example.com")
+        .unwrap();
+    let message = db.mail().outbox().unwrap().pop().unwrap();
     assert!(
         message
             .message
@@ -217,13 +252,13 @@ fn links_work_once_and_expire() {
     );
     let (_, token) = last_code(&db, "a@example.com");
     let token = token.unwrap();
-    db.verify_email_token(&token).unwrap();
-    assert!(invalid(db.verify_email_token(&token)));
+    db.users().verify_email_token(&token).unwrap();
+    assert!(invalid(db.users().verify_email_token(&token)));
 
-    db.request_password_reset("a@example.com").unwrap();
+    db.users().request_password_reset("a@example.com").unwrap();
     let (_, token) = last_code(&db, "a@example.com");
     clock.advance(Duration::from_secs(601));
-    assert!(invalid(db.reset_password_with_token(
+    assert!(invalid(db.users().reset_password_with_token(
         &token.unwrap(),
         "a brand new passphrase"
     )));
@@ -232,15 +267,19 @@ fn links_work_once_and_expire() {
 #[test]
 fn the_file_holds_no_code_or_link_token() {
     let t = common::TestDb::new();
-    t.db.signup(
-        NewUser::new("scan@example.com", PASSWORD),
-        &Client::unknown(),
-    )
-    .unwrap();
-    t.db.update_settings(&json!({"FRONTEND_URL": "https://app.example.com"}))
+    t.db.users()
+        .signup(
+            NewUser::new("scan@example.com", PASSWORD),
+            &Client::unknown(),
+        )
         .unwrap();
-    t.db.request_password_reset("scan@example.com").unwrap();
-    let message = t.db.outbox().unwrap().pop().unwrap();
+    t.db.project()
+        .update_settings(&json!({"FRONTEND_URL": "https://app.example.com"}))
+        .unwrap();
+    t.db.users()
+        .request_password_reset("scan@example.com")
+        .unwrap();
+    let message = t.db.mail().outbox().unwrap().pop().unwrap();
     let code = message.message.variables["code"]
         .as_str()
         .unwrap()
@@ -301,9 +340,9 @@ fn a_mailer_delivers_and_the_outbox_still_records() {
     let mailer = Recording::default();
     let db = Db::builder().mailer(mailer.clone()).in_memory().unwrap();
     account(&db, "a@example.com");
-    db.request_password_reset("a@example.com").unwrap();
+    db.users().request_password_reset("a@example.com").unwrap();
     assert_eq!(*mailer.delivered.lock().unwrap(), ["a@example.com"]);
-    assert_eq!(db.outbox().unwrap().len(), 1);
+    assert_eq!(db.mail().outbox().unwrap().len(), 1);
 }
 
 #[test]
@@ -316,9 +355,11 @@ fn a_failing_mailer_is_reported_by_send_mail_but_not_by_flows() {
         .in_memory()
         .unwrap();
     account(&db, "a@example.com");
-    db.request_password_reset("a@example.com").unwrap();
-    db.request_password_reset("nobody@example.com").unwrap();
-    let direct = db.send_mail(larder::MailMessage {
+    db.users().request_password_reset("a@example.com").unwrap();
+    db.users()
+        .request_password_reset("nobody@example.com")
+        .unwrap();
+    let direct = db.mail().send(larder::MailMessage {
         to: vec!["a@example.com".into()],
         subject: Some("x".into()),
         text: Some("y".into()),
@@ -330,20 +371,21 @@ fn a_failing_mailer_is_reported_by_send_mail_but_not_by_flows() {
         !error.to_string().contains("relay"),
         "the cause is not in the message"
     );
-    assert_eq!(db.outbox().unwrap().len(), 2, "recorded anyway");
+    assert_eq!(db.mail().outbox().unwrap().len(), 2, "recorded anyway");
 }
 
 #[test]
 fn a_welcome_mail_follows_signup_when_enabled() {
     let (db, _) = memory_db();
     account(&db, "quiet@example.com");
-    assert!(db.outbox().unwrap().is_empty());
-    db.update_settings(
-        &json!({"SEND_WELCOME_EMAIL": true, "LOGIN_URL": "https://app.example.com/login"}),
-    )
-    .unwrap();
+    assert!(db.mail().outbox().unwrap().is_empty());
+    db.project()
+        .update_settings(
+            &json!({"SEND_WELCOME_EMAIL": true, "LOGIN_URL": "https://app.example.com/login"}),
+        )
+        .unwrap();
     account(&db, "new@example.com");
-    let outbox = db.outbox().unwrap();
+    let outbox = db.mail().outbox().unwrap();
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].message.to, ["new@example.com"]);
     assert!(
@@ -360,55 +402,68 @@ fn a_welcome_mail_follows_signup_when_enabled() {
 fn a_second_factor_cannot_be_skipped() {
     let (db, clock) = memory_db();
     let signed_in = db
+        .users()
         .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
         .unwrap();
-    let session = db.authenticate(&signed_in.access_token).unwrap();
+    let session = db.sessions().authenticate(&signed_in.access_token).unwrap();
     assert!(
-        db.set_second_factor(&session, true)
+        db.users()
+            .set_second_factor(&session, true)
             .unwrap()
             .two_factor_enabled
     );
 
     // The password step yields no token, only a mailed code.
-    let step = db.login("a@example.com", PASSWORD, &Client::unknown());
+    let step = db
+        .users()
+        .login("a@example.com", PASSWORD, &Client::unknown());
     assert!(matches!(kind(step), ErrorKind::SecondFactorRequired));
     let (code, _) = last_code(&db, "a@example.com");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert!(matches!(
-        kind(db.complete_second_factor("a@example.com", wrong, &Client::unknown())),
+        kind(
+            db.users()
+                .complete_second_factor("a@example.com", wrong, &Client::unknown())
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
     let done = db
+        .users()
         .complete_second_factor("a@example.com", &code, &Client::unknown())
         .unwrap();
-    db.authenticate(&done.access_token).unwrap();
+    db.sessions().authenticate(&done.access_token).unwrap();
     assert!(
-        db.complete_second_factor("a@example.com", &code, &Client::unknown())
+        db.users()
+            .complete_second_factor("a@example.com", &code, &Client::unknown())
             .is_err(),
         "single use"
     );
 
     // A wrong password never sends a code; resending needs a pending password step.
-    let before = db.outbox().unwrap().len();
+    let before = db.mail().outbox().unwrap().len();
     assert!(matches!(
-        kind(db.login("a@example.com", "wrong password!", &Client::unknown())),
+        kind(
+            db.users()
+                .login("a@example.com", "wrong password!", &Client::unknown())
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
     clock.advance(Duration::from_secs(61));
-    db.resend_second_factor("a@example.com").unwrap();
+    db.users().resend_second_factor("a@example.com").unwrap();
     assert_eq!(
-        db.outbox().unwrap().len(),
+        db.mail().outbox().unwrap().len(),
         before,
         "no attempt pending: nothing sent"
     );
 
     // A reset does not sign in, so it cannot bypass the second factor.
-    db.request_password_reset("a@example.com").unwrap();
+    db.users().request_password_reset("a@example.com").unwrap();
     let (reset, _) = last_code(&db, "a@example.com");
-    db.reset_password("a@example.com", &reset, "a brand new passphrase")
+    db.users()
+        .reset_password("a@example.com", &reset, "a brand new passphrase")
         .unwrap();
     assert!(matches!(
-        kind(db.login(
+        kind(db.users().login(
             "a@example.com",
             "a brand new passphrase",
             &Client::unknown()
@@ -417,7 +472,8 @@ fn a_second_factor_cannot_be_skipped() {
     ));
     // Codes of other purposes do not complete a login.
     assert!(
-        db.complete_second_factor("a@example.com", &reset, &Client::unknown())
+        db.users()
+            .complete_second_factor("a@example.com", &reset, &Client::unknown())
             .is_err()
     );
 }
@@ -426,15 +482,22 @@ fn a_second_factor_cannot_be_skipped() {
 fn the_project_setting_applies_to_everyone() {
     let (db, _) = memory_db();
     account(&db, "a@example.com");
-    db.login("a@example.com", PASSWORD, &Client::unknown())
+    db.users()
+        .login("a@example.com", PASSWORD, &Client::unknown())
         .unwrap();
-    db.update_settings(&json!({"ENABLE_2FA": true})).unwrap();
+    db.project()
+        .update_settings(&json!({"ENABLE_2FA": true}))
+        .unwrap();
     assert!(matches!(
-        kind(db.login("a@example.com", PASSWORD, &Client::unknown())),
+        kind(
+            db.users()
+                .login("a@example.com", PASSWORD, &Client::unknown())
+        ),
         ErrorKind::SecondFactorRequired
     ));
     let (code, _) = last_code(&db, "a@example.com");
-    db.complete_second_factor("a@example.com", &code, &Client::unknown())
+    db.users()
+        .complete_second_factor("a@example.com", &code, &Client::unknown())
         .unwrap();
 }
 
@@ -442,14 +505,24 @@ fn the_project_setting_applies_to_everyone() {
 fn guessing_second_factor_codes_is_throttled() {
     let (db, _) = memory_db();
     account(&db, "a@example.com");
-    db.update_settings(&json!({"ENABLE_2FA": true})).unwrap();
-    let _ = db.login("a@example.com", PASSWORD, &Client::unknown());
+    db.project()
+        .update_settings(&json!({"ENABLE_2FA": true}))
+        .unwrap();
+    let _ = db
+        .users()
+        .login("a@example.com", PASSWORD, &Client::unknown());
     for guess in 0..10 {
-        let _ =
-            db.complete_second_factor("a@example.com", &format!("{guess:06}"), &Client::unknown());
+        let _ = db.users().complete_second_factor(
+            "a@example.com",
+            &format!("{guess:06}"),
+            &Client::unknown(),
+        );
     }
     assert!(matches!(
-        kind(db.complete_second_factor("a@example.com", "123456", &Client::unknown())),
+        kind(
+            db.users()
+                .complete_second_factor("a@example.com", "123456", &Client::unknown())
+        ),
         ErrorKind::RateLimited { .. }
     ));
 }
@@ -458,20 +531,22 @@ fn guessing_second_factor_codes_is_throttled() {
 fn with_email_verification_signup_reveals_nothing_and_login_waits_for_confirmation() {
     let (db, _) = memory_db();
     account(&db, "old@example.com");
-    db.update_settings(&json!({"ENABLE_EMAIL_VERIFICATION": true}))
+    db.project()
+        .update_settings(&json!({"ENABLE_EMAIL_VERIFICATION": true}))
         .unwrap();
 
-    let new = kind(db.signup(
+    let new = kind(db.users().signup(
         NewUser::new("new@example.com", PASSWORD),
         &Client::unknown(),
     ));
-    let taken = kind(db.signup(
+    let taken = kind(db.users().signup(
         NewUser::new("OLD@example.com", "another passphrase"),
         &Client::unknown(),
     ));
     assert_eq!(new, ErrorKind::VerificationRequired);
     assert_eq!(taken, new, "the same answer for a new and a taken address");
     let to_old = db
+        .mail()
         .outbox()
         .unwrap()
         .into_iter()
@@ -481,24 +556,32 @@ fn with_email_verification_signup_reveals_nothing_and_login_waits_for_confirmati
 
     // No session yet, and no sign-in before the address is confirmed.
     assert!(matches!(
-        kind(db.login("new@example.com", PASSWORD, &Client::unknown())),
+        kind(
+            db.users()
+                .login("new@example.com", PASSWORD, &Client::unknown())
+        ),
         ErrorKind::Forbidden { .. }
     ));
     assert!(
         matches!(
-            kind(db.login("new@example.com", "wrong password!", &Client::unknown())),
+            kind(
+                db.users()
+                    .login("new@example.com", "wrong password!", &Client::unknown())
+            ),
             ErrorKind::Unauthenticated { .. }
         ),
         "only someone with the password learns the account waits"
     );
     let (code, _) = last_code(&db, "new@example.com");
-    db.verify_email("new@example.com", &code).unwrap();
-    db.login("new@example.com", PASSWORD, &Client::unknown())
+    db.users().verify_email("new@example.com", &code).unwrap();
+    db.users()
+        .login("new@example.com", PASSWORD, &Client::unknown())
         .unwrap();
 }
 
 fn last_sms_code(db: &Db, phone: &str) -> String {
-    db.sms_outbox()
+    db.mail()
+        .sms_outbox()
         .unwrap()
         .into_iter()
         .rev()
@@ -511,89 +594,103 @@ fn last_sms_code(db: &Db, phone: &str) -> String {
 #[test]
 fn phone_login_by_texted_code() {
     let (db, clock) = memory_db();
-    db.signup(
-        NewUser::new("p@example.com", PASSWORD).phone("+44 20 7946 0958"),
-        &Client::unknown(),
-    )
-    .unwrap();
+    db.users()
+        .signup(
+            NewUser::new("p@example.com", PASSWORD).phone("+44 20 7946 0958"),
+            &Client::unknown(),
+        )
+        .unwrap();
     assert!(
         matches!(
-            kind(db.request_phone_login("+442079460958")),
+            kind(db.users().request_phone_login("+442079460958")),
             ErrorKind::Forbidden { .. }
         ),
         "off by default"
     );
-    db.update_settings(&json!({"ENABLE_PHONE_LOGIN": true}))
+    db.project()
+        .update_settings(&json!({"ENABLE_PHONE_LOGIN": true}))
         .unwrap();
 
-    db.request_phone_login("+44 (20) 7946-0958").unwrap();
+    db.users()
+        .request_phone_login("+44 (20) 7946-0958")
+        .unwrap();
     let code = last_sms_code(&db, "+442079460958");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert!(matches!(
-        kind(db.complete_phone_login("+442079460958", wrong, &Client::unknown())),
+        kind(
+            db.users()
+                .complete_phone_login("+442079460958", wrong, &Client::unknown())
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
     let signed_in = db
+        .users()
         .complete_phone_login("+442079460958", &code, &Client::unknown())
         .unwrap();
     assert_eq!(
-        db.authenticate(&signed_in.access_token)
+        db.sessions()
+            .authenticate(&signed_in.access_token)
             .unwrap()
             .user()
             .email,
         "p@example.com"
     );
     assert!(
-        db.complete_phone_login("+442079460958", &code, &Client::unknown())
+        db.users()
+            .complete_phone_login("+442079460958", &code, &Client::unknown())
             .is_err(),
         "single use"
     );
 
     // Unknown numbers get the same answer, no text, and the same cooldown.
     clock.advance(Duration::from_secs(61));
-    db.request_phone_login("+15555550100").unwrap();
+    db.users().request_phone_login("+15555550100").unwrap();
     assert!(matches!(
-        kind(db.request_phone_login("+15555550100")),
+        kind(db.users().request_phone_login("+15555550100")),
         ErrorKind::RateLimited { .. }
     ));
     assert!(
-        db.sms_outbox()
+        db.mail()
+            .sms_outbox()
             .unwrap()
             .iter()
             .all(|m| m.to != "+15555550100")
     );
-    assert!(invalid(db.request_phone_login("not a number")));
+    assert!(invalid(db.users().request_phone_login("not a number")));
 }
 
 #[test]
 fn login_phones_are_unique_and_not_changed_by_profile_updates() {
     let (db, _) = memory_db();
     let a = db
+        .users()
         .signup(
             NewUser::new("a@example.com", PASSWORD).phone("+4915112345678"),
             &Client::unknown(),
         )
         .unwrap();
     assert_eq!(a.user.phone.as_deref(), Some("+4915112345678"));
-    assert!(invalid(db.signup(
+    assert!(invalid(db.users().signup(
         NewUser::new("b@example.com", PASSWORD).phone("+49 151 1234 5678"),
         &Client::unknown()
     )));
-    assert!(invalid(db.signup(
+    assert!(invalid(db.users().signup(
         NewUser::new("c@example.com", PASSWORD).phone("12345"),
         &Client::unknown()
     )));
-    let session = db.authenticate(&a.access_token).unwrap();
+    let session = db.sessions().authenticate(&a.access_token).unwrap();
     // A `phone` profile field is plain data: the login phone stays as it was.
     let updated = db
+        .users()
         .update_profile(&session, &json!({"phone": "+4915199999999"}))
         .unwrap();
     assert_eq!(updated.phone.as_deref(), Some("+4915112345678"));
     assert_eq!(updated.data["phone"], "+4915199999999");
-    db.delete_user(&a.user.id).unwrap();
-    db.signup(
-        NewUser::new("d@example.com", PASSWORD).phone("+4915112345678"),
-        &Client::unknown(),
-    )
-    .unwrap();
+    db.users().delete(&a.user.id).unwrap();
+    db.users()
+        .signup(
+            NewUser::new("d@example.com", PASSWORD).phone("+4915112345678"),
+            &Client::unknown(),
+        )
+        .unwrap();
 }

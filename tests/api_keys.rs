@@ -32,7 +32,7 @@ fn keys_have_the_documented_shapes() {
         (KeyKind::Publishable, "pk_live_"),
         (KeyKind::Scoped, "rk_live_"),
     ] {
-        let key = db.create_api_key(NewApiKey::new(kind, "label")).unwrap();
+        let key = db.keys().create(NewApiKey::new(kind, "label")).unwrap();
         assert!(key.secret.starts_with(prefix));
         assert_eq!(key.secret.len(), prefix.len() + 43, "256 random bits");
         assert_eq!(key.info.id.len(), 32);
@@ -57,11 +57,12 @@ fn keys_have_the_documented_shapes() {
 fn listings_never_show_secrets() {
     let (db, _) = memory_db();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops").description("for scripts"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops").description("for scripts"))
         .unwrap();
-    let listed = db.list_api_keys().unwrap();
+    let listed = db.keys().list().unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0], db.get_api_key(&key.info.id).unwrap());
+    assert_eq!(listed[0], db.keys().get(&key.info.id).unwrap());
     let text = serde_json::to_string(&listed).unwrap();
     assert!(!text.contains(&key.secret));
     assert!(text.contains("for scripts"));
@@ -71,7 +72,8 @@ fn listings_never_show_secrets() {
 fn bad_keys_are_unauthenticated_never_anonymous() {
     let (db, _) = memory_db();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Publishable, "web"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Publishable, "web"))
         .unwrap();
     let mut tampered = key.secret.clone();
     tampered.pop();
@@ -100,10 +102,11 @@ fn bad_keys_are_unauthenticated_never_anonymous() {
 fn revocation_takes_effect_on_the_next_request() {
     let (db, _) = memory_db();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
         .unwrap();
     as_key(&db, &key.secret).unwrap(); // cached now
-    let (jwt, _) = db.key_token(&key.secret).unwrap();
+    let (jwt, _) = db.keys().token(&key.secret).unwrap();
     let bearer = Credentials {
         api_key: None,
         bearer: Some(&jwt),
@@ -112,15 +115,15 @@ fn revocation_takes_effect_on_the_next_request() {
         db.authenticate_request(bearer).unwrap().key_id(),
         Some(key.info.id.as_str())
     );
-    db.revoke_api_key(&key.info.id).unwrap();
+    db.keys().revoke(&key.info.id).unwrap();
     assert!(unauthenticated(as_key(&db, &key.secret)));
     assert!(
         unauthenticated(db.authenticate_request(bearer)),
         "minted JWTs die too"
     );
-    assert!(db.list_api_keys().unwrap().is_empty());
+    assert!(db.keys().list().unwrap().is_empty());
     assert!(matches!(
-        db.revoke_api_key(&key.info.id).unwrap_err().kind(),
+        db.keys().revoke(&key.info.id).unwrap_err().kind(),
         ErrorKind::NotFound { .. }
     ));
 }
@@ -129,10 +132,11 @@ fn revocation_takes_effect_on_the_next_request() {
 fn rotation_without_overlap_switches_at_once() {
     let (db, _) = memory_db();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
         .unwrap();
-    let (old_jwt, _) = db.key_token(&key.secret).unwrap();
-    let rotated = db.rotate_api_key(&key.info.id, Duration::ZERO).unwrap();
+    let (old_jwt, _) = db.keys().token(&key.secret).unwrap();
+    let rotated = db.keys().rotate(&key.info.id, Duration::ZERO).unwrap();
     assert_eq!(rotated.info.id, key.info.id);
     assert_ne!(rotated.secret, key.secret);
     assert!(unauthenticated(as_key(&db, &key.secret)));
@@ -147,11 +151,13 @@ fn rotation_without_overlap_switches_at_once() {
 fn rotation_with_overlap_keeps_the_old_secret_for_a_while() {
     let (db, clock) = memory_db();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
         .unwrap();
-    let (old_jwt, _) = db.key_token(&key.secret).unwrap();
+    let (old_jwt, _) = db.keys().token(&key.secret).unwrap();
     let rotated = db
-        .rotate_api_key(&key.info.id, Duration::from_secs(300))
+        .keys()
+        .rotate(&key.info.id, Duration::from_secs(300))
         .unwrap();
     as_key(&db, &rotated.secret).unwrap();
     as_key(&db, &key.secret).unwrap();
@@ -166,7 +172,8 @@ fn rotation_with_overlap_keeps_the_old_secret_for_a_while() {
     as_key(&db, &rotated.secret).unwrap();
     // A second rotation ends the first overlap for good.
     let again = db
-        .rotate_api_key(&key.info.id, Duration::from_secs(300))
+        .keys()
+        .rotate(&key.info.id, Duration::from_secs(300))
         .unwrap();
     assert!(unauthenticated(as_key(&db, &key.secret)));
     as_key(&db, &rotated.secret).unwrap();
@@ -178,14 +185,16 @@ fn expired_keys_stop_working() {
     let (db, clock) = memory_db();
     let expiry = larder::Clock::now(&clock) + Duration::from_secs(60);
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Publishable, "web").expires_at(expiry))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Publishable, "web").expires_at(expiry))
         .unwrap();
     as_key(&db, &key.secret).unwrap();
     clock.advance(Duration::from_secs(61));
     assert!(unauthenticated(as_key(&db, &key.secret)));
     let past = larder::Clock::now(&clock) - Duration::from_secs(1);
     assert!(
-        db.create_api_key(NewApiKey::new(KeyKind::Secret, "x").expires_at(past))
+        db.keys()
+            .create(NewApiKey::new(KeyKind::Secret, "x").expires_at(past))
             .is_err()
     );
 }
@@ -194,12 +203,13 @@ fn expired_keys_stop_working() {
 fn last_use_is_tracked() {
     let (db, clock) = memory_db();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
         .unwrap();
-    assert_eq!(db.get_api_key(&key.info.id).unwrap().last_used_at, None);
+    assert_eq!(db.keys().get(&key.info.id).unwrap().last_used_at, None);
     clock.advance(Duration::from_secs(10));
     as_key(&db, &key.secret).unwrap();
-    let used = db.get_api_key(&key.info.id).unwrap().last_used_at.unwrap();
+    let used = db.keys().get(&key.info.id).unwrap().last_used_at.unwrap();
     assert!(used.starts_with("2023-11-14T22:13:30"), "{used}");
 }
 
@@ -207,36 +217,43 @@ fn last_use_is_tracked() {
 fn grants_belong_to_scoped_keys_and_report_their_changes() {
     let (db, _) = memory_db();
     let secret = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
         .unwrap();
     assert!(
-        db.put_key_grant(&secret.info.id, "orders", Some(Grant::read()))
+        db.keys()
+            .put_grant(&secret.info.id, "orders", Some(Grant::read()))
             .is_err()
     );
     assert!(
-        db.create_api_key(NewApiKey::new(KeyKind::Publishable, "x").grant("orders", Grant::read()))
+        db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "x").grant("orders", Grant::read()))
             .is_err()
     );
     let scoped = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "reports").grant("orders", Grant::read()))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "reports").grant("orders", Grant::read()))
         .unwrap();
     let id = &scoped.info.id;
-    let change = db.put_key_grant(id, "orders", Some(Grant::all())).unwrap();
+    let change = db
+        .keys()
+        .put_grant(id, "orders", Some(Grant::all()))
+        .unwrap();
     assert_eq!(change.before, Some(Grant::read()));
     assert_eq!(change.after, Some(Grant::all()));
-    let change = db.put_key_grant(id, "orders", None).unwrap();
+    let change = db.keys().put_grant(id, "orders", None).unwrap();
     assert_eq!(change.after, None);
 
     let mut all = BTreeMap::new();
     all.insert("a".to_owned(), Grant::read());
     all.insert("b".to_owned(), Grant::all());
-    let changes = db.set_key_grants(id, all.clone()).unwrap();
+    let changes = db.keys().set_grants(id, all.clone()).unwrap();
     assert_eq!(changes.len(), 2);
     assert!(changes.iter().all(|c| c.before.is_none()));
-    assert_eq!(db.get_api_key(id).unwrap().grants, all);
+    assert_eq!(db.keys().get(id).unwrap().grants, all);
     let mut fewer = BTreeMap::new();
     fewer.insert("a".to_owned(), Grant::read());
-    let changes = db.set_key_grants(id, fewer).unwrap();
+    let changes = db.keys().set_grants(id, fewer).unwrap();
     assert_eq!(changes.len(), 1, "only b changed");
     assert_eq!(changes[0].collection, "b");
     assert_eq!(changes[0].after, None);
@@ -245,9 +262,10 @@ fn grants_belong_to_scoped_keys_and_report_their_changes() {
         select_fields: Some(vec!["a..b".into()]),
         ..Grant::read()
     };
-    assert!(db.put_key_grant(id, "a", Some(bad)).is_err());
+    assert!(db.keys().put_grant(id, "a", Some(bad)).is_err());
     assert!(
-        db.put_key_grant(id, "Not Valid", Some(Grant::read()))
+        db.keys()
+            .put_grant(id, "Not Valid", Some(Grant::read()))
             .is_err()
     );
 }
@@ -256,48 +274,39 @@ fn grants_belong_to_scoped_keys_and_report_their_changes() {
 fn non_admin_keys_cannot_manage_keys() {
     let (db, _) = memory_db();
     let scoped = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "reports").grant("orders", Grant::read()))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "reports").grant("orders", Grant::read()))
         .unwrap();
     let publishable = db
-        .create_api_key(NewApiKey::new(KeyKind::Publishable, "web"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Publishable, "web"))
         .unwrap();
     for secret in [&scoped.secret, &publishable.secret] {
         let actor = db.with_key(secret).unwrap();
         let refused = |e: larder::Error| matches!(e.kind(), ErrorKind::Forbidden { .. });
-        assert!(refused(
-            actor
-                .create_api_key(NewApiKey::new(KeyKind::Secret, "escalate"))
-                .unwrap_err()
-        ));
-        assert!(refused(
-            actor
-                .put_key_grant(&scoped.info.id, "orders", Some(Grant::all()))
-                .unwrap_err()
-        ));
-        assert!(refused(actor.list_api_keys().unwrap_err()));
-        assert!(refused(
-            actor.revoke_api_key(&publishable.info.id).unwrap_err()
-        ));
+        assert!(refused(actor.keys().unwrap_err()));
+        assert!(refused(actor.collections().unwrap_err()));
+        assert!(refused(actor.users().unwrap_err()));
     }
-    assert_eq!(db.list_api_keys().unwrap().len(), 2, "nothing created");
+    assert_eq!(db.keys().list().unwrap().len(), 2, "nothing created");
     assert_eq!(
-        db.get_api_key(&scoped.info.id).unwrap().grants["orders"],
+        db.keys().get(&scoped.info.id).unwrap().grants["orders"],
         Grant::read(),
         "nothing widened"
     );
     assert!(matches!(
-        db.anonymous()
-            .create_api_key(NewApiKey::new(KeyKind::Secret, "x"))
-            .unwrap_err()
-            .kind(),
+        db.anonymous().keys().unwrap_err().kind(),
         ErrorKind::Unauthenticated { .. }
     ));
     let admin = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
         .unwrap();
     db.with_key(&admin.secret)
         .unwrap()
-        .create_api_key(NewApiKey::new(KeyKind::Publishable, "ok"))
+        .keys()
+        .unwrap()
+        .create(NewApiKey::new(KeyKind::Publishable, "ok"))
         .unwrap();
 }
 
@@ -305,13 +314,16 @@ fn non_admin_keys_cannot_manage_keys() {
 fn the_file_holds_only_hashes_of_keys() {
     let t = TestDb::new();
     let a =
-        t.db.create_api_key(NewApiKey::new(KeyKind::Secret, "scan-me"))
+        t.db.keys()
+            .create(NewApiKey::new(KeyKind::Secret, "scan-me"))
             .unwrap();
     let b =
-        t.db.rotate_api_key(&a.info.id, Duration::from_secs(60))
+        t.db.keys()
+            .rotate(&a.info.id, Duration::from_secs(60))
             .unwrap();
     let c =
-        t.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "scan-me-too"))
+        t.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "scan-me-too"))
             .unwrap();
     let path = t.path.clone();
     drop(t.db);
@@ -331,7 +343,8 @@ fn the_file_holds_only_hashes_of_keys() {
 fn keys_survive_a_reopen() {
     let t = TestDb::new();
     let key =
-        t.db.create_api_key(NewApiKey::new(KeyKind::Secret, "ops"))
+        t.db.keys()
+            .create(NewApiKey::new(KeyKind::Secret, "ops"))
             .unwrap();
     let t = t.reopen();
     as_key(&t.db, &key.secret).unwrap();

@@ -22,37 +22,39 @@ fn create_get_list_and_delete() {
             update: Rule::Owner,
             delete: Rule::Admin,
         });
-    let created = db.create_collection("posts", spec.clone()).unwrap();
+    let created = db.collections().create("posts", spec.clone()).unwrap();
     assert_eq!(created.name, "posts");
     assert_eq!(created.spec, spec);
     assert_eq!(created.document_count, 0);
     assert!(created.created_at.ends_with("+00:00"));
 
-    db.create_collection("comments", CollectionSpec::new())
+    db.collections()
+        .create("comments", CollectionSpec::new())
         .unwrap();
     let names: Vec<String> = db
-        .list_collections()
+        .collections()
+        .list()
         .unwrap()
         .into_iter()
         .map(|c| c.name)
         .collect();
     assert_eq!(names, ["comments", "posts"]);
-    assert_eq!(db.collection_info("posts").unwrap().spec, spec);
+    assert_eq!(db.collections().info("posts").unwrap().spec, spec);
 
-    db.delete_collection("posts").unwrap();
+    db.collections().delete("posts").unwrap();
     assert_eq!(
-        kind(db.collection_info("posts")),
+        kind(db.collections().info("posts")),
         ErrorKind::NotFound {
             what: "collection `posts`".into()
         }
     );
-    assert_eq!(db.list_collections().unwrap().len(), 1);
+    assert_eq!(db.collections().list().unwrap().len(), 1);
 }
 
 #[test]
 fn new_collections_are_admin_only_by_default() {
     let (db, _) = memory_db();
-    let info = db.create_collection("c", CollectionSpec::new()).unwrap();
+    let info = db.collections().create("c", CollectionSpec::new()).unwrap();
     assert_eq!(info.spec.rules.list, Rule::Admin);
     assert_eq!(info.spec.rules.create, Rule::Admin);
     assert_eq!(info.spec.rules.delete, Rule::Admin);
@@ -72,28 +74,30 @@ fn names_are_checked_and_reserved_names_refused() {
         &"a".repeat(65),
     ] {
         assert!(
-            is_invalid(db.create_collection(bad, CollectionSpec::new())),
+            is_invalid(db.collections().create(bad, CollectionSpec::new())),
             "{bad:?} should be refused"
         );
     }
     assert!(
-        db.list_collections().unwrap().is_empty(),
+        db.collections().list().unwrap().is_empty(),
         "nothing was created"
     );
-    db.create_collection(&"a".repeat(64), CollectionSpec::new())
+    db.collections()
+        .create(&"a".repeat(64), CollectionSpec::new())
         .unwrap();
 }
 
 #[test]
 fn creating_twice_is_a_conflict_and_keeps_the_first() {
     let (db, _) = memory_db();
-    db.create_collection("c", CollectionSpec::new().index("a"))
+    db.collections()
+        .create("c", CollectionSpec::new().index("a"))
         .unwrap();
     assert!(matches!(
-        kind(db.create_collection("c", CollectionSpec::new())),
+        kind(db.collections().create("c", CollectionSpec::new())),
         ErrorKind::AlreadyExists { .. }
     ));
-    assert_eq!(db.collection_info("c").unwrap().spec.indexes, ["a"]);
+    assert_eq!(db.collections().info("c").unwrap().spec.indexes, ["a"]);
 }
 
 #[test]
@@ -108,11 +112,11 @@ fn bad_specs_are_refused() {
         CollectionSpec::new().hidden_field("x."),
     ] {
         assert!(
-            is_invalid(db.create_collection("c", spec.clone())),
+            is_invalid(db.collections().create("c", spec.clone())),
             "{spec:?}"
         );
     }
-    assert!(db.list_collections().unwrap().is_empty());
+    assert!(db.collections().list().unwrap().is_empty());
 }
 
 #[test]
@@ -125,9 +129,9 @@ fn unknown_collections_are_not_found_everywhere() {
     assert!(not_found(kind(missing.find(&larder::Query::new()))));
     assert!(not_found(kind(missing.count(&Filter::All))));
     assert!(not_found(kind(missing.delete("x"))));
-    assert!(not_found(kind(db.delete_collection("missing"))));
+    assert!(not_found(kind(db.collections().delete("missing"))));
     assert!(not_found(kind(
-        db.update_collection("missing", CollectionSpec::new())
+        db.collections().update("missing", CollectionSpec::new())
     )));
     // A malformed name through a handle is invalid input, not a lookup.
     let bad: larder::Collection = db.collection("Bad Name");
@@ -137,15 +141,17 @@ fn unknown_collections_are_not_found_everywhere() {
 #[test]
 fn delete_drops_documents_and_indexes_in_one_go() {
     let (db, _) = memory_db();
-    db.create_collection("c", CollectionSpec::new().index("k"))
+    db.collections()
+        .create("c", CollectionSpec::new().index("k"))
         .unwrap();
     let c: larder::Collection = db.collection("c");
     for i in 0..20 {
         c.insert(&json!({"k": i % 3})).unwrap();
     }
-    db.delete_collection("c").unwrap();
+    db.collections().delete("c").unwrap();
     // A new collection of the same name starts empty, with a fresh index.
-    db.create_collection("c", CollectionSpec::new().index("k"))
+    db.collections()
+        .create("c", CollectionSpec::new().index("k"))
         .unwrap();
     assert_eq!(c.count(&Filter::All).unwrap(), 0);
     assert_eq!(c.count(&Filter::eq("k", 1)).unwrap(), 0);
@@ -159,14 +165,15 @@ fn delete_drops_documents_and_indexes_in_one_go() {
 #[test]
 fn update_adds_and_drops_indexes_over_existing_documents() {
     let (db, clock) = memory_db();
-    db.create_collection("c", CollectionSpec::new()).unwrap();
+    db.collections().create("c", CollectionSpec::new()).unwrap();
     let c: larder::Collection = db.collection("c");
     for i in 0..30 {
         c.insert(&json!({"k": i % 5, "j": i})).unwrap();
     }
     clock.advance(std::time::Duration::from_secs(5));
     let info = db
-        .update_collection("c", CollectionSpec::new().index("k"))
+        .collections()
+        .update("c", CollectionSpec::new().index("k"))
         .unwrap();
     assert_eq!(info.document_count, 30);
     assert!(info.updated_at > info.created_at);
@@ -177,9 +184,10 @@ fn update_adds_and_drops_indexes_over_existing_documents() {
         .unwrap();
     assert!(sorted.iter().all(|d| d.data["k"] == 4));
 
-    db.update_collection("c", CollectionSpec::new().index("j"))
+    db.collections()
+        .update("c", CollectionSpec::new().index("j"))
         .unwrap();
-    assert_eq!(db.collection_info("c").unwrap().spec.indexes, ["j"]);
+    assert_eq!(db.collections().info("c").unwrap().spec.indexes, ["j"]);
     assert_eq!(c.count(&Filter::eq("k", 2)).unwrap(), 6);
     assert_eq!(c.count(&Filter::gte("j", 25)).unwrap(), 5);
 }
@@ -187,11 +195,12 @@ fn update_adds_and_drops_indexes_over_existing_documents() {
 #[test]
 fn put_creates_then_updates() {
     let (db, _) = memory_db();
-    db.put_collection("c", CollectionSpec::new()).unwrap();
-    db.put_collection("c", CollectionSpec::new().index("x"))
+    db.collections().put("c", CollectionSpec::new()).unwrap();
+    db.collections()
+        .put("c", CollectionSpec::new().index("x"))
         .unwrap();
-    assert_eq!(db.collection_info("c").unwrap().spec.indexes, ["x"]);
-    assert_eq!(db.list_collections().unwrap().len(), 1);
+    assert_eq!(db.collections().info("c").unwrap().spec.indexes, ["x"]);
+    assert_eq!(db.collections().list().unwrap().len(), 1);
 }
 
 /// A collection with an index, a document holding an attached file, and a scoped key reading
@@ -204,19 +213,21 @@ struct Renamable {
 }
 
 fn renamable(db: &larder::Db) -> Renamable {
-    db.create_collection("posts", CollectionSpec::new().index("author"))
+    db.collections()
+        .create("posts", CollectionSpec::new().index("author"))
         .unwrap();
     let posts: larder::Collection = db.collection("posts");
     let first = posts.insert(&json!({"author": "ada", "n": 1})).unwrap();
     posts.insert(&json!({"author": "bob", "n": 2})).unwrap();
     posts.insert(&json!({"author": "ada", "n": 3})).unwrap();
-    db.create_bucket("att", BucketSpec::new()).unwrap();
+    db.buckets().create("att", BucketSpec::new()).unwrap();
     let mut upload = db.bucket("att").upload("a.png", "image/png").unwrap();
     upload.attach_to("posts", &first.id);
     upload.write(b"png").unwrap();
     let file = upload.finish().unwrap().name;
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "reader").grant("posts", Grant::read()))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "reader").grant("posts", Grant::read()))
         .unwrap();
     Renamable {
         first: first.id,
@@ -243,7 +254,7 @@ fn assert_all_under(db: &larder::Db, name: &str, r: &Renamable) {
             .as_deref(),
         Some(format!("{name}/{}", r.first).as_str())
     );
-    let grants = db.get_api_key(&r.key_id).unwrap().grants;
+    let grants = db.keys().get(&r.key_id).unwrap().grants;
     assert_eq!(grants.keys().collect::<Vec<_>>(), [name]);
     let as_key: larder::Collection = db.with_key(&r.key_secret).unwrap().collection(name);
     assert_eq!(as_key.count(&Filter::All).unwrap(), 3);
@@ -256,17 +267,17 @@ fn rename_moves_documents_indexes_files_and_grants() {
     // The key's identity is cached with its grants before the rename.
     let before: larder::Collection = db.with_key(&r.key_secret).unwrap().collection("posts");
     assert_eq!(before.count(&Filter::All).unwrap(), 3);
-    let created = db.collection_info("posts").unwrap();
+    let created = db.collections().info("posts").unwrap();
     clock.advance(std::time::Duration::from_secs(5));
 
-    let renamed = db.rename_collection("posts", "articles").unwrap();
+    let renamed = db.collections().rename("posts", "articles").unwrap();
     assert_eq!(renamed.name, "articles");
     assert_eq!(renamed.document_count, 3);
     assert_eq!(renamed.spec, created.spec);
     assert_eq!(renamed.created_at, created.created_at);
     assert!(renamed.updated_at > created.updated_at);
     assert_eq!(
-        kind(db.collection_info("posts")),
+        kind(db.collections().info("posts")),
         ErrorKind::NotFound {
             what: "collection `posts`".into()
         }
@@ -293,10 +304,11 @@ fn a_grant_on_the_new_name_does_not_survive_the_rename() {
     let r = renamable(&db);
     // A key granted `articles` before it existed must not reach the renamed `posts`.
     let early = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "early").grant("articles", Grant::all()))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "early").grant("articles", Grant::all()))
         .unwrap();
-    db.rename_collection("posts", "articles").unwrap();
-    assert!(db.get_api_key(&early.info.id).unwrap().grants.is_empty());
+    db.collections().rename("posts", "articles").unwrap();
+    assert!(db.keys().get(&early.info.id).unwrap().grants.is_empty());
     let early: larder::Collection = db.with_key(&early.secret).unwrap().collection("articles");
     assert!(early.count(&Filter::All).is_err());
     assert_all_under(&db, "articles", &r);
@@ -306,29 +318,30 @@ fn a_grant_on_the_new_name_does_not_survive_the_rename() {
 fn refused_renames_change_nothing() {
     let (db, _) = memory_db();
     let r = renamable(&db);
-    db.create_collection("taken", CollectionSpec::new())
+    db.collections()
+        .create("taken", CollectionSpec::new())
         .unwrap();
-    let before = db.list_collections().unwrap();
+    let before = db.collections().list().unwrap();
 
     assert!(matches!(
-        kind(db.rename_collection("posts", "taken")),
+        kind(db.collections().rename("posts", "taken")),
         ErrorKind::AlreadyExists { .. }
     ));
     assert!(matches!(
-        kind(db.rename_collection("posts", "posts")),
+        kind(db.collections().rename("posts", "posts")),
         ErrorKind::AlreadyExists { .. }
     ));
     assert_eq!(
-        kind(db.rename_collection("missing", "fresh")),
+        kind(db.collections().rename("missing", "fresh")),
         ErrorKind::NotFound {
             what: "collection `missing`".into()
         }
     );
     for bad in ["users", "Posts", "9lives", "has-dash", ""] {
-        assert!(is_invalid(db.rename_collection("posts", bad)), "{bad:?}");
-        assert!(is_invalid(db.rename_collection(bad, "fresh")), "{bad:?}");
+        assert!(is_invalid(db.collections().rename("posts", bad)), "{bad:?}");
+        assert!(is_invalid(db.collections().rename(bad, "fresh")), "{bad:?}");
     }
-    assert_eq!(db.list_collections().unwrap(), before);
+    assert_eq!(db.collections().list().unwrap(), before);
     assert_all_under(&db, "posts", &r);
 }
 
@@ -336,10 +349,11 @@ fn refused_renames_change_nothing() {
 fn a_rename_survives_reopening_the_file() {
     let t = common::TestDb::new();
     let r = renamable(&t.db);
-    t.db.rename_collection("posts", "articles").unwrap();
+    t.db.collections().rename("posts", "articles").unwrap();
     let t = t.reopen();
     let names: Vec<String> =
-        t.db.list_collections()
+        t.db.collections()
+            .list()
             .unwrap()
             .into_iter()
             .map(|c| c.name)
@@ -347,7 +361,8 @@ fn a_rename_survives_reopening_the_file() {
     assert_eq!(names, ["articles"]);
     assert_all_under(&t.db, "articles", &r);
     // The old name is free again, and starts empty.
-    t.db.create_collection("posts", CollectionSpec::new().index("author"))
+    t.db.collections()
+        .create("posts", CollectionSpec::new().index("author"))
         .unwrap();
     let posts: larder::Collection = t.db.collection("posts");
     assert_eq!(posts.count(&Filter::eq("author", "ada")).unwrap(), 0);

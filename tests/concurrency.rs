@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 fn served() -> (TestDb, larder::ServerHandle, String) {
     let t = TestDb::new().with_collection("notes", CollectionSpec::new());
     let sk =
-        t.db.create_api_key(NewApiKey::new(KeyKind::Secret, "server"))
+        t.db.keys()
+            .create(NewApiKey::new(KeyKind::Secret, "server"))
             .unwrap()
             .secret;
     let server = Server::start(t.db.clone(), "127.0.0.1:0").unwrap();
@@ -74,7 +75,10 @@ fn a_hundred_parallel_writers_each_get_their_document() {
         let stored = t.db.collection::<Value>("notes").get(id).unwrap().unwrap();
         assert_eq!(stored.data, body_of(*i), "byte-identical content");
     }
-    assert_eq!(t.db.collection_info("notes").unwrap().document_count, 100);
+    assert_eq!(
+        t.db.collections().info("notes").unwrap().document_count,
+        100
+    );
 }
 
 #[test]
@@ -115,7 +119,8 @@ fn a_hundred_parallel_patches_of_one_document_lose_nothing() {
 fn twenty_parallel_signups_with_one_email_make_exactly_one_user() {
     let (t, server, _) = served();
     let pk =
-        t.db.create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+        t.db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "app"))
             .unwrap()
             .secret;
     let addr = server.addr();
@@ -154,7 +159,7 @@ fn twenty_parallel_signups_with_one_email_make_exactly_one_user() {
         statuses.iter().all(|s| *s == 201 || (400..500).contains(s)),
         "losers get a client error, never a 5xx: {statuses:?}"
     );
-    let users = t.db.list_users().unwrap();
+    let users = t.db.users().list().unwrap();
     assert_eq!(users.len(), 1);
     assert_eq!(users[0].email, "race@example.com");
 }
@@ -163,7 +168,8 @@ fn twenty_parallel_signups_with_one_email_make_exactly_one_user() {
 fn nothing_succeeds_with_a_key_once_its_revoke_has_returned() {
     let (t, server, _) = served();
     let victim =
-        t.db.create_api_key(NewApiKey::new(KeyKind::Secret, "victim"))
+        t.db.keys()
+            .create(NewApiKey::new(KeyKind::Secret, "victim"))
             .unwrap();
     let addr = server.addr();
     let revoked = AtomicBool::new(false);
@@ -207,7 +213,7 @@ fn nothing_succeeds_with_a_key_once_its_revoke_has_returned() {
         while before.load(Ordering::SeqCst) < 40 {
             std::thread::yield_now();
         }
-        t.db.revoke_api_key(&victim.info.id).unwrap();
+        t.db.keys().revoke(&victim.info.id).unwrap();
         revoked.store(true, Ordering::SeqCst);
     });
     assert!(
@@ -215,7 +221,7 @@ fn nothing_succeeds_with_a_key_once_its_revoke_has_returned() {
         "some requests came after the revoke"
     );
     // Documents written with the key are only those acknowledged before the revoke.
-    let written = t.db.collection_info("notes").unwrap().document_count;
+    let written = t.db.collections().info("notes").unwrap().document_count;
     assert!(written as usize <= before.load(Ordering::SeqCst));
     // The library agrees: the key is dead for every entry point.
     assert!(t.db.with_key(&victim.secret).is_err());

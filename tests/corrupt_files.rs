@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 fn good_file(dir: &Path) -> Vec<u8> {
     let path = dir.join("good.redb");
     let db = Db::open(&path).unwrap();
-    db.create_collection("notes", CollectionSpec::new().index("n"))
+    db.collections()
+        .create("notes", CollectionSpec::new().index("n"))
         .unwrap();
     let notes = db.collection::<Value>("notes");
     for n in 0..300 {
@@ -68,7 +69,7 @@ fn damaged(good: &[u8]) -> Vec<(String, Vec<u8>)> {
 fn open_and_read(path: &Path) -> Result<Vec<larder::Doc>, ErrorKind> {
     let db = Db::open(path).map_err(|e| e.kind().clone())?;
     let mut docs = Vec::new();
-    for info in db.list_collections().map_err(|e| e.kind().clone())? {
+    for info in db.collections().list().map_err(|e| e.kind().clone())? {
         docs.extend(
             db.collection::<Value>(&info.name)
                 .find(&Query::new())
@@ -183,5 +184,5 @@ fn without_verification_a_clean_file_still_opens_fast_and_reads() {
     let path = dir.path().join("copy.redb");
     fs::write(&path, &good).unwrap();
     let db = Db::builder().verify_on_open(false).open(&path).unwrap();
-    assert_eq!(db.collection_info("notes").unwrap().document_count, 300);
+    assert_eq!(db.collections().info("notes").unwrap().document_count, 300);
 }

@@ -98,7 +98,8 @@ fn verify(path: &Path, acked: &BTreeMap<String, Option<String>>) -> usize {
 
 fn create_file(path: &Path) {
     let db = Db::open(path).unwrap();
-    db.create_collection("crash", CollectionSpec::new())
+    db.collections()
+        .create("crash", CollectionSpec::new())
         .unwrap();
 }
 

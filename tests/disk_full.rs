@@ -40,8 +40,10 @@ fn a_full_disk_is_507_loses_nothing_and_writes_resume_once_space_is_freed() {
     let path = dir.path().join("full.redb");
     {
         let db = Db::open(&path).unwrap();
-        db.create_collection("docs", CollectionSpec::new()).unwrap();
-        db.import_secret_key(ADMIN_KEY, "test").unwrap();
+        db.collections()
+            .create("docs", CollectionSpec::new())
+            .unwrap();
+        db.keys().import_secret(ADMIN_KEY, "test").unwrap();
     }
     let size = std::fs::metadata(&path).unwrap().len();
     // Room for about 2 MiB more.

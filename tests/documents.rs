@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 fn notes() -> (Db, larder::ManualClock, Collection) {
     let (db, clock) = memory_db();
-    db.create_collection("notes", CollectionSpec::new().index("tag"))
+    db.collections()
+        .create("notes", CollectionSpec::new().index("tag"))
         .unwrap();
     let notes = db.collection("notes");
     (db, clock, notes)
@@ -205,7 +206,7 @@ fn documents_over_the_size_limit_are_refused() {
         drop(db);
         Db::builder().max_document_bytes(100).in_memory().unwrap()
     };
-    db.create_collection("c", CollectionSpec::new()).unwrap();
+    db.collections().create("c", CollectionSpec::new()).unwrap();
     let c: Collection = db.collection("c");
     // {"s":"…"} is 8 bytes of JSON around the string.
     let fits = json!({"s": "x".repeat(92)});

@@ -32,6 +32,7 @@ fn hex_sha256(bytes: &[u8]) -> String {
 
 fn user(db: &Db, email: &str) -> larder::Actor {
     let signed = db
+        .users()
         .signup(NewUser::new(email, PASSWORD), &Client::unknown())
         .unwrap();
     db.as_user(&signed.access_token).unwrap()
@@ -40,7 +41,7 @@ fn user(db: &Db, email: &str) -> larder::Actor {
 #[test]
 fn small_and_multi_megabyte_files_round_trip_byte_for_byte() {
     let t = TestDb::new();
-    t.db.create_bucket("docs", BucketSpec::new()).unwrap();
+    t.db.buckets().create("docs", BucketSpec::new()).unwrap();
     let bucket = t.db.bucket("docs");
     let mut names = Vec::new();
     for (len, seed) in [
@@ -68,7 +69,7 @@ fn small_and_multi_megabyte_files_round_trip_byte_for_byte() {
     for (name, bytes) in &names {
         assert_eq!(&bucket.read_to_vec(name).unwrap(), bytes);
     }
-    let info = t.db.bucket_info("docs").unwrap();
+    let info = t.db.buckets().info("docs").unwrap();
     assert_eq!(info.file_count, 5);
     assert_eq!(
         info.total_bytes,
@@ -80,7 +81,7 @@ fn small_and_multi_megabyte_files_round_trip_byte_for_byte() {
 #[test]
 fn ranges_read_exactly_the_asked_bytes_across_chunks() {
     let (db, _) = memory_db();
-    db.create_bucket("b", BucketSpec::new()).unwrap();
+    db.buckets().create("b", BucketSpec::new()).unwrap();
     let bytes = payload(700_000, 9);
     let name = db
         .bucket("b")
@@ -110,7 +111,8 @@ fn ranges_read_exactly_the_asked_bytes_across_chunks() {
 #[test]
 fn files_over_the_limit_are_refused_and_leave_nothing() {
     let t = TestDb::new();
-    t.db.create_bucket("small", BucketSpec::new().max_file_bytes(300_000))
+    t.db.buckets()
+        .create("small", BucketSpec::new().max_file_bytes(300_000))
         .unwrap();
     let bucket = t.db.bucket("small");
     let result = bucket.put("big", "text/plain", payload(300_001, 1).as_slice());
@@ -120,9 +122,9 @@ fn files_over_the_limit_are_refused_and_leave_nothing() {
             .put("ok", "text/plain", payload(300_000, 1).as_slice())
             .is_ok()
     );
-    assert_eq!(t.db.bucket_info("small").unwrap().file_count, 1);
+    assert_eq!(t.db.buckets().info("small").unwrap().file_count, 1);
     // The refused upload staged a chunk and removed it when it was dropped.
-    assert_eq!(t.db.cleanup_files().unwrap(), 0);
+    assert_eq!(t.db.buckets().cleanup().unwrap(), 0);
 
     // The database-wide default applies to buckets without a limit of their own.
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +132,7 @@ fn files_over_the_limit_are_refused_and_leave_nothing() {
         .max_file_bytes(10)
         .open(dir.path().join("d.redb"))
         .unwrap();
-    db.create_bucket("b", BucketSpec::new()).unwrap();
+    db.buckets().create("b", BucketSpec::new()).unwrap();
     assert!(
         db.bucket("b")
             .put("a", "text/plain", &[0u8; 10][..])
@@ -143,7 +145,7 @@ fn files_over_the_limit_are_refused_and_leave_nothing() {
 #[test]
 fn an_upload_cut_off_by_a_crash_leaves_nothing_after_reopen() {
     let t = TestDb::new();
-    t.db.create_bucket("b", BucketSpec::new()).unwrap();
+    t.db.buckets().create("b", BucketSpec::new()).unwrap();
     let mut upload =
         t.db.bucket("b")
             .upload("half.bin", "application/octet-stream")
@@ -152,7 +154,7 @@ fn an_upload_cut_off_by_a_crash_leaves_nothing_after_reopen() {
     let name = upload.name().to_owned();
     // A crash: the upload never finishes. Another durable write makes the staged chunks
     // durable too (the worst case); the file as it is on disk now is what a crash leaves.
-    t.db.create_bucket("other", BucketSpec::new()).unwrap();
+    t.db.buckets().create("other", BucketSpec::new()).unwrap();
     let crashed = t.dir.path().join("crashed.redb");
     std::fs::copy(&t.path, &crashed).unwrap();
     drop(upload);
@@ -161,8 +163,8 @@ fn an_upload_cut_off_by_a_crash_leaves_nothing_after_reopen() {
         kind(db.bucket("b").info(&name)),
         ErrorKind::NotFound { .. }
     ));
-    assert_eq!(db.bucket_info("b").unwrap().file_count, 0);
-    assert_eq!(db.cleanup_files().unwrap(), 0, "purged on open");
+    assert_eq!(db.buckets().info("b").unwrap().file_count, 0);
+    assert_eq!(db.buckets().cleanup().unwrap(), 0, "purged on open");
     // Freed pages are reused: storing and deleting the same amount again and again does not
     // grow the file.
     let mut sizes = Vec::new();
@@ -185,18 +187,18 @@ fn an_upload_cut_off_by_a_crash_leaves_nothing_after_reopen() {
 #[test]
 fn an_abandoned_upload_removes_its_chunks_when_dropped() {
     let (db, _) = memory_db();
-    db.create_bucket("b", BucketSpec::new()).unwrap();
+    db.buckets().create("b", BucketSpec::new()).unwrap();
     let mut upload = db.bucket("b").upload("x", "text/plain").unwrap();
     upload.write(&payload(600_000, 1)).unwrap();
     drop(upload);
-    assert_eq!(db.cleanup_files().unwrap(), 0);
+    assert_eq!(db.buckets().cleanup().unwrap(), 0);
     assert_eq!(db.bucket("b").list().unwrap(), []);
 }
 
 #[test]
 fn hostile_names_are_refused_never_interpreted() {
     let (db, _) = memory_db();
-    db.create_bucket("b", BucketSpec::new()).unwrap();
+    db.buckets().create("b", BucketSpec::new()).unwrap();
     let bucket = db.bucket("b");
     for name in [
         "../b/x",
@@ -240,7 +242,7 @@ fn hostile_names_are_refused_never_interpreted() {
     ));
     for bucket_name in ["../x", "B", "files/x", ""] {
         assert!(matches!(
-            kind(db.create_bucket(bucket_name, BucketSpec::new())),
+            kind(db.buckets().create(bucket_name, BucketSpec::new())),
             ErrorKind::InvalidInput { .. }
         ));
     }
@@ -253,18 +255,19 @@ fn hostile_names_are_refused_never_interpreted() {
 #[test]
 fn bucket_rules_decide_for_every_principal_kind() {
     let (db, _) = memory_db();
-    db.create_bucket(
-        "avatars",
-        BucketSpec::new().rules(Rules {
-            list: Rule::Owner,
-            view: Rule::Public,
-            create: Rule::Authenticated,
-            delete: Rule::Owner,
-            ..Rules::default()
-        }),
-    )
-    .unwrap();
-    db.create_bucket("private", BucketSpec::new()).unwrap();
+    db.buckets()
+        .create(
+            "avatars",
+            BucketSpec::new().rules(Rules {
+                list: Rule::Owner,
+                view: Rule::Public,
+                create: Rule::Authenticated,
+                delete: Rule::Owner,
+                ..Rules::default()
+            }),
+        )
+        .unwrap();
+    db.buckets().create("private", BucketSpec::new()).unwrap();
     let alice = user(&db, "alice@example.com");
     let bob = user(&db, "bob@example.com");
     let anonymous = db.anonymous();
@@ -273,8 +276,7 @@ fn bucket_rules_decide_for_every_principal_kind() {
         if let Some((name, grant)) = grant {
             new = new.grant(name, grant);
         }
-        db.with_key(&db.create_api_key(new).unwrap().secret)
-            .unwrap()
+        db.with_key(&db.keys().create(new).unwrap().secret).unwrap()
     };
     let secret = key(KeyKind::Secret, None);
     let publishable = key(KeyKind::Publishable, None);
@@ -387,7 +389,7 @@ fn bucket_rules_decide_for_every_principal_kind() {
 #[test]
 fn upload_grants_are_one_time_exact_and_expire() {
     let (db, clock) = memory_db();
-    db.create_bucket("uploads", BucketSpec::new()).unwrap();
+    db.buckets().create("uploads", BucketSpec::new()).unwrap();
     let bucket = db.bucket("uploads");
     let grant = bucket
         .grant_upload("a.txt", "text/plain", 5, Duration::from_secs(600))
@@ -395,16 +397,23 @@ fn upload_grants_are_one_time_exact_and_expire() {
     assert!(grant.name.ends_with("_a.txt"));
     // The wrong type is refused and changes nothing: the grant still works.
     assert!(matches!(
-        kind(db.upload_with_grant(&grant.token, "text/html", &b"hello"[..])),
+        kind(
+            db.buckets()
+                .upload_with_grant(&grant.token, "text/html", &b"hello"[..])
+        ),
         ErrorKind::InvalidInput { .. }
     ));
     let info = db
+        .buckets()
         .upload_with_grant(&grant.token, "text/plain", &b"hello"[..])
         .unwrap();
     assert_eq!(info.name, grant.name);
     assert_eq!(bucket.read_to_vec(&grant.name).unwrap(), b"hello");
     assert!(matches!(
-        kind(db.upload_with_grant(&grant.token, "text/plain", &b"hello"[..])),
+        kind(
+            db.buckets()
+                .upload_with_grant(&grant.token, "text/plain", &b"hello"[..])
+        ),
         ErrorKind::Forbidden { .. }
     ));
 
@@ -414,7 +423,10 @@ fn upload_grants_are_one_time_exact_and_expire() {
         .unwrap();
     for body in [&b"hell"[..], &b"hello!"[..]] {
         assert!(matches!(
-            kind(db.upload_with_grant(&grant.token, "text/plain", body)),
+            kind(
+                db.buckets()
+                    .upload_with_grant(&grant.token, "text/plain", body)
+            ),
             ErrorKind::InvalidInput { .. }
         ));
         assert!(matches!(
@@ -422,15 +434,22 @@ fn upload_grants_are_one_time_exact_and_expire() {
             ErrorKind::NotFound { .. }
         ));
     }
-    db.upload_with_grant(&grant.token, "text/plain", &b"hello"[..])
+    db.buckets()
+        .upload_with_grant(&grant.token, "text/plain", &b"hello"[..])
         .unwrap();
 
     // Two uploads racing on one grant: only one file is ever stored from it.
     let grant = bucket
         .grant_upload("r", "text/plain", 5, Duration::from_secs(600))
         .unwrap();
-    let mut first = db.redeem_grant(&grant.token, "text/plain").unwrap();
-    let mut second = db.redeem_grant(&grant.token, "text/plain").unwrap();
+    let mut first = db
+        .buckets()
+        .redeem_grant(&grant.token, "text/plain")
+        .unwrap();
+    let mut second = db
+        .buckets()
+        .redeem_grant(&grant.token, "text/plain")
+        .unwrap();
     first.write(b"hello").unwrap();
     second.write(b"hello").unwrap();
     first.finish().unwrap();
@@ -449,20 +468,27 @@ fn upload_grants_are_one_time_exact_and_expire() {
     let grant = bucket
         .grant_upload("big", "text/plain", 1000, Duration::from_secs(600))
         .unwrap();
-    db.update_bucket("uploads", BucketSpec::new().max_file_bytes(10))
+    db.buckets()
+        .update("uploads", BucketSpec::new().max_file_bytes(10))
         .unwrap();
     assert!(matches!(
-        kind(db.upload_with_grant(&grant.token, "text/plain", &[b'x'; 1000][..])),
+        kind(
+            db.buckets()
+                .upload_with_grant(&grant.token, "text/plain", &[b'x'; 1000][..])
+        ),
         ErrorKind::TooLarge { .. }
     ));
-    db.update_bucket("uploads", BucketSpec::new()).unwrap();
+    db.buckets().update("uploads", BucketSpec::new()).unwrap();
 
     let grant = bucket
         .grant_upload("c", "text/plain", 1, Duration::from_secs(600))
         .unwrap();
     clock.advance(Duration::from_secs(601));
     assert!(matches!(
-        kind(db.upload_with_grant(&grant.token, "text/plain", &b"x"[..])),
+        kind(
+            db.buckets()
+                .upload_with_grant(&grant.token, "text/plain", &b"x"[..])
+        ),
         ErrorKind::Forbidden { .. }
     ));
     assert!(matches!(
@@ -474,7 +500,10 @@ fn upload_grants_are_one_time_exact_and_expire() {
         ErrorKind::TooLarge { .. }
     ));
     assert!(matches!(
-        kind(db.upload_with_grant("made-up", "text/plain", &b"x"[..])),
+        kind(
+            db.buckets()
+                .upload_with_grant("made-up", "text/plain", &b"x"[..])
+        ),
         ErrorKind::Forbidden { .. }
     ));
     // A grant is checked against the rules when it is made.
@@ -492,16 +521,18 @@ fn upload_grants_are_one_time_exact_and_expire() {
 #[test]
 fn files_go_with_their_document_their_collection_and_their_uploader() {
     let (db, _) = memory_db();
-    db.create_bucket("att", BucketSpec::new()).unwrap();
-    db.create_bucket(
-        "kept",
-        BucketSpec {
-            keep_orphans: true,
-            ..BucketSpec::new()
-        },
-    )
-    .unwrap();
-    db.create_collection("posts", CollectionSpec::new())
+    db.buckets().create("att", BucketSpec::new()).unwrap();
+    db.buckets()
+        .create(
+            "kept",
+            BucketSpec {
+                keep_orphans: true,
+                ..BucketSpec::new()
+            },
+        )
+        .unwrap();
+    db.collections()
+        .create("posts", CollectionSpec::new())
         .unwrap();
     let posts: larder::Collection = db.collection("posts");
     let attach = |bucket: &str, doc: &str| {
@@ -528,35 +559,39 @@ fn files_go_with_their_document_their_collection_and_their_uploader() {
     assert!(db.bucket("kept").info(&kept.name).is_ok());
     assert!(db.bucket("att").info(&stays.name).is_ok());
 
-    db.delete_collection("posts").unwrap();
+    db.collections().delete("posts").unwrap();
     assert!(matches!(
         kind(db.bucket("att").info(&stays.name)),
         ErrorKind::NotFound { .. }
     ));
 
     // A user's uploads go with the account.
-    db.create_bucket(
-        "mine",
-        BucketSpec::new().rules(Rules {
-            create: Rule::Authenticated,
-            ..Rules::default()
-        }),
-    )
-    .unwrap();
+    db.buckets()
+        .create(
+            "mine",
+            BucketSpec::new().rules(Rules {
+                create: Rule::Authenticated,
+                ..Rules::default()
+            }),
+        )
+        .unwrap();
     let carol = user(&db, "carol@example.com");
     let file = carol
         .bucket("mine")
         .put("c.txt", "text/plain", &b"c"[..])
         .unwrap();
     // One of her uploads belongs to a document that outlives her account.
-    db.create_collection("wall", CollectionSpec::new()).unwrap();
+    db.collections()
+        .create("wall", CollectionSpec::new())
+        .unwrap();
     let wall: larder::Collection = db.collection("wall");
     let post = wall.insert(&json!({"t": 1})).unwrap();
     let mut upload = carol.bucket("mine").upload("p.png", "image/png").unwrap();
     upload.attach_to("wall", &post.id);
     upload.write(b"png").unwrap();
     let on_post = upload.finish().unwrap();
-    db.delete_user(&carol.principal().user().unwrap().id)
+    db.users()
+        .delete(&carol.principal().user().unwrap().id)
         .unwrap();
     assert!(matches!(
         kind(db.bucket("mine").info(&file.name)),
@@ -564,7 +599,7 @@ fn files_go_with_their_document_their_collection_and_their_uploader() {
     ));
     let kept_for_post = db.bucket("mine").info(&on_post.name).unwrap();
     assert_eq!(kept_for_post.owner, None);
-    assert_eq!(db.cleanup_files().unwrap(), 0);
+    assert_eq!(db.buckets().cleanup().unwrap(), 0);
     wall.delete(&post.id).unwrap();
     assert!(matches!(
         kind(db.bucket("mine").info(&on_post.name)),
@@ -572,18 +607,18 @@ fn files_go_with_their_document_their_collection_and_their_uploader() {
     ));
 
     // Deleting a bucket deletes its files.
-    db.delete_bucket("kept").unwrap();
+    db.buckets().delete("kept").unwrap();
     assert!(matches!(
         kind(db.bucket("kept").info(&kept.name)),
         ErrorKind::NotFound { .. }
     ));
-    assert_eq!(db.cleanup_files().unwrap(), 0);
+    assert_eq!(db.buckets().cleanup().unwrap(), 0);
 }
 
 #[test]
 fn cleanup_removes_files_of_documents_deleted_behind_its_back() {
     let (db, clock) = memory_db();
-    db.create_bucket("att", BucketSpec::new()).unwrap();
+    db.buckets().create("att", BucketSpec::new()).unwrap();
     // Attached to a document that was never created (an upload whose insert then failed).
     let mut upload = db.bucket("att").upload("a", "text/plain").unwrap();
     upload.attach_to("posts", "no-such-id");
@@ -594,7 +629,7 @@ fn cleanup_removes_files_of_documents_deleted_behind_its_back() {
         .grant_upload("g", "text/plain", 1, Duration::from_secs(1))
         .unwrap();
     clock.advance(Duration::from_secs(5));
-    assert_eq!(db.cleanup_files().unwrap(), 1);
+    assert_eq!(db.buckets().cleanup().unwrap(), 1);
     assert!(matches!(
         kind(db.bucket("att").info(&file.name)),
         ErrorKind::NotFound { .. }
@@ -604,33 +639,34 @@ fn cleanup_removes_files_of_documents_deleted_behind_its_back() {
 #[test]
 fn bucket_management() {
     let (db, _) = memory_db();
-    let info = db.create_bucket("b", BucketSpec::new()).unwrap();
+    let info = db.buckets().create("b", BucketSpec::new()).unwrap();
     assert_eq!(info.file_count, 0);
     assert!(matches!(
-        kind(db.create_bucket("b", BucketSpec::new())),
+        kind(db.buckets().create("b", BucketSpec::new())),
         ErrorKind::AlreadyExists { .. }
     ));
     assert_eq!(
-        db.ensure_bucket("b", BucketSpec::new().max_file_bytes(1))
+        db.buckets()
+            .ensure("b", BucketSpec::new().max_file_bytes(1))
             .unwrap()
             .spec,
         BucketSpec::new()
     );
     let spec = BucketSpec::new().max_file_bytes(5);
-    assert_eq!(db.update_bucket("b", spec.clone()).unwrap().spec, spec);
-    assert_eq!(db.list_buckets().unwrap().len(), 1);
+    assert_eq!(db.buckets().update("b", spec.clone()).unwrap().spec, spec);
+    assert_eq!(db.buckets().list().unwrap().len(), 1);
     let user = user(&db, "u@example.com");
     assert!(matches!(
         kind(user.bucket("b").list()),
         ErrorKind::Forbidden { .. }
     ));
-    db.delete_bucket("b").unwrap();
+    db.buckets().delete("b").unwrap();
     assert!(matches!(
-        kind(db.bucket_info("b")),
+        kind(db.buckets().info("b")),
         ErrorKind::NotFound { .. }
     ));
     assert!(matches!(
-        kind(db.delete_bucket("b")),
+        kind(db.buckets().delete("b")),
         ErrorKind::NotFound { .. }
     ));
 }
@@ -638,7 +674,7 @@ fn bucket_management() {
 #[test]
 fn cleanup_spares_an_upload_still_moving_and_a_purged_one_cannot_finish() {
     let (db, clock) = memory_db();
-    db.create_bucket("big", BucketSpec::new()).unwrap();
+    db.buckets().create("big", BucketSpec::new()).unwrap();
     let bucket = db.bucket("big");
     let chunk = vec![7u8; 300 * 1024];
 
@@ -650,7 +686,7 @@ fn cleanup_spares_an_upload_still_moving_and_a_purged_one_cannot_finish() {
     clock.advance(Duration::from_secs(50 * 60));
     moving.write(&chunk).unwrap();
     clock.advance(Duration::from_secs(50 * 60));
-    assert_eq!(db.cleanup_files().unwrap(), 0);
+    assert_eq!(db.buckets().cleanup().unwrap(), 0);
     let info = moving.finish().unwrap();
     assert_eq!(bucket.read_to_vec(&info.name).unwrap().len(), 600 * 1024);
 
@@ -662,7 +698,7 @@ fn cleanup_spares_an_upload_still_moving_and_a_purged_one_cannot_finish() {
     idle.write(&chunk).unwrap();
     let name = idle.name().to_owned();
     clock.advance(Duration::from_secs(61 * 60));
-    assert_eq!(db.cleanup_files().unwrap(), 1);
+    assert_eq!(db.buckets().cleanup().unwrap(), 1);
     assert!(matches!(
         kind(idle.finish()),
         ErrorKind::InvalidInput { .. }
@@ -677,7 +713,7 @@ fn cleanup_spares_an_upload_still_moving_and_a_purged_one_cannot_finish() {
 #[test]
 fn compaction_gives_the_space_of_deleted_files_back() {
     let mut t = TestDb::new();
-    t.db.create_bucket("big", BucketSpec::new()).unwrap();
+    t.db.buckets().create("big", BucketSpec::new()).unwrap();
     let size = |path: &std::path::Path| std::fs::metadata(path).unwrap().len();
     let bytes: Vec<u8> = (0..8 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
     let kept =
@@ -724,7 +760,7 @@ fn larder_compact_cleans_up_and_shrinks_the_file() {
     let path = dir.path().join("app.redb");
     {
         let db = Db::open(&path).unwrap();
-        db.create_bucket("big", BucketSpec::new()).unwrap();
+        db.buckets().create("big", BucketSpec::new()).unwrap();
         let bytes = vec![3u8; 6 * 1024 * 1024];
         let big = db
             .bucket("big")

@@ -20,10 +20,12 @@ struct Fixture {
 }
 
 fn fixture_with(db: Db, config: ServerConfig) -> Fixture {
-    db.create_collection("notes", CollectionSpec::new())
+    db.collections()
+        .create("notes", CollectionSpec::new())
         .unwrap();
     let sk = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "server"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "server"))
         .unwrap()
         .secret;
     let server = Server::start_with(db.clone(), "127.0.0.1:0", config).unwrap();
@@ -54,7 +56,7 @@ impl Fixture {
     }
 
     fn count(&self) -> u64 {
-        self.db.collection_info("notes").unwrap().document_count
+        self.db.collections().info("notes").unwrap().document_count
     }
 
     /// The server still answers a plain request and a write.
@@ -435,7 +437,9 @@ fn an_upload_outlasts_the_request_timeout_while_bytes_flow_and_a_stalled_one_is_
             ..ServerConfig::default()
         },
     );
-    f.db.create_bucket("b", larder::BucketSpec::new()).unwrap();
+    f.db.buckets()
+        .create("b", larder::BucketSpec::new())
+        .unwrap();
     let head = |length: usize| {
         format!(
             "POST /api/files/b?filename=s.bin HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\n\
@@ -455,7 +459,7 @@ fn an_upload_outlasts_the_request_timeout_while_bytes_flow_and_a_stalled_one_is_
     let reply = trickle(f.addr(), &head(10), &[b"st"], Duration::ZERO);
     assert_eq!(reply.status, 408, "{reply:?}");
     assert_generic(&reply, "a stalled upload");
-    assert_eq!(f.db.bucket_info("b").unwrap().file_count, 1);
+    assert_eq!(f.db.buckets().info("b").unwrap().file_count, 1);
 
     // Any other request still has the whole request timeout, however its bytes trickle.
     let json_head = format!(

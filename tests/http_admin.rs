@@ -17,7 +17,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let db = Db::in_memory().unwrap();
     let sk = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "admin"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "admin"))
         .unwrap()
         .secret;
     let router = larder::router(db.clone(), &ServerConfig::default());
@@ -71,23 +72,27 @@ fn documented_routes(f: &Fixture) -> Vec<(String, String)> {
 fn only_administrators_get_in() {
     let f = fixture();
     let pk =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "app"))
             .unwrap()
             .secret;
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s"))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "s"))
             .unwrap()
             .secret;
     let user =
-        f.db.signup(
-            NewUser::new("u@example.com", "a long enough passphrase"),
-            &Client::unknown(),
-        )
-        .unwrap()
-        .access_token;
+        f.db.users()
+            .signup(
+                NewUser::new("u@example.com", "a long enough passphrase"),
+                &Client::unknown(),
+            )
+            .unwrap()
+            .access_token;
     // What a key is (its last use moves when it is presented; that is expected).
     let keys = || {
-        f.db.list_api_keys()
+        f.db.keys()
+            .list()
             .unwrap()
             .into_iter()
             .map(|k| (k.id, k.kind, k.label, k.prefix, k.grants))
@@ -113,7 +118,7 @@ fn only_administrators_get_in() {
         }
     }
     assert_eq!(keys(), keys_before, "nothing changed");
-    assert!(f.db.list_collections().unwrap().is_empty());
+    assert!(f.db.collections().list().unwrap().is_empty());
 }
 
 #[test]
@@ -211,11 +216,12 @@ fn collections_are_put_read_and_deleted() {
 fn users_settings_and_signing_keys() {
     let f = fixture();
     let signed_in =
-        f.db.signup(
-            NewUser::new("u@example.com", "a long enough passphrase"),
-            &Client::unknown(),
-        )
-        .unwrap();
+        f.db.users()
+            .signup(
+                NewUser::new("u@example.com", "a long enough passphrase"),
+                &Client::unknown(),
+            )
+            .unwrap();
     let id = &signed_in.user.id;
     let (_, users) = f.admin("GET", "/api/admin/users", None);
     assert_eq!(users[0]["email"], "u@example.com");
@@ -225,7 +231,11 @@ fn users_settings_and_signing_keys() {
             .1["disabled"],
         true
     );
-    assert!(f.db.authenticate(&signed_in.access_token).is_err());
+    assert!(
+        f.db.sessions()
+            .authenticate(&signed_in.access_token)
+            .is_err()
+    );
     assert_eq!(
         f.admin("POST", &format!("/api/admin/users/{id}/enable"), None)
             .1["disabled"],

@@ -17,7 +17,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let db = Db::in_memory().unwrap();
     let admin = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "app"))
         .unwrap()
         .secret;
     let router = larder::router(db.clone(), &ServerConfig::default());
@@ -336,10 +337,17 @@ fn second_factor_and_verification_routes() {
     assert_eq!(login.status, 200);
     assert_eq!(login.json["requires_2fa"], true);
     assert!(login.json["access_token"].is_null());
-    let code = f.db.outbox().unwrap().pop().unwrap().message.variables["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code =
+        f.db.mail()
+            .outbox()
+            .unwrap()
+            .pop()
+            .unwrap()
+            .message
+            .variables["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     let verified = f.call(
         "POST",
         "/auth-collections/2fa/verify",
@@ -385,7 +393,7 @@ fn collections_are_renamed_and_webhooks_refused() {
         hooked.json
     );
     assert!(
-        f.db.collection_info("notes").is_err(),
+        f.db.collections().info("notes").is_err(),
         "nothing was created"
     );
 
@@ -445,8 +453,8 @@ fn collections_are_renamed_and_webhooks_refused() {
         rename(None, "missing", json!({"data": {"name": "journal"}})).status,
         404
     );
-    assert!(f.db.collection_info("journal").is_err());
-    assert_eq!(f.db.collection_info("notes").unwrap().document_count, 1);
+    assert!(f.db.collections().info("journal").is_err());
+    assert_eq!(f.db.collections().info("notes").unwrap().document_count, 1);
     // The same name changes nothing.
     let same = rename(None, "notes", json!({"data": {"name": "notes"}}));
     assert_eq!(
@@ -648,7 +656,7 @@ fn a_file_replaced_by_a_multipart_update_is_deleted() {
     assert_eq!(fetch_status(&f, &second), 404);
 
     // A refused update keeps the old file and stores no new one.
-    let files_before = f.db.bucket_info("uploads").unwrap().file_count;
+    let files_before = f.db.buckets().info("uploads").unwrap().file_count;
     let (content_type, body) = common::http::multipart(&[
         ("data", None, br#"{"password": "another long passphrase"}"#),
         ("avatar", Some("d.png"), b"AV4"),
@@ -672,7 +680,7 @@ fn a_file_replaced_by_a_multipart_update_is_deleted() {
             .starts_with("changing the password")
     );
     assert_eq!(
-        f.db.bucket_info("uploads").unwrap().file_count,
+        f.db.buckets().info("uploads").unwrap().file_count,
         files_before
     );
     assert_eq!(fetch_status(&f, &alone["data"]["avatar"]), 200);

@@ -20,7 +20,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let db = Db::in_memory().unwrap();
     let admin = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "app"))
         .unwrap()
         .secret;
     let router = larder::router(db.clone(), &ServerConfig::default());
@@ -206,7 +207,7 @@ fn a_malformed_body_is_a_400_that_changes_nothing() {
     let (status, _, _) = f.raw("POST", "/api/insert/people", &headers, not_a_record);
     assert_eq!(status, 400);
     assert!(
-        f.db.collection_info("people").is_err(),
+        f.db.collections().info("people").is_err(),
         "nothing was created"
     );
 
@@ -220,7 +221,7 @@ fn a_malformed_body_is_a_400_that_changes_nothing() {
         staged.status, 400,
         "a transactional write is not committed alone"
     );
-    assert!(f.db.collection_info("people").is_err());
+    assert!(f.db.collections().info("people").is_err());
 
     let bad_filter = json!({"filter": {"type": "Condition", "content": {"field": "a", "operator": "Regex", "value": "x"}}});
     let answer = f.call("POST", "/api/find/people", Some(&token), Some(bad_filter));
@@ -275,14 +276,15 @@ fn the_seed_register_form_with_action_arrays_and_the_admin_key_in_the_body() {
         Some(json!({"label": "x"})),
     );
     assert_eq!(anonymous.status, 401);
-    assert_eq!(f.db.list_api_keys().unwrap().len(), 2, "no key was created");
+    assert_eq!(f.db.keys().list().unwrap().len(), 2, "no key was created");
 }
 
 #[test]
 fn scoped_keys_cannot_escalate() {
     let f = fixture();
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::all()))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::all()))
             .unwrap();
     let token = f.token(&scoped.secret);
     let register = f.call(
@@ -300,7 +302,8 @@ fn scoped_keys_cannot_escalate() {
     );
     assert_eq!(widen.status, 403);
     let admin_id =
-        f.db.list_api_keys()
+        f.db.keys()
+            .list()
             .unwrap()
             .into_iter()
             .find(|k| k.kind == KeyKind::Secret)
@@ -316,9 +319,9 @@ fn scoped_keys_cannot_escalate() {
     let read_own = f.call("GET", "/api/auth/keys/me/permissions", Some(&token), None);
     assert_eq!(read_own.status, 200);
     assert_eq!(read_own.json["collections"]["posts"]["write"], true);
-    assert_eq!(f.db.list_api_keys().unwrap().len(), 2);
+    assert_eq!(f.db.keys().list().unwrap().len(), 2);
     assert_eq!(
-        f.db.get_api_key(&scoped.info.id).unwrap().grants.len(),
+        f.db.keys().get(&scoped.info.id).unwrap().grants.len(),
         1,
         "grants unchanged"
     );
@@ -328,7 +331,8 @@ fn scoped_keys_cannot_escalate() {
 fn keys_are_named_by_id_never_by_secret() {
     let f = fixture();
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s"))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "s"))
             .unwrap();
     let token = f.token(&f.admin);
     let by_secret = f.call(
@@ -339,7 +343,7 @@ fn keys_are_named_by_id_never_by_secret() {
     );
     assert_eq!(by_secret.status, 400);
     assert!(!by_secret.json.to_string().contains(&scoped.secret));
-    assert!(f.db.get_api_key(&scoped.info.id).is_ok(), "not revoked");
+    assert!(f.db.keys().get(&scoped.info.id).is_ok(), "not revoked");
     let unknown = f.call(
         "DELETE",
         &format!("/api/auth/keys/{}", "0".repeat(32)),
@@ -361,10 +365,9 @@ fn keys_are_named_by_id_never_by_secret() {
 fn the_seed_permission_routes() {
     let f = fixture();
     let scoped =
-        f.db.create_api_key(
-            NewApiKey::new(KeyKind::Scoped, "Production API").grant("posts", Grant::read()),
-        )
-        .unwrap();
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "Production API").grant("posts", Grant::read()))
+            .unwrap();
     let own = f.call(
         "GET",
         "/api/auth/permissions",
@@ -386,7 +389,7 @@ fn the_seed_permission_routes() {
     );
     assert_eq!(set.status, 200, "{}", set.json);
     assert_eq!(set.json["status"], "updated");
-    let grants = f.db.get_api_key(id).unwrap().grants;
+    let grants = f.db.keys().get(id).unwrap().grants;
     assert!(!grants.contains_key("posts"), "POST replaces every grant");
     assert!(grants["users_data"].write);
 
@@ -398,7 +401,7 @@ fn the_seed_permission_routes() {
     );
     assert_eq!(update.status, 200, "{}", update.json);
     assert_eq!(update.json["changes"].as_array().unwrap().len(), 2);
-    let grants = f.db.get_api_key(id).unwrap().grants;
+    let grants = f.db.keys().get(id).unwrap().grants;
     assert!(
         grants.contains_key("analytics"),
         "PUT keeps the grants it does not name"
@@ -415,7 +418,7 @@ fn the_seed_permission_routes() {
     assert_eq!(legacy.status, 200, "{}", legacy.json);
     assert_eq!(legacy.json["id"], id);
     assert!(!legacy.json.to_string().contains(&scoped.secret));
-    let post = &f.db.get_api_key(id).unwrap().grants["posts"];
+    let post = &f.db.keys().get(id).unwrap().grants["posts"];
     assert!(post.read && !post.write);
     assert_eq!(post.select_fields, Some(vec!["title".to_owned()]));
 }
@@ -433,14 +436,15 @@ fn grants_limit_fields_through_the_dialect() {
     assert_eq!(created.status, 201);
     let id = created.json["id"].as_str().unwrap();
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "reader").grant(
-            "posts",
-            Grant {
-                exclude_fields: vec!["draft_notes".into()],
-                ..Grant::read()
-            },
-        ))
-        .unwrap();
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "reader").grant(
+                "posts",
+                Grant {
+                    exclude_fields: vec!["draft_notes".into()],
+                    ..Grant::read()
+                },
+            ))
+            .unwrap();
     let token = f.token(&scoped.secret);
     let found = f.call("GET", &format!("/api/find/posts/{id}"), Some(&token), None);
     assert_eq!(found.status, 200);
@@ -521,7 +525,8 @@ fn field_actions_answer_501_with_what_is_missing_and_change_nothing() {
 fn kv_grants_by_prefix_answer_501_for_every_method() {
     let f = fixture();
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::read()))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::read()))
             .unwrap();
     let token = f.token(&f.admin);
     let path = format!("/api/auth/keys/{}/permissions/kv/sessions", scoped.info.id);
@@ -546,14 +551,15 @@ fn kv_grants_by_prefix_answer_501_for_every_method() {
     );
     assert_eq!(list.status, 200);
     assert_eq!(list.json, json!([]));
-    assert_eq!(f.db.get_api_key(&scoped.info.id).unwrap().grants.len(), 1);
+    assert_eq!(f.db.keys().get(&scoped.info.id).unwrap().grants.len(), 1);
 }
 
 #[test]
 fn deleting_a_grant_the_key_does_not_have_is_404_and_changes_nothing() {
     let f = fixture();
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::read()))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "s").grant("posts", Grant::read()))
             .unwrap();
     let token = f.token(&f.admin);
     let id = scoped.info.id.as_str();
@@ -570,7 +576,7 @@ fn deleting_a_grant_the_key_does_not_have_is_404_and_changes_nothing() {
         "a grant on collection `comments` not found"
     );
     assert_eq!(missing.json["message"], missing.json["error"]);
-    let grants = f.db.get_api_key(id).unwrap().grants;
+    let grants = f.db.keys().get(id).unwrap().grants;
     assert_eq!(grants.keys().collect::<Vec<_>>(), ["posts"]);
 
     let removed = f.call(
@@ -582,7 +588,7 @@ fn deleting_a_grant_the_key_does_not_have_is_404_and_changes_nothing() {
     assert_eq!(removed.status, 200);
     assert_eq!(removed.json["before"]["read"], true);
     assert_eq!(removed.json["after"], Value::Null);
-    assert!(f.db.get_api_key(id).unwrap().grants.is_empty());
+    assert!(f.db.keys().get(id).unwrap().grants.is_empty());
     let again = f.call(
         "DELETE",
         &format!("/api/auth/keys/{id}/permissions/collections/posts"),

@@ -22,7 +22,8 @@ fn fixture() -> Fixture {
 fn fixture_with(config: ServerConfig) -> Fixture {
     let db = Db::in_memory().unwrap();
     let admin = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "app"))
         .unwrap()
         .secret;
     let router = larder::router(db.clone(), &config);
@@ -52,7 +53,8 @@ impl Fixture {
 
     fn public_bucket(&self, name: &str) {
         self.db
-            .create_bucket(
+            .buckets()
+            .create(
                 name,
                 BucketSpec::new().rules(Rules {
                     view: Rule::Public,
@@ -243,7 +245,8 @@ fn multipart_uploads_and_limits() {
         ..ServerConfig::default()
     };
     let f = fixture_with(config);
-    f.db.create_bucket("small", BucketSpec::new().max_file_bytes(100_000))
+    f.db.buckets()
+        .create("small", BucketSpec::new().max_file_bytes(100_000))
         .unwrap();
     let (kind, body) = multipart(&[
         ("note", None, b"ignored"),
@@ -271,7 +274,7 @@ fn multipart_uploads_and_limits() {
         big,
     );
     assert_eq!(answer.status, 413);
-    assert_eq!(f.db.bucket_info("small").unwrap().file_count, 1);
+    assert_eq!(f.db.buckets().info("small").unwrap().file_count, 1);
     // Over the server's upload ceiling, declared: refused before reading.
     let answer = f.admin_send(
         "POST",
@@ -284,7 +287,7 @@ fn multipart_uploads_and_limits() {
     let (kind, body) = multipart(&[("other", Some("a.txt"), b"x")]);
     let answer = f.admin_send("POST", "/api/files/small", &[("content-type", &kind)], body);
     assert_eq!(answer.status, 400);
-    assert_eq!(f.db.cleanup_files().unwrap(), 0);
+    assert_eq!(f.db.buckets().cleanup().unwrap(), 0);
 }
 
 #[test]
@@ -408,7 +411,8 @@ fn admin_bucket_routes() {
 fn urbackend_storage_flow() {
     let f = fixture();
     let publishable =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Publishable, "web"))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "web"))
             .unwrap()
             .secret;
     let json_headers = |key: &'static str| -> Vec<(&'static str, String)> {
@@ -577,19 +581,20 @@ fn cocobase_files() {
     );
 
     // A document with a file field, created by a user: the URL is in the field.
-    f.db.put_collection(
-        "posts",
-        larder::CollectionSpec::new()
-            .rules(Rules {
-                list: Rule::Owner,
-                view: Rule::Owner,
-                create: Rule::Authenticated,
-                update: Rule::Owner,
-                delete: Rule::Owner,
-            })
-            .owner_field("owner_id"),
-    )
-    .unwrap();
+    f.db.collections()
+        .put(
+            "posts",
+            larder::CollectionSpec::new()
+                .rules(Rules {
+                    list: Rule::Owner,
+                    view: Rule::Owner,
+                    create: Rule::Authenticated,
+                    update: Rule::Owner,
+                    delete: Rule::Owner,
+                })
+                .owner_field("owner_id"),
+        )
+        .unwrap();
     let data = json!({"title": "hi"}).to_string();
     let (kind, body) = multipart(&[
         ("data", None, data.as_bytes()),
@@ -658,7 +663,7 @@ fn cocobase_files() {
     assert_eq!(f.send("GET", &path_of(&cover), &[], Vec::new()).status, 404);
     assert_eq!(f.send("GET", &path_of(&thumb), &[], Vec::new()).status, 404);
     // Only the logo (not attached to anything) is left.
-    assert_eq!(f.db.bucket_info("uploads").unwrap().file_count, 1);
+    assert_eq!(f.db.buckets().info("uploads").unwrap().file_count, 1);
 
     // A failing create stores nothing: an unknown collection.
     let (kind, body) = multipart(&[("data", None, b"{}"), ("f", Some("x.png"), b"X")]);
@@ -669,7 +674,7 @@ fn cocobase_files() {
         body,
     );
     assert_eq!(failed.status, 404);
-    assert_eq!(f.db.bucket_info("uploads").unwrap().file_count, 1);
+    assert_eq!(f.db.buckets().info("uploads").unwrap().file_count, 1);
 
     // Signup and profile update with files: the URLs go into the profile data.
     let data = json!({"email": "carol@example.com", "password": "a long enough passphrase", "data": {"name": "C"}, "roles": null}).to_string();
@@ -784,7 +789,8 @@ fn multipart_uploads_of_several_megabytes_round_trip() {
 fn clocked_router() -> (Db, larder::ManualClock, String, axum::Router) {
     let (db, clock) = common::memory_db();
     let admin = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "app"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "app"))
         .unwrap()
         .secret;
     let router = larder::router(db.clone(), &ServerConfig::default());
@@ -794,7 +800,7 @@ fn clocked_router() -> (Db, larder::ManualClock, String, axum::Router) {
 #[test]
 fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
     let (db, clock, admin, router) = clocked_router();
-    db.create_bucket("b", BucketSpec::new()).unwrap();
+    db.buckets().create("b", BucketSpec::new()).unwrap();
     let bytes = payload(700_000);
     let (kind, mut body) = multipart(&[("file", Some("a.bin"), &bytes), ("note", None, b"x")]);
     // Cut off inside the part after the file: the closing boundary never comes.
@@ -809,7 +815,7 @@ fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
         );
         assert_eq!(answer.status, 400, "{path}");
     }
-    assert_eq!(db.bucket_info("b").unwrap().file_count, 0);
+    assert_eq!(db.buckets().info("b").unwrap().file_count, 0);
     assert!(
         db.bucket("storage")
             .list()
@@ -817,13 +823,13 @@ fn a_multipart_body_broken_after_its_file_part_stores_nothing() {
     );
     // Nothing staged was left behind either: an hour later there is nothing to clean.
     clock.advance(std::time::Duration::from_secs(2 * 3600));
-    assert_eq!(db.cleanup_files().unwrap(), 0);
+    assert_eq!(db.buckets().cleanup().unwrap(), 0);
 }
 
 #[test]
 fn a_failed_signed_upload_keeps_its_link_until_it_expires() {
     let (db, clock, admin, router) = clocked_router();
-    db.create_bucket("b", BucketSpec::new()).unwrap();
+    db.buckets().create("b", BucketSpec::new()).unwrap();
     let grant = |router: &axum::Router| {
         let request =
             json!({"bucket": "b", "filename": "s.txt", "contentType": "text/plain", "size": 5});
@@ -851,14 +857,14 @@ fn a_failed_signed_upload_keeps_its_link_until_it_expires() {
     assert_eq!(put(&link, "text/html", b"hello"), 400);
     assert_eq!(put(&link, "text/plain", b"hell"), 400);
     assert_eq!(put(&link, "text/plain", b"hello!"), 400);
-    assert_eq!(db.bucket_info("b").unwrap().file_count, 0);
+    assert_eq!(db.buckets().info("b").unwrap().file_count, 0);
     assert_eq!(put(&link, "text/plain", b"hello"), 201);
     assert_eq!(put(&link, "text/plain", b"hello"), 403);
     // Ten minutes and a second later the link is dead.
     let link = grant(&router);
     clock.advance(std::time::Duration::from_secs(601));
     assert_eq!(put(&link, "text/plain", b"hello"), 403);
-    assert_eq!(db.bucket_info("b").unwrap().file_count, 1);
+    assert_eq!(db.buckets().info("b").unwrap().file_count, 1);
 }
 
 #[test]
@@ -870,7 +876,8 @@ fn file_urls_use_the_public_url_setting() {
         before["url"].as_str().unwrap().starts_with("http://"),
         "{before}"
     );
-    f.db.update_settings(&json!({"PUBLIC_URL": "https://files.example.com/"}))
+    f.db.project()
+        .update_settings(&json!({"PUBLIC_URL": "https://files.example.com/"}))
         .unwrap();
     let after = f.upload("b", "b.txt", "text/plain", b"b".to_vec());
     let url = after["url"].as_str().unwrap();

@@ -33,12 +33,17 @@ fn the_reset_form_changes_the_password_once() {
     let server = TestServer::start().unwrap();
     server
         .db
+        .users()
         .signup(
             NewUser::new("a@example.com", "a long enough passphrase"),
             &Client::unknown(),
         )
         .unwrap();
-    server.db.request_password_reset("a@example.com").unwrap();
+    server
+        .db
+        .users()
+        .request_password_reset("a@example.com")
+        .unwrap();
     let link = link(&server);
     assert!(
         link.starts_with(&format!("{}/auth/reset-password?token=", server.url())),
@@ -79,6 +84,7 @@ fn the_reset_form_changes_the_password_once() {
     );
     server
         .db
+        .users()
         .login(
             "a@example.com",
             "a brand new passphrase",
@@ -94,6 +100,7 @@ fn the_verification_page_confirms_the_address() {
     let server = TestServer::start().unwrap();
     server
         .db
+        .users()
         .signup(
             NewUser::new("v@example.com", "a long enough passphrase"),
             &Client::unknown(),
@@ -101,6 +108,7 @@ fn the_verification_page_confirms_the_address() {
         .unwrap();
     server
         .db
+        .users()
         .request_email_verification("v@example.com")
         .unwrap();
     let link = link(&server);
@@ -113,7 +121,7 @@ fn the_verification_page_confirms_the_address() {
         page.starts_with("HTTP/1.1 200") && page.contains("Email confirmed"),
         "{page}"
     );
-    assert!(server.db.list_users().unwrap()[0].email_verified);
+    assert!(server.db.users().list().unwrap()[0].email_verified);
     let reused = exchange(
         server.addr(),
         &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),

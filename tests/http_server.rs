@@ -102,10 +102,12 @@ fn unknown_routes_and_methods_get_json_errors() {
 #[test]
 fn an_over_limit_chunked_body_is_413() {
     let db = Db::in_memory().unwrap();
-    db.create_collection("notes", larder::CollectionSpec::new())
+    db.collections()
+        .create("notes", larder::CollectionSpec::new())
         .unwrap();
     let key = db
-        .create_api_key(larder::NewApiKey::new(larder::KeyKind::Secret, "k"))
+        .keys()
+        .create(larder::NewApiKey::new(larder::KeyKind::Secret, "k"))
         .unwrap()
         .secret;
     let config = ServerConfig {
@@ -125,7 +127,7 @@ fn an_over_limit_chunked_body_is_413() {
     let answer = exchange(server.addr(), &request);
     assert_eq!(status(&answer), 413, "{answer}");
     assert_eq!(
-        db.collection_info("notes").unwrap().document_count,
+        db.collections().info("notes").unwrap().document_count,
         0,
         "nothing stored"
     );
@@ -153,14 +155,17 @@ fn shutdown_stops_serving_and_drop_shuts_down() {
 #[test]
 fn cors_allows_exactly_the_configured_origins() {
     let db = Db::in_memory().unwrap();
-    db.update_settings(&serde_json::json!({"ALLOWED_ORIGINS": "https://app.example.com"}))
+    db.project()
+        .update_settings(&serde_json::json!({"ALLOWED_ORIGINS": "https://app.example.com"}))
         .unwrap();
     assert!(
-        db.update_settings(&serde_json::json!({"ALLOWED_ORIGINS": ["*"]}))
+        db.project()
+            .update_settings(&serde_json::json!({"ALLOWED_ORIGINS": ["*"]}))
             .is_err()
     );
     assert!(
-        db.update_settings(&serde_json::json!({"ALLOWED_ORIGINS": ["null"]}))
+        db.project()
+            .update_settings(&serde_json::json!({"ALLOWED_ORIGINS": ["null"]}))
             .is_err()
     );
     let server = Server::start(db, "127.0.0.1:0").unwrap();

@@ -19,11 +19,13 @@ struct Fixture {
 fn fixture() -> Fixture {
     let db = Db::in_memory().unwrap();
     let sk = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "server"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "server"))
         .unwrap()
         .secret;
     let pk = db
-        .create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Publishable, "app"))
         .unwrap()
         .secret;
     let rules = Rules {
@@ -33,12 +35,14 @@ fn fixture() -> Fixture {
         update: Rule::Owner,
         delete: Rule::Owner,
     };
-    db.create_collection(
-        "posts",
-        CollectionSpec::new().rules(rules).owner_field("userId"),
-    )
-    .unwrap();
-    db.create_collection("secrets", CollectionSpec::new())
+    db.collections()
+        .create(
+            "posts",
+            CollectionSpec::new().rules(rules).owner_field("userId"),
+        )
+        .unwrap();
+    db.collections()
+        .create("secrets", CollectionSpec::new())
         .unwrap();
     let router = larder::router(db.clone(), &ServerConfig::default());
     Fixture { db, router, sk, pk }
@@ -82,7 +86,8 @@ fn bearer(token: &Value) -> String {
 fn every_route_needs_a_project_key() {
     let f = fixture();
     let scoped =
-        f.db.create_api_key(NewApiKey::new(KeyKind::Scoped, "s"))
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "s"))
             .unwrap()
             .secret;
     for headers in [
@@ -524,7 +529,7 @@ fn users_and_unknown_collections_are_out_of_reach() {
             .status,
         404
     );
-    assert_eq!(f.db.list_users().unwrap().len(), 0);
+    assert_eq!(f.db.users().list().unwrap().len(), 0);
 }
 
 #[test]
@@ -586,7 +591,7 @@ fn mail_goes_to_the_outbox_with_the_secret_key_only() {
         Some(body.clone()),
     );
     assert_eq!(refused.status, 403);
-    assert!(f.db.outbox().unwrap().is_empty());
+    assert!(f.db.mail().outbox().unwrap().is_empty());
     let sent = f.call(
         "POST",
         "/api/mail/send",
@@ -619,7 +624,7 @@ fn mail_goes_to_the_outbox_with_the_secret_key_only() {
             "{bad}"
         );
     }
-    let outbox = f.db.outbox().unwrap();
+    let outbox = f.db.mail().outbox().unwrap();
     assert_eq!(outbox.len(), 2);
     assert_eq!(outbox[0].message.to, ["a@example.com", "b@example.com"]);
     assert_eq!(outbox[1].message.template.as_deref(), Some("welcome"));
@@ -631,7 +636,13 @@ fn verification_and_reset_routes() {
     let data = f.signup("v@example.com");
     let pk = [("x-api-key", f.pk.as_str())];
     let code = |db: &Db| {
-        db.outbox().unwrap().last().unwrap().message.variables["code"]
+        db.mail()
+            .outbox()
+            .unwrap()
+            .last()
+            .unwrap()
+            .message
+            .variables["code"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -675,7 +686,7 @@ fn verification_and_reset_routes() {
         Some(json!({"email": "v@example.com", "otp": code(&f.db)})),
     );
     assert_eq!(verified.status, 200, "{}", verified.json);
-    assert!(f.db.list_users().unwrap()[0].email_verified);
+    assert!(f.db.users().list().unwrap()[0].email_verified);
 
     let requested = f.call(
         "POST",

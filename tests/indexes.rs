@@ -9,16 +9,18 @@ use serde_json::{Value, json};
 
 /// Two collections with the same documents, one indexed on `v`, `nested.n` and `created_at`.
 fn twins(db: &Db) -> (Collection, Collection) {
-    db.create_collection("plain", CollectionSpec::new())
+    db.collections()
+        .create("plain", CollectionSpec::new())
         .unwrap();
-    db.create_collection(
-        "indexed",
-        CollectionSpec::new()
-            .index("v")
-            .index("nested.n")
-            .index("created_at"),
-    )
-    .unwrap();
+    db.collections()
+        .create(
+            "indexed",
+            CollectionSpec::new()
+                .index("v")
+                .index("nested.n")
+                .index("created_at"),
+        )
+        .unwrap();
     (db.collection("plain"), db.collection("indexed"))
 }
 
@@ -199,17 +201,19 @@ fn indexes_follow_every_kind_of_write() {
 fn an_index_added_later_is_backfilled() {
     let (db, clock) = memory_db();
     let (plain, indexed) = twins(&db);
-    db.update_collection("indexed", CollectionSpec::new())
+    db.collections()
+        .update("indexed", CollectionSpec::new())
         .unwrap();
     fill(&plain, &indexed, &clock);
-    db.update_collection(
-        "indexed",
-        CollectionSpec::new()
-            .index("v")
-            .index("nested.n")
-            .index("created_at"),
-    )
-    .unwrap();
+    db.collections()
+        .update(
+            "indexed",
+            CollectionSpec::new()
+                .index("v")
+                .index("nested.n")
+                .index("created_at"),
+        )
+        .unwrap();
     assert_same(&plain, &indexed);
 }
 
@@ -233,7 +237,8 @@ fn large_integers_beyond_f64_precision_are_told_apart() {
 #[test]
 fn indexed_sort_with_limit_returns_the_top_documents() {
     let (db, _) = memory_db();
-    db.create_collection("scores", CollectionSpec::new().index("score"))
+    db.collections()
+        .create("scores", CollectionSpec::new().index("score"))
         .unwrap();
     let scores: Collection = db.collection("scores");
     let docs: Vec<Value> = (0..500)

@@ -1430,7 +1430,8 @@ impl Run {
         let ctx = self.ctx();
         let infos = self
             .db()
-            .list_collections()
+            .collections()
+            .list()
             .unwrap_or_else(|e| panic!("{ctx}: list_collections: {e:?}"));
         let names: Vec<&str> = infos.iter().map(|i| i.name.as_str()).collect();
         let expected: Vec<&str> = self.model.keys().map(String::as_str).collect();
@@ -1520,7 +1521,7 @@ impl Run {
         } else {
             Ok(())
         };
-        let actual = self.db().create_collection(&name, spec_of(&indexes));
+        let actual = self.db().collections().create(&name, spec_of(&indexes));
         if let Some((info, ())) = self.expect(actual, expected) {
             self.model.insert(
                 name.clone(),
@@ -1540,7 +1541,7 @@ impl Run {
         let name = self.pick_collection();
         self.op = format!("delete_collection({name:?})");
         let expected = model_collection(&self.model, &name).map(|_| ());
-        let actual = self.db().delete_collection(&name);
+        let actual = self.db().collections().delete(&name);
         if self.expect(actual, expected).is_some() {
             self.model.remove(&name);
             let ctx = self.ctx();
@@ -1570,9 +1571,9 @@ impl Run {
             Ok(())
         };
         let actual = if put {
-            self.db().put_collection(&name, spec_of(&indexes))
+            self.db().collections().put(&name, spec_of(&indexes))
         } else {
-            self.db().update_collection(&name, spec_of(&indexes))
+            self.db().collections().update(&name, spec_of(&indexes))
         };
         if let Some((info, ())) = self.expect(actual, expected) {
             let now = self.now;
@@ -1599,7 +1600,7 @@ impl Run {
         let name = self.pick_collection();
         self.op = format!("collection_info({name:?})");
         let expected = model_collection(&self.model, &name).map(|_| ());
-        let actual = self.db().collection_info(&name);
+        let actual = self.db().collections().info(&name);
         if let Some((info, ())) = self.expect(actual, expected) {
             self.check_info(&info, &name);
         }
@@ -2207,7 +2208,7 @@ fn model_follows_the_documented_examples() {
 #[test]
 fn negative_zero_compares_equal_to_zero() {
     let db = Db::in_memory().unwrap();
-    db.create_collection("t", CollectionSpec::new()).unwrap();
+    db.collections().create("t", CollectionSpec::new()).unwrap();
     let docs = db.collection::<Value>("t");
     let doc: Value = serde_json::from_str(r#"{"id": "neg", "n": -0}"#).unwrap();
     docs.insert(&doc).unwrap();

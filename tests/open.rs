@@ -22,7 +22,10 @@ fn open_creates_a_missing_file_and_reopen_keeps_everything() {
     let notes: larder::Collection = t.db.collection("notes");
     assert_eq!(notes.get(&a.id).unwrap().unwrap(), a);
     assert_eq!(notes.get("chosen").unwrap().unwrap().data, json!({"n": 3}));
-    assert_eq!(t.db.collection_info("notes").unwrap().spec.indexes, ["n"]);
+    assert_eq!(
+        t.db.collections().info("notes").unwrap().spec.indexes,
+        ["n"]
+    );
     // The index survived too: an indexed lookup finds the patched value.
     assert_eq!(notes.count(&larder::Filter::eq("n", 3)).unwrap(), 1);
 }
@@ -33,7 +36,7 @@ fn an_empty_file_becomes_a_new_database() {
     let path = dir.path().join("empty.redb");
     fs::write(&path, b"").unwrap();
     let db = Db::open(&path).unwrap();
-    assert!(db.list_collections().unwrap().is_empty());
+    assert!(db.collections().list().unwrap().is_empty());
 }
 
 #[test]
@@ -111,7 +114,8 @@ fn a_second_open_in_the_same_process_is_refused() {
     let t = TestDb::new();
     assert_eq!(kind(Db::open(&t.path)), ErrorKind::AlreadyOpen);
     // The first handle is unaffected.
-    t.db.create_collection("still_fine", CollectionSpec::new())
+    t.db.collections()
+        .create("still_fine", CollectionSpec::new())
         .unwrap();
     drop(t.db);
     Db::open(&t.path).unwrap();
@@ -145,8 +149,8 @@ fn a_second_open_from_another_process_is_refused() {
 fn in_memory_databases_are_independent() {
     let a = Db::in_memory().unwrap();
     let b = Db::in_memory().unwrap();
-    a.create_collection("x", CollectionSpec::new()).unwrap();
-    assert!(b.list_collections().unwrap().is_empty());
+    a.collections().create("x", CollectionSpec::new()).unwrap();
+    assert!(b.collections().list().unwrap().is_empty());
     assert!(a.path().is_none());
 }
 
@@ -156,7 +160,8 @@ fn the_handle_is_cheap_clone_send_and_sync() {
     assert_send_sync::<Db>();
     assert_send_sync::<larder::Collection>();
     let db = Db::in_memory().unwrap();
-    db.create_collection("shared", CollectionSpec::new())
+    db.collections()
+        .create("shared", CollectionSpec::new())
         .unwrap();
     let threads: Vec<_> = (0..4)
         .map(|i| {
@@ -172,7 +177,7 @@ fn the_handle_is_cheap_clone_send_and_sync() {
     for t in threads {
         t.join().unwrap();
     }
-    assert_eq!(db.collection_info("shared").unwrap().document_count, 100);
+    assert_eq!(db.collections().info("shared").unwrap().document_count, 100);
 }
 
 #[test]

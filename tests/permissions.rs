@@ -156,19 +156,21 @@ struct World {
 
 fn world(rules: Rules) -> World {
     let (db, _) = memory_db();
-    db.update_settings(&json!({"ALLOWED_SELF_ROLES": "editor"}))
+    db.project()
+        .update_settings(&json!({"ALLOWED_SELF_ROLES": "editor"}))
         .unwrap();
-    db.create_collection(
-        "items",
-        CollectionSpec::new().rules(rules).owner_field("owner"),
-    )
-    .unwrap();
+    db.collections()
+        .create(
+            "items",
+            CollectionSpec::new().rules(rules).owner_field("owner"),
+        )
+        .unwrap();
     let signup = |email: &str, role: Option<&str>| {
         let mut new = NewUser::new(email, PASSWORD);
         if let Some(role) = role {
             new = new.role(role);
         }
-        db.signup(new, &Client::unknown()).unwrap()
+        db.users().signup(new, &Client::unknown()).unwrap()
     };
     let owner = signup("owner@example.com", None);
     let other = signup("other@example.com", None);
@@ -178,7 +180,7 @@ fn world(rules: Rules) -> World {
         if let Some(grant) = grant {
             new = new.grant("items", grant);
         }
-        db.create_api_key(new).unwrap().secret
+        db.keys().create(new).unwrap().secret
     };
     let keys = vec![
         (Who::SecretKey, key(KeyKind::Secret, None)),
@@ -417,14 +419,15 @@ fn the_owner_field_is_filled_and_cannot_be_spoofed_or_changed() {
 fn hidden_fields_are_never_shown_filtered_or_written_by_non_admins() {
     let (db, _) = memory_db();
     let rules = rules_with(&Rule::Public, &Rule::Public);
-    db.create_collection(
-        "items",
-        CollectionSpec::new()
-            .rules(rules)
-            .hidden_field("secret")
-            .hidden_field("meta.internal"),
-    )
-    .unwrap();
+    db.collections()
+        .create(
+            "items",
+            CollectionSpec::new()
+                .rules(rules)
+                .hidden_field("secret")
+                .hidden_field("meta.internal"),
+        )
+        .unwrap();
     let system = db.collection::<Value>("items");
     let doc = system
         .insert(&json!({"title": "t", "secret": "s3cr3t", "meta": {"internal": 1, "tag": "x"}}))
@@ -470,7 +473,8 @@ fn hidden_fields_are_never_shown_filtered_or_written_by_non_admins() {
 #[test]
 fn scoped_keys_see_and_write_only_their_fields() {
     let (db, _) = memory_db();
-    db.create_collection("orders", CollectionSpec::new())
+    db.collections()
+        .create("orders", CollectionSpec::new())
         .unwrap();
     let system = db.collection::<Value>("orders");
     let doc = system
@@ -490,7 +494,8 @@ fn scoped_keys_see_and_write_only_their_fields() {
         writable_fields: Some(vec!["price".into(), "notes.a".into()]),
     };
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "shop").grant("orders", grant))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "shop").grant("orders", grant))
         .unwrap();
     let orders = db
         .with_key(&key.secret)
@@ -553,7 +558,8 @@ fn scoped_keys_see_and_write_only_their_fields() {
     let created = orders.insert(&json!({"price": 3})).unwrap();
     assert_eq!(created.data, json!({"price": 3}));
     // Other collections are out of reach.
-    db.create_collection("other", CollectionSpec::new())
+    db.collections()
+        .create("other", CollectionSpec::new())
         .unwrap();
     let other = db
         .with_key(&key.secret)
@@ -568,17 +574,20 @@ fn scoped_keys_see_and_write_only_their_fields() {
 #[test]
 fn grant_changes_apply_to_the_next_request() {
     let (db, _) = memory_db();
-    db.create_collection("orders", CollectionSpec::new())
+    db.collections()
+        .create("orders", CollectionSpec::new())
         .unwrap();
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "shop").grant("orders", Grant::read()))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "shop").grant("orders", Grant::read()))
         .unwrap();
     let orders = db
         .with_key(&key.secret)
         .unwrap()
         .collection::<Value>("orders");
     assert!(orders.insert(&json!({})).is_err());
-    db.put_key_grant(&key.info.id, "orders", Some(Grant::all()))
+    db.keys()
+        .put_grant(&key.info.id, "orders", Some(Grant::all()))
         .unwrap();
     let orders = db
         .with_key(&key.secret)
@@ -635,12 +644,13 @@ fn the_users_table_is_never_reachable_through_documents() {
             );
         }
         assert!(
-            w.db.create_collection("users", CollectionSpec::new())
+            w.db.collections()
+                .create("users", CollectionSpec::new())
                 .is_err()
         );
     }
     assert_eq!(
-        w.db.list_users().unwrap().len(),
+        w.db.users().list().unwrap().len(),
         3,
         "no user was created or touched"
     );
@@ -658,7 +668,8 @@ fn a_rule_change_applies_to_the_next_read_of_handles_already_made() {
         update: Rule::Admin,
         delete: Rule::Admin,
     };
-    db.create_collection("posts", CollectionSpec::new().rules(public.clone()))
+    db.collections()
+        .create("posts", CollectionSpec::new().rules(public.clone()))
         .unwrap();
     let id = db
         .collection::<Value>("posts")
@@ -674,7 +685,8 @@ fn a_rule_change_applies_to_the_next_read_of_handles_already_made() {
         list: Rule::Admin,
         ..public.clone()
     };
-    db.update_collection("posts", CollectionSpec::new().rules(admin_only))
+    db.collections()
+        .update("posts", CollectionSpec::new().rules(admin_only))
         .unwrap();
     assert!(matches!(
         anonymous.get(&id).unwrap_err().kind(),
@@ -682,22 +694,24 @@ fn a_rule_change_applies_to_the_next_read_of_handles_already_made() {
     ));
     assert!(anonymous.find(&Query::new()).is_err());
 
-    db.update_collection(
-        "posts",
-        CollectionSpec::new()
-            .rules(public.clone())
-            .hidden_field("secret"),
-    )
-    .unwrap();
+    db.collections()
+        .update(
+            "posts",
+            CollectionSpec::new()
+                .rules(public.clone())
+                .hidden_field("secret"),
+        )
+        .unwrap();
     let doc = anonymous.get(&id).unwrap().unwrap();
     assert!(doc.data.get("secret").is_none(), "{:?}", doc.data);
 
-    db.delete_collection("posts").unwrap();
+    db.collections().delete("posts").unwrap();
     assert!(matches!(
         anonymous.get(&id).unwrap_err().kind(),
         ErrorKind::NotFound { .. }
     ));
-    db.create_collection("posts", CollectionSpec::new().rules(public))
+    db.collections()
+        .create("posts", CollectionSpec::new().rules(public))
         .unwrap();
     assert!(
         anonymous.get(&id).unwrap().is_none(),

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 fn tasks() -> Collection {
     let (db, clock) = memory_db();
-    db.create_collection("tasks", CollectionSpec::new())
+    db.collections()
+        .create("tasks", CollectionSpec::new())
         .unwrap();
     let tasks: Collection = db.collection("tasks");
     let rows = [

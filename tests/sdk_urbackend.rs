@@ -22,14 +22,17 @@ fn the_urbackend_sdk_works_against_larder_serve() {
             update: Rule::Owner,
             delete: Rule::Owner,
         };
-        db.create_collection(
-            "posts",
-            CollectionSpec::new().rules(posts).owner_field("userId"),
-        )
-        .unwrap();
-        db.create_collection("private_notes", CollectionSpec::new())
+        db.collections()
+            .create(
+                "posts",
+                CollectionSpec::new().rules(posts).owner_field("userId"),
+            )
             .unwrap();
-        db.create_api_key(NewApiKey::new(KeyKind::Publishable, "sdk"))
+        db.collections()
+            .create("private_notes", CollectionSpec::new())
+            .unwrap();
+        db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "sdk"))
             .unwrap()
             .secret
     };

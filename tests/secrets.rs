@@ -45,9 +45,11 @@ fn no_secret_reaches_the_log_and_error_bodies_are_generic() {
     let path = dir.path().join("secrets.redb");
     let pk = {
         let db = Db::open(&path).unwrap();
-        db.create_collection("notes", larder::CollectionSpec::new())
+        db.collections()
+            .create("notes", larder::CollectionSpec::new())
             .unwrap();
-        db.create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+        db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "app"))
             .unwrap()
             .secret
     };
@@ -226,7 +228,7 @@ fn no_secret_reaches_the_log_and_error_bodies_are_generic() {
 
     // The one-time code, from the outbox.
     let db = Db::open(&path).unwrap();
-    for message in db.outbox().unwrap() {
+    for message in db.mail().outbox().unwrap() {
         let text = message.message.text.unwrap_or_default();
         secrets.extend(
             text.split(|c: char| !c.is_ascii_digit())

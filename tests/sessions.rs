@@ -11,12 +11,15 @@ use larder::{Client, Db, ErrorKind, NewUser, SignedIn};
 const PASSWORD: &str = "a long enough passphrase";
 
 fn account(db: &Db, email: &str) -> SignedIn {
-    db.signup(NewUser::new(email, PASSWORD), &Client::unknown())
+    db.users()
+        .signup(NewUser::new(email, PASSWORD), &Client::unknown())
         .unwrap()
 }
 
 fn login(db: &Db, email: &str) -> SignedIn {
-    db.login(email, PASSWORD, &Client::unknown()).unwrap()
+    db.users()
+        .login(email, PASSWORD, &Client::unknown())
+        .unwrap()
 }
 
 fn unauthenticated<T: std::fmt::Debug>(result: larder::Result<T>) -> bool {
@@ -30,16 +33,16 @@ fn unauthenticated<T: std::fmt::Debug>(result: larder::Result<T>) -> bool {
 fn refresh_rotates_the_token_and_kills_the_old_one() {
     let (db, _) = memory_db();
     let first = account(&db, "a@example.com");
-    let second = db.refresh(&first.refresh_token).unwrap();
+    let second = db.sessions().refresh(&first.refresh_token).unwrap();
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_ne!(second.access_token, first.access_token);
     assert_eq!(
         second.session_id, first.session_id,
         "same session, new tokens"
     );
-    db.authenticate(&second.access_token).unwrap();
-    let third = db.refresh(&second.refresh_token).unwrap();
-    db.authenticate(&third.access_token).unwrap();
+    db.sessions().authenticate(&second.access_token).unwrap();
+    let third = db.sessions().refresh(&second.refresh_token).unwrap();
+    db.sessions().authenticate(&third.access_token).unwrap();
 }
 
 #[test]
@@ -47,21 +50,27 @@ fn reusing_a_rotated_token_ends_the_whole_session() {
     let (db, _) = memory_db();
     let first = account(&db, "a@example.com");
     let other_session = login(&db, "a@example.com");
-    let second = db.refresh(&first.refresh_token).unwrap();
+    let second = db.sessions().refresh(&first.refresh_token).unwrap();
 
     assert!(
-        unauthenticated(db.refresh(&first.refresh_token)),
+        unauthenticated(db.sessions().refresh(&first.refresh_token)),
         "replay refused"
     );
     assert!(
-        unauthenticated(db.refresh(&second.refresh_token)),
+        unauthenticated(db.sessions().refresh(&second.refresh_token)),
         "the live branch died too"
     );
-    assert!(unauthenticated(db.authenticate(&second.access_token)));
-    assert!(unauthenticated(db.authenticate(&first.access_token)));
+    assert!(unauthenticated(
+        db.sessions().authenticate(&second.access_token)
+    ));
+    assert!(unauthenticated(
+        db.sessions().authenticate(&first.access_token)
+    ));
     // Other sessions of the same user are untouched.
-    db.authenticate(&other_session.access_token).unwrap();
-    db.refresh(&other_session.refresh_token).unwrap();
+    db.sessions()
+        .authenticate(&other_session.access_token)
+        .unwrap();
+    db.sessions().refresh(&other_session.refresh_token).unwrap();
 }
 
 #[test]
@@ -71,7 +80,7 @@ fn parallel_refreshes_never_yield_two_live_branches() {
         let first = account(&db, "race@example.com");
         let results: Vec<larder::Result<SignedIn>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..8)
-                .map(|_| scope.spawn(|| db.refresh(&first.refresh_token)))
+                .map(|_| scope.spawn(|| db.sessions().refresh(&first.refresh_token)))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -79,7 +88,7 @@ fn parallel_refreshes_never_yield_two_live_branches() {
         assert!(winners.len() <= 1, "{} refreshes succeeded", winners.len());
         let live = winners
             .iter()
-            .filter(|w| db.refresh(&w.refresh_token).is_ok())
+            .filter(|w| db.sessions().refresh(&w.refresh_token).is_ok())
             .count();
         assert!(live <= 1);
         for result in &results {
@@ -95,15 +104,15 @@ fn logout_ends_this_session_only() {
     let (db, _) = memory_db();
     let a = account(&db, "a@example.com");
     let b = login(&db, "a@example.com");
-    let session = db.authenticate(&a.access_token).unwrap();
-    db.logout(&session).unwrap();
+    let session = db.sessions().authenticate(&a.access_token).unwrap();
+    db.sessions().logout(&session).unwrap();
     assert!(
-        unauthenticated(db.authenticate(&a.access_token)),
+        unauthenticated(db.sessions().authenticate(&a.access_token)),
         "access token dead at once"
     );
-    assert!(unauthenticated(db.refresh(&a.refresh_token)));
-    db.authenticate(&b.access_token).unwrap();
-    assert_eq!(db.session_count(&a.user.id).unwrap(), 1);
+    assert!(unauthenticated(db.sessions().refresh(&a.refresh_token)));
+    db.sessions().authenticate(&b.access_token).unwrap();
+    assert_eq!(db.sessions().count(&a.user.id).unwrap(), 1);
 }
 
 #[test]
@@ -112,13 +121,14 @@ fn logout_all_ends_every_session() {
     let a = account(&db, "a@example.com");
     let b = login(&db, "a@example.com");
     let c = login(&db, "a@example.com");
-    db.logout_all(&db.authenticate(&b.access_token).unwrap())
+    db.sessions()
+        .logout_all(&db.sessions().authenticate(&b.access_token).unwrap())
         .unwrap();
     for s in [&a, &b, &c] {
-        assert!(unauthenticated(db.authenticate(&s.access_token)));
-        assert!(unauthenticated(db.refresh(&s.refresh_token)));
+        assert!(unauthenticated(db.sessions().authenticate(&s.access_token)));
+        assert!(unauthenticated(db.sessions().refresh(&s.refresh_token)));
     }
-    assert_eq!(db.session_count(&a.user.id).unwrap(), 0);
+    assert_eq!(db.sessions().count(&a.user.id).unwrap(), 0);
 }
 
 #[test]
@@ -126,58 +136,63 @@ fn password_change_ends_the_other_sessions() {
     let (db, _) = memory_db();
     let mine = account(&db, "a@example.com");
     let other = login(&db, "a@example.com");
-    let session = db.authenticate(&mine.access_token).unwrap();
-    db.change_password(&session, PASSWORD, "a brand new passphrase")
+    let session = db.sessions().authenticate(&mine.access_token).unwrap();
+    db.users()
+        .change_password(&session, PASSWORD, "a brand new passphrase")
         .unwrap();
-    assert!(unauthenticated(db.authenticate(&other.access_token)));
-    assert!(unauthenticated(db.refresh(&other.refresh_token)));
-    db.authenticate(&mine.access_token).unwrap();
-    db.refresh(&mine.refresh_token).unwrap();
-    assert!(unauthenticated(db.login(
+    assert!(unauthenticated(
+        db.sessions().authenticate(&other.access_token)
+    ));
+    assert!(unauthenticated(db.sessions().refresh(&other.refresh_token)));
+    db.sessions().authenticate(&mine.access_token).unwrap();
+    db.sessions().refresh(&mine.refresh_token).unwrap();
+    assert!(unauthenticated(db.users().login(
         "a@example.com",
         PASSWORD,
         &Client::unknown()
     )));
-    db.login(
-        "a@example.com",
-        "a brand new passphrase",
-        &Client::unknown(),
-    )
-    .unwrap();
+    db.users()
+        .login(
+            "a@example.com",
+            "a brand new passphrase",
+            &Client::unknown(),
+        )
+        .unwrap();
 }
 
 #[test]
 fn disabling_ends_all_sessions_and_enabling_allows_login_again() {
     let (db, _) = memory_db();
     let a = account(&db, "a@example.com");
-    db.authenticate(&a.access_token).unwrap(); // cached
-    db.disable_user(&a.user.id).unwrap();
-    assert!(unauthenticated(db.authenticate(&a.access_token)));
-    assert!(unauthenticated(db.refresh(&a.refresh_token)));
+    db.sessions().authenticate(&a.access_token).unwrap(); // cached
+    db.users().disable(&a.user.id).unwrap();
+    assert!(unauthenticated(db.sessions().authenticate(&a.access_token)));
+    assert!(unauthenticated(db.sessions().refresh(&a.refresh_token)));
     let refused = db
+        .users()
         .login("a@example.com", PASSWORD, &Client::unknown())
         .unwrap_err();
     assert!(matches!(refused.kind(), ErrorKind::Forbidden { .. }));
-    db.enable_user(&a.user.id).unwrap();
+    db.users().enable(&a.user.id).unwrap();
     let again = login(&db, "a@example.com");
-    db.authenticate(&again.access_token).unwrap();
+    db.sessions().authenticate(&again.access_token).unwrap();
 }
 
 #[test]
 fn deleting_a_user_ends_everything() {
     let (db, _) = memory_db();
     let a = account(&db, "a@example.com");
-    db.authenticate(&a.access_token).unwrap();
-    db.delete_user(&a.user.id).unwrap();
-    assert!(unauthenticated(db.authenticate(&a.access_token)));
-    assert!(unauthenticated(db.refresh(&a.refresh_token)));
-    assert!(unauthenticated(db.login(
+    db.sessions().authenticate(&a.access_token).unwrap();
+    db.users().delete(&a.user.id).unwrap();
+    assert!(unauthenticated(db.sessions().authenticate(&a.access_token)));
+    assert!(unauthenticated(db.sessions().refresh(&a.refresh_token)));
+    assert!(unauthenticated(db.users().login(
         "a@example.com",
         PASSWORD,
         &Client::unknown()
     )));
     assert!(matches!(
-        db.get_user(&a.user.id).unwrap_err().kind(),
+        db.users().get(&a.user.id).unwrap_err().kind(),
         ErrorKind::NotFound { .. }
     ));
     // The email is free again.
@@ -188,8 +203,8 @@ fn deleting_a_user_ends_everything() {
 fn admins_can_end_a_users_sessions() {
     let (db, _) = memory_db();
     let a = account(&db, "a@example.com");
-    db.end_user_sessions(&a.user.id).unwrap();
-    assert!(unauthenticated(db.authenticate(&a.access_token)));
+    db.sessions().end_all(&a.user.id).unwrap();
+    assert!(unauthenticated(db.sessions().authenticate(&a.access_token)));
 }
 
 #[test]
@@ -202,15 +217,15 @@ fn sessions_have_an_absolute_lifetime() {
         .unwrap();
     let a = account(&db, "a@example.com");
     clock.advance(Duration::from_secs(3000));
-    let b = db.refresh(&a.refresh_token).unwrap();
+    let b = db.sessions().refresh(&a.refresh_token).unwrap();
     clock.advance(Duration::from_secs(3000));
-    let c = db.refresh(&b.refresh_token).unwrap();
+    let c = db.sessions().refresh(&b.refresh_token).unwrap();
     clock.advance(Duration::from_secs(1300));
     assert!(
-        unauthenticated(db.refresh(&c.refresh_token)),
+        unauthenticated(db.sessions().refresh(&c.refresh_token)),
         "past 2 h since login"
     );
-    assert!(unauthenticated(db.authenticate(&c.access_token)));
+    assert!(unauthenticated(db.sessions().authenticate(&c.access_token)));
 }
 
 #[test]
@@ -218,13 +233,22 @@ fn role_changes_apply_to_the_next_request() {
     let (db, _) = memory_db();
     let a = account(&db, "a@example.com");
     assert_eq!(
-        db.authenticate(&a.access_token).unwrap().user().roles,
+        db.sessions()
+            .authenticate(&a.access_token)
+            .unwrap()
+            .user()
+            .roles,
         ["user"]
     );
-    db.set_user_roles(&a.user.id, &["editor".to_owned()])
+    db.users()
+        .set_roles(&a.user.id, &["editor".to_owned()])
         .unwrap();
     assert_eq!(
-        db.authenticate(&a.access_token).unwrap().user().roles,
+        db.sessions()
+            .authenticate(&a.access_token)
+            .unwrap()
+            .user()
+            .roles,
         ["user", "editor"]
     );
 }
@@ -234,8 +258,8 @@ fn sessions_survive_a_reopen() {
     let t = TestDb::new();
     let a = account(&t.db, "a@example.com");
     let t = t.reopen();
-    t.db.authenticate(&a.access_token).unwrap();
-    t.db.refresh(&a.refresh_token).unwrap();
+    t.db.sessions().authenticate(&a.access_token).unwrap();
+    t.db.sessions().refresh(&a.refresh_token).unwrap();
 }
 
 #[test]
@@ -243,14 +267,16 @@ fn the_file_holds_no_raw_secret() {
     let t = TestDb::new();
     let password = "unmistakable-password-4711";
     let a =
-        t.db.signup(
-            NewUser::new("scan@example.com", password),
-            &Client::unknown(),
-        )
-        .unwrap();
-    let b = t.db.refresh(&a.refresh_token).unwrap();
+        t.db.users()
+            .signup(
+                NewUser::new("scan@example.com", password),
+                &Client::unknown(),
+            )
+            .unwrap();
+    let b = t.db.sessions().refresh(&a.refresh_token).unwrap();
     let c =
-        t.db.login("scan@example.com", password, &Client::unknown())
+        t.db.users()
+            .login("scan@example.com", password, &Client::unknown())
             .unwrap();
     let path = t.path.clone();
     drop(t.db);

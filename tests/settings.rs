@@ -9,7 +9,7 @@ use serde_json::json;
 #[test]
 fn defaults() {
     let (db, _) = memory_db();
-    let settings = db.settings().unwrap();
+    let settings = db.project().settings().unwrap();
     assert_eq!(settings.jwt_expiry_minutes, 60);
     assert_eq!(settings.otp_length, 6);
     assert!(
@@ -40,7 +40,7 @@ fn defaults() {
 #[test]
 fn invalid_changes_are_refused_whole() {
     let (db, _) = memory_db();
-    let before = db.settings().unwrap();
+    let before = db.project().settings().unwrap();
     for bad in [
         json!({"OTP_LENGTH": 3}),
         json!({"OTP_LENGTH": 11}),
@@ -58,22 +58,23 @@ fn invalid_changes_are_refused_whole() {
         json!({"OTP_LENGTH": 8, "NOT_A_SETTING": 1}),
         json!("not an object"),
     ] {
-        assert!(is_invalid(db.update_settings(&bad)), "{bad}");
+        assert!(is_invalid(db.project().update_settings(&bad)), "{bad}");
     }
-    assert_eq!(db.settings().unwrap(), before);
+    assert_eq!(db.project().settings().unwrap(), before);
 }
 
 #[test]
 fn changes_are_stored_and_apply_at_once() {
     let t = TestDb::new();
     let updated =
-        t.db.update_settings(&json!({
-            "OTP_LENGTH": 8,
-            "ENABLE_2FA": true,
-            "FRONTEND_URL": "https://app.example.com/",
-            "ALLOWED_ORIGINS": "https://app.example.com, http://localhost:5173",
-        }))
-        .unwrap();
+        t.db.project()
+            .update_settings(&json!({
+                "OTP_LENGTH": 8,
+                "ENABLE_2FA": true,
+                "FRONTEND_URL": "https://app.example.com/",
+                "ALLOWED_ORIGINS": "https://app.example.com, http://localhost:5173",
+            }))
+            .unwrap();
     assert_eq!(updated.otp_length, 8);
     assert_eq!(
         updated.allowed_origins,
@@ -85,12 +86,13 @@ fn changes_are_stored_and_apply_at_once() {
         "falls back to FRONTEND_URL"
     );
     let t = t.reopen();
-    assert_eq!(t.db.settings().unwrap(), updated);
+    assert_eq!(t.db.project().settings().unwrap(), updated);
     let cleared =
-        t.db.update_settings(
-            &json!({"FRONTEND_URL": null, "PASSWORD_RESET_URL": "https://x.example.com/reset"}),
-        )
-        .unwrap();
+        t.db.project()
+            .update_settings(
+                &json!({"FRONTEND_URL": null, "PASSWORD_RESET_URL": "https://x.example.com/reset"}),
+            )
+            .unwrap();
     assert_eq!(cleared.verification_link_base(), None);
     assert_eq!(
         cleared.password_reset_link_base().as_deref(),
@@ -102,19 +104,26 @@ fn changes_are_stored_and_apply_at_once() {
 fn environment_variables() {
     let (db, _) = memory_db();
     assert_eq!(
-        db.set_env_var("webhook secret", "whsec_abcdefgh").unwrap(),
+        db.project()
+            .set_env_var("webhook secret", "whsec_abcdefgh")
+            .unwrap(),
         "WEBHOOK_SECRET"
     );
-    db.set_env_var("WEBHOOK_SECRET", "whsec_changed!").unwrap();
-    assert_eq!(db.env_var("webhook secret").unwrap(), "whsec_changed!");
-    let listed = db.list_env_vars().unwrap();
+    db.project()
+        .set_env_var("WEBHOOK_SECRET", "whsec_changed!")
+        .unwrap();
+    assert_eq!(
+        db.project().env_var("webhook secret").unwrap(),
+        "whsec_changed!"
+    );
+    let listed = db.project().list_env_vars().unwrap();
     assert_eq!(listed.len(), 1);
     assert!(!listed[0].masked_value.contains("whsec"));
     assert!(
-        is_invalid(db.set_env_var("OTP_LENGTH", "4")),
+        is_invalid(db.project().set_env_var("OTP_LENGTH", "4")),
         "built-in names are refused"
     );
-    assert!(is_invalid(db.set_env_var("a-b", "x")));
-    db.delete_env_var("WEBHOOK_SECRET").unwrap();
-    assert!(db.env_var("WEBHOOK_SECRET").is_err());
+    assert!(is_invalid(db.project().set_env_var("a-b", "x")));
+    db.project().delete_env_var("WEBHOOK_SECRET").unwrap();
+    assert!(db.project().env_var("WEBHOOK_SECRET").is_err());
 }

@@ -68,15 +68,16 @@ fn mail_is_delivered_over_smtp_and_kept_in_the_outbox() {
     let mailer =
         SmtpMailer::new("127.0.0.1", port, SmtpSecurity::Plain, "app@example.com").unwrap();
     let db = Db::builder().mailer(mailer).in_memory().unwrap();
-    db.send_mail(MailMessage {
-        to: vec!["ada@example.com".into()],
-        cc: vec!["bob@example.com".into()],
-        subject: Some("Hello".into()),
-        text: Some("plain body".into()),
-        html: Some("<p>html body</p>".into()),
-        ..MailMessage::default()
-    })
-    .unwrap();
+    db.mail()
+        .send(MailMessage {
+            to: vec!["ada@example.com".into()],
+            cc: vec!["bob@example.com".into()],
+            subject: Some("Hello".into()),
+            text: Some("plain body".into()),
+            html: Some("<p>html body</p>".into()),
+            ..MailMessage::default()
+        })
+        .unwrap();
     let (envelope, data) = received.recv_timeout(Duration::from_secs(20)).unwrap();
     assert!(
         envelope.iter().any(|c| c.contains("<app@example.com>")),
@@ -88,19 +89,22 @@ fn mail_is_delivered_over_smtp_and_kept_in_the_outbox() {
     assert!(data.contains("plain body") && data.contains("html body"));
 
     // An account flow goes out the same way.
-    db.signup(
-        NewUser::new("carol@example.com", "a long enough passphrase"),
-        &Client::unknown(),
-    )
-    .unwrap();
-    db.request_password_reset("carol@example.com").unwrap();
+    db.users()
+        .signup(
+            NewUser::new("carol@example.com", "a long enough passphrase"),
+            &Client::unknown(),
+        )
+        .unwrap();
+    db.users()
+        .request_password_reset("carol@example.com")
+        .unwrap();
     let (_, data) = received.recv_timeout(Duration::from_secs(20)).unwrap();
-    let code = db.outbox().unwrap().pop().unwrap().message.variables["code"]
+    let code = db.mail().outbox().unwrap().pop().unwrap().message.variables["code"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(data.contains(&code), "the mailed text carries the code");
-    assert_eq!(db.outbox().unwrap().len(), 2);
+    assert_eq!(db.mail().outbox().unwrap().len(), 2);
 }
 
 #[test]
@@ -113,13 +117,15 @@ fn an_unreachable_server_fails_send_mail_but_not_the_flows() {
     let mailer =
         SmtpMailer::new("127.0.0.1", unused, SmtpSecurity::Plain, "app@example.com").unwrap();
     let db = Db::builder().mailer(mailer).in_memory().unwrap();
-    let direct = db.send_mail(MailMessage {
+    let direct = db.mail().send(MailMessage {
         to: vec!["ada@example.com".into()],
         subject: Some("x".into()),
         text: Some("y".into()),
         ..MailMessage::default()
     });
     assert!(direct.is_err());
-    db.request_password_reset("nobody@example.com").unwrap();
+    db.users()
+        .request_password_reset("nobody@example.com")
+        .unwrap();
     assert!(SmtpMailer::new("127.0.0.1", 25, SmtpSecurity::Plain, "not an address").is_err());
 }

@@ -108,7 +108,9 @@ fn seeds() -> Vec<u64> {
 fn fresh() -> (SimDisk, Db) {
     let disk = SimDisk::default();
     let db = Db::builder().open_backend(disk.clone()).unwrap();
-    db.create_collection("docs", CollectionSpec::new()).unwrap();
+    db.collections()
+        .create("docs", CollectionSpec::new())
+        .unwrap();
     (disk, db)
 }
 
@@ -237,7 +239,8 @@ fn over_http_a_failed_disk_is_503_with_a_generic_body_and_health_still_answers()
 
     let (disk, db) = fresh();
     let sk = db
-        .create_api_key(larder::NewApiKey::new(larder::KeyKind::Secret, "k"))
+        .keys()
+        .create(larder::NewApiKey::new(larder::KeyKind::Secret, "k"))
         .unwrap()
         .secret;
     let server = larder::Server::start(db.clone(), "127.0.0.1:0").unwrap();

@@ -14,16 +14,21 @@ use larder::{Client, Clock, Db, ErrorKind, NewUser};
 use serde_json::{Value, json};
 
 fn signed_up(db: &Db) -> larder::SignedIn {
-    db.signup(
-        NewUser::new("tok@example.com", "a long enough passphrase"),
-        &Client::unknown(),
-    )
-    .unwrap()
+    db.users()
+        .signup(
+            NewUser::new("tok@example.com", "a long enough passphrase"),
+            &Client::unknown(),
+        )
+        .unwrap()
 }
 
 fn refused(db: &Db, token: &str) -> bool {
     matches!(
-        db.authenticate(token).map(|_| ()).unwrap_err().kind(),
+        db.sessions()
+            .authenticate(token)
+            .map(|_| ())
+            .unwrap_err()
+            .kind(),
         ErrorKind::Unauthenticated { .. }
     )
 }
@@ -48,12 +53,15 @@ fn encode(header: &Value, payload: &Value, signature: &str) -> String {
 fn a_fresh_token_authenticates_and_carries_the_expected_claims() {
     let (db, _) = memory_db();
     let signed_in = signed_up(&db);
-    let session = db.authenticate(&signed_in.access_token).unwrap();
+    let session = db.sessions().authenticate(&signed_in.access_token).unwrap();
     assert_eq!(session.user().id, signed_in.user.id);
     assert_eq!(session.session_id(), signed_in.session_id);
     let (header, payload, _) = parts(&signed_in.access_token);
     assert_eq!(header["alg"], "EdDSA");
-    assert_eq!(header["kid"], db.jwks().unwrap()["keys"][0]["kid"]);
+    assert_eq!(
+        header["kid"],
+        db.signing_keys().jwks().unwrap()["keys"][0]["kid"]
+    );
     assert_eq!(payload["iss"], "larder");
     assert_eq!(payload["aud"], "larder");
     assert_eq!(payload["typ"], "access");
@@ -96,7 +104,7 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 fn hs256_signed_with_the_public_key_is_refused() {
     let (db, _) = memory_db();
     let signed_in = signed_up(&db);
-    let jwks = db.jwks().unwrap();
+    let jwks = db.signing_keys().jwks().unwrap();
     let x = jwks["keys"][0]["x"].as_str().unwrap();
     let public = B64.decode(x).unwrap();
     let (mut header, payload, _) = parts(&signed_in.access_token);
@@ -125,7 +133,7 @@ fn hs256_signed_with_the_public_key_is_refused() {
 fn a_token_from_another_key_is_refused() {
     let (db, _) = memory_db();
     let signed_in = signed_up(&db);
-    let kid = db.jwks().unwrap()["keys"][0]["kid"]
+    let kid = db.signing_keys().jwks().unwrap()["keys"][0]["kid"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -148,6 +156,7 @@ fn tampered_payloads_and_transplanted_signatures_are_refused() {
     let (db, _) = memory_db();
     let first = signed_up(&db);
     let second = db
+        .users()
         .signup(
             NewUser::new("other@example.com", "another long passphrase"),
             &Client::unknown(),
@@ -200,7 +209,7 @@ fn expired_tokens_are_refused_after_the_tolerance() {
     let (db, clock) = memory_db();
     let token = signed_up(&db).access_token;
     clock.advance(Duration::from_secs(3600 + 29));
-    db.authenticate(&token).unwrap();
+    db.sessions().authenticate(&token).unwrap();
     clock.advance(Duration::from_secs(2));
     assert!(refused(&db, &token));
 }
@@ -209,7 +218,7 @@ fn expired_tokens_are_refused_after_the_tolerance() {
 fn expiry_is_enforced_for_cached_tokens_too() {
     let (db, clock) = memory_db();
     let token = signed_up(&db).access_token;
-    db.authenticate(&token).unwrap(); // now in the verified-token cache
+    db.sessions().authenticate(&token).unwrap(); // now in the verified-token cache
     clock.advance(Duration::from_secs(3600 + 31));
     assert!(refused(&db, &token));
 }
@@ -224,46 +233,52 @@ fn tokens_from_the_future_are_refused() {
         "not valid before its issue time (beyond 30 s)"
     );
     clock.advance(Duration::from_secs(100));
-    db.authenticate(&token).unwrap();
+    db.sessions().authenticate(&token).unwrap();
 }
 
 #[test]
 fn the_token_lifetime_follows_the_setting() {
     let (db, clock) = memory_db();
-    db.update_settings(&json!({"JWT_EXPIRY_MINUTES": 5}))
+    db.project()
+        .update_settings(&json!({"JWT_EXPIRY_MINUTES": 5}))
         .unwrap();
     let signed_in = signed_up(&db);
     assert_eq!(signed_in.expires_in, 300);
     clock.advance(Duration::from_secs(300 + 31));
     assert!(refused(&db, &signed_in.access_token));
     assert!(
-        db.update_settings(&json!({"JWT_EXPIRY_MINUTES": 0}))
+        db.project()
+            .update_settings(&json!({"JWT_EXPIRY_MINUTES": 0}))
             .is_err()
     );
-    assert!(db.update_settings(&json!({"NO_SUCH_SETTING": 1})).is_err());
+    assert!(
+        db.project()
+            .update_settings(&json!({"NO_SUCH_SETTING": 1}))
+            .is_err()
+    );
 }
 
 #[test]
 fn rotation_keeps_old_tokens_valid_until_they_expire() {
     let (db, clock) = memory_db();
     let old = signed_up(&db);
-    let old_kid = db.jwks().unwrap()["keys"][0]["kid"].clone();
-    db.rotate_signing_key().unwrap();
-    let jwks = db.jwks().unwrap();
+    let old_kid = db.signing_keys().jwks().unwrap()["keys"][0]["kid"].clone();
+    db.signing_keys().rotate().unwrap();
+    let jwks = db.signing_keys().jwks().unwrap();
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         2,
         "both keys published"
     );
-    db.authenticate(&old.access_token).unwrap();
-    let new = db.refresh(&old.refresh_token).unwrap();
+    db.sessions().authenticate(&old.access_token).unwrap();
+    let new = db.sessions().refresh(&old.refresh_token).unwrap();
     let (header, _, _) = parts(&new.access_token);
     assert_ne!(header["kid"], old_kid, "new tokens use the new key");
 
     clock.advance(Duration::from_secs(3600 + 31));
     assert!(refused(&db, &old.access_token));
-    db.rotate_signing_key().unwrap();
-    let kids: Vec<Value> = db.jwks().unwrap()["keys"]
+    db.signing_keys().rotate().unwrap();
+    let kids: Vec<Value> = db.signing_keys().jwks().unwrap()["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -280,5 +295,7 @@ fn keys_survive_a_reopen() {
     let t = common::TestDb::new();
     let signed_in = signed_up(&t.db);
     let t = t.reopen();
-    t.db.authenticate(&signed_in.access_token).unwrap();
+    t.db.sessions()
+        .authenticate(&signed_in.access_token)
+        .unwrap();
 }

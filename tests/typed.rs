@@ -26,7 +26,8 @@ struct Account {
 #[test]
 fn typed_round_trip() {
     let (db, _) = memory_db();
-    db.create_collection("notes", CollectionSpec::new())
+    db.collections()
+        .create("notes", CollectionSpec::new())
         .unwrap();
     let notes = db.collection::<Note>("notes");
     let note = Note {
@@ -63,7 +64,8 @@ fn typed_round_trip() {
 #[test]
 fn typed_and_json_handles_see_the_same_documents() {
     let (db, _) = memory_db();
-    db.create_collection("notes", CollectionSpec::new())
+    db.collections()
+        .create("notes", CollectionSpec::new())
         .unwrap();
     let typed = db.collection::<Note>("notes");
     let json: larder::Collection = db.collection("notes");
@@ -90,7 +92,8 @@ fn typed_and_json_handles_see_the_same_documents() {
 #[test]
 fn a_struct_id_field_chooses_the_id() {
     let (db, _) = memory_db();
-    db.create_collection("accounts", CollectionSpec::new())
+    db.collections()
+        .create("accounts", CollectionSpec::new())
         .unwrap();
     let accounts = db.collection::<Account>("accounts");
     let chosen = accounts
@@ -116,7 +119,8 @@ fn a_struct_id_field_chooses_the_id() {
 #[test]
 fn documents_of_another_shape_are_a_clear_error() {
     let (db, _) = memory_db();
-    db.create_collection("notes", CollectionSpec::new())
+    db.collections()
+        .create("notes", CollectionSpec::new())
         .unwrap();
     let json: larder::Collection = db.collection("notes");
     let odd = json.insert(&json!({"title": 5})).unwrap();
@@ -130,7 +134,8 @@ fn documents_of_another_shape_are_a_clear_error() {
 #[test]
 fn values_that_are_not_objects_are_refused() {
     let (db, _) = memory_db();
-    db.create_collection("numbers", CollectionSpec::new())
+    db.collections()
+        .create("numbers", CollectionSpec::new())
         .unwrap();
     let numbers = db.collection::<u32>("numbers");
     assert!(is_invalid(numbers.insert(&5)));

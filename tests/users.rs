@@ -23,6 +23,7 @@ fn address(last: u8) -> Client {
 fn signup_folds_the_email_and_returns_a_session() {
     let (db, _) = memory_db();
     let signed_in = db
+        .users()
         .signup(
             NewUser::new("  Ada@Example.COM ", PASSWORD)
                 .username("Ada_L")
@@ -40,7 +41,7 @@ fn signup_folds_the_email_and_returns_a_session() {
         uuid::Uuid::parse_str(&user.id).unwrap().get_version_num(),
         4
     );
-    let me = db.authenticate(&signed_in.access_token).unwrap();
+    let me = db.sessions().authenticate(&signed_in.access_token).unwrap();
     assert_eq!(me.user(), user);
     let text = format!("{signed_in:?}");
     assert!(!text.contains(&signed_in.refresh_token) && !text.contains(&signed_in.access_token));
@@ -49,16 +50,17 @@ fn signup_folds_the_email_and_returns_a_session() {
 #[test]
 fn duplicate_emails_and_usernames_get_a_generic_error() {
     let (db, _) = memory_db();
-    db.signup(
-        NewUser::new("a@example.com", PASSWORD).username("ada"),
-        &Client::unknown(),
-    )
-    .unwrap();
-    let email_taken = kind(db.signup(
+    db.users()
+        .signup(
+            NewUser::new("a@example.com", PASSWORD).username("ada"),
+            &Client::unknown(),
+        )
+        .unwrap();
+    let email_taken = kind(db.users().signup(
         NewUser::new("A@EXAMPLE.com", "another passphrase"),
         &Client::unknown(),
     ));
-    let name_taken = kind(db.signup(
+    let name_taken = kind(db.users().signup(
         NewUser::new("b@example.com", "another passphrase").username("ADA"),
         &Client::unknown(),
     ));
@@ -67,7 +69,7 @@ fn duplicate_emails_and_usernames_get_a_generic_error() {
         "the error does not say which one is taken"
     );
     assert!(matches!(email_taken, ErrorKind::InvalidInput { .. }));
-    assert_eq!(db.list_users().unwrap().len(), 1);
+    assert_eq!(db.users().list().unwrap().len(), 1);
 }
 
 #[test]
@@ -93,37 +95,48 @@ fn malformed_signups_are_refused_and_create_nothing() {
         let debug = format!("{new:?}");
         assert!(
             matches!(
-                kind(db.signup(new, &Client::unknown())),
+                kind(db.users().signup(new, &Client::unknown())),
                 ErrorKind::InvalidInput { .. }
             ),
             "{debug}"
         );
     }
-    assert!(db.list_users().unwrap().is_empty());
+    assert!(db.users().list().unwrap().is_empty());
 }
 
 #[test]
 fn passwords_are_taken_exactly_as_given() {
     let (db, _) = memory_db();
     let long = "é🦀 ".repeat(30); // 64+ characters of Unicode
-    db.signup(
-        NewUser::new("a@example.com", long.clone()),
-        &Client::unknown(),
-    )
-    .unwrap();
-    db.login("a@example.com", &long, &Client::unknown())
+    db.users()
+        .signup(
+            NewUser::new("a@example.com", long.clone()),
+            &Client::unknown(),
+        )
+        .unwrap();
+    db.users()
+        .login("a@example.com", &long, &Client::unknown())
         .unwrap();
     let prefix: String = long.chars().take(72).collect();
     assert!(matches!(
-        kind(db.login("a@example.com", &prefix, &Client::unknown())),
+        kind(
+            db.users()
+                .login("a@example.com", &prefix, &Client::unknown())
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
     assert!(matches!(
-        kind(db.login("a@example.com", long.trim(), &Client::unknown())),
+        kind(
+            db.users()
+                .login("a@example.com", long.trim(), &Client::unknown())
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
     assert!(matches!(
-        kind(db.login("a@example.com", &long.to_uppercase(), &Client::unknown())),
+        kind(
+            db.users()
+                .login("a@example.com", &long.to_uppercase(), &Client::unknown())
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
 }
@@ -131,15 +144,19 @@ fn passwords_are_taken_exactly_as_given() {
 #[test]
 fn login_failures_do_not_reveal_whether_the_account_exists() {
     let (db, _) = memory_db();
-    db.signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
+    db.users()
+        .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
         .unwrap();
     let wrong_password = db
+        .users()
         .login("a@example.com", "not the password", &Client::unknown())
         .unwrap_err();
     let unknown_email = db
+        .users()
         .login("nobody@example.com", PASSWORD, &Client::unknown())
         .unwrap_err();
     let malformed_email = db
+        .users()
         .login("nobody", PASSWORD, &Client::unknown())
         .unwrap_err();
     assert_eq!(wrong_password.kind(), unknown_email.kind());
@@ -151,16 +168,17 @@ fn login_failures_do_not_reveal_whether_the_account_exists() {
 #[test]
 fn an_account_is_throttled_after_ten_failures_even_for_the_right_password() {
     let (db, clock) = memory_db();
-    db.signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
+    db.users()
+        .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
         .unwrap();
     for i in 0..10 {
         let client = address(i); // spread over addresses: the account limit still applies
         assert!(matches!(
-            kind(db.login("a@example.com", "wrong guess!", &client)),
+            kind(db.users().login("a@example.com", "wrong guess!", &client)),
             ErrorKind::Unauthenticated { .. }
         ));
     }
-    let throttled = kind(db.login(
+    let throttled = kind(db.users().login(
         "A@example.com",
         PASSWORD,
         &Client::unknown().server_trusted(),
@@ -169,7 +187,8 @@ fn an_account_is_throttled_after_ten_failures_even_for_the_right_password() {
         matches!(throttled, ErrorKind::RateLimited { retry_after_secs } if retry_after_secs > 0 && retry_after_secs <= 900)
     );
     clock.advance(Duration::from_secs(15 * 60));
-    db.login("a@example.com", PASSWORD, &Client::unknown())
+    db.users()
+        .login("a@example.com", PASSWORD, &Client::unknown())
         .unwrap();
 }
 
@@ -177,10 +196,15 @@ fn an_account_is_throttled_after_ten_failures_even_for_the_right_password() {
 fn unknown_accounts_are_throttled_the_same_way() {
     let (db, _) = memory_db();
     for _ in 0..10 {
-        let _ = db.login("ghost@example.com", "whatever guess", &Client::unknown());
+        let _ = db
+            .users()
+            .login("ghost@example.com", "whatever guess", &Client::unknown());
     }
     assert!(matches!(
-        kind(db.login("ghost@example.com", "whatever guess", &Client::unknown())),
+        kind(
+            db.users()
+                .login("ghost@example.com", "whatever guess", &Client::unknown())
+        ),
         ErrorKind::RateLimited { .. }
     ));
 }
@@ -198,15 +222,23 @@ fn an_address_spraying_many_accounts_is_throttled() {
         .unwrap();
     let attacker = address(66);
     for i in 0..5 {
-        let _ = db.login(&format!("victim{i}@example.com"), "Summer2024!", &attacker);
+        let _ = db
+            .users()
+            .login(&format!("victim{i}@example.com"), "Summer2024!", &attacker);
     }
     assert!(matches!(
-        kind(db.login("victim9@example.com", "Summer2024!", &attacker)),
+        kind(
+            db.users()
+                .login("victim9@example.com", "Summer2024!", &attacker)
+        ),
         ErrorKind::RateLimited { .. }
     ));
     // Another address is unaffected.
     assert!(matches!(
-        kind(db.login("victim9@example.com", "Summer2024!", &address(1))),
+        kind(
+            db.users()
+                .login("victim9@example.com", "Summer2024!", &address(1))
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
 }
@@ -222,27 +254,32 @@ fn signups_are_limited_per_address_except_for_trusted_callers() {
         .unwrap();
     let client = address(5);
     for i in 0..2 {
-        db.signup(NewUser::new(format!("u{i}@example.com"), PASSWORD), &client)
+        db.users()
+            .signup(NewUser::new(format!("u{i}@example.com"), PASSWORD), &client)
             .unwrap();
     }
     assert!(matches!(
-        kind(db.signup(NewUser::new("u9@example.com", PASSWORD), &client)),
+        kind(
+            db.users()
+                .signup(NewUser::new("u9@example.com", PASSWORD), &client)
+        ),
         ErrorKind::RateLimited { .. }
     ));
     let trusted = address(5).server_trusted();
     for i in 10..15 {
-        db.signup(
-            NewUser::new(format!("u{i}@example.com"), PASSWORD),
-            &trusted,
-        )
-        .unwrap();
+        db.users()
+            .signup(
+                NewUser::new(format!("u{i}@example.com"), PASSWORD),
+                &trusted,
+            )
+            .unwrap();
     }
 }
 
 #[test]
 fn only_allowed_roles_can_be_self_assigned() {
     let (db, _) = memory_db();
-    let forbidden = kind(db.signup(
+    let forbidden = kind(db.users().signup(
         NewUser::new("a@example.com", PASSWORD).role("editor"),
         &Client::unknown(),
     ));
@@ -250,13 +287,15 @@ fn only_allowed_roles_can_be_self_assigned() {
         matches!(forbidden, ErrorKind::Forbidden { .. }),
         "unset means only the default role"
     );
-    db.update_settings(&json!({"ALLOWED_SELF_ROLES": "editor, viewer, admin"}))
+    db.project()
+        .update_settings(&json!({"ALLOWED_SELF_ROLES": "editor, viewer, admin"}))
         .unwrap();
     assert_eq!(
-        db.settings().unwrap().allowed_self_roles,
+        db.project().settings().unwrap().allowed_self_roles,
         ["editor", "viewer", "admin"]
     );
     let ok = db
+        .users()
         .signup(
             NewUser::new("a@example.com", PASSWORD).role("editor"),
             &Client::unknown(),
@@ -265,7 +304,7 @@ fn only_allowed_roles_can_be_self_assigned() {
     assert_eq!(ok.user.roles, ["user", "editor"]);
     assert!(
         matches!(
-            kind(db.signup(
+            kind(db.users().signup(
                 NewUser::new("b@example.com", PASSWORD).role("admin"),
                 &Client::unknown()
             )),
@@ -274,6 +313,7 @@ fn only_allowed_roles_can_be_self_assigned() {
         "admin is never self-assignable"
     );
     let provisioned = db
+        .users()
         .signup(
             NewUser::new("c@example.com", PASSWORD).role("admin"),
             &Client::unknown().server_trusted(),
@@ -286,12 +326,13 @@ fn only_allowed_roles_can_be_self_assigned() {
 fn profile_updates_refuse_server_managed_fields() {
     let (db, _) = memory_db();
     let a = db
+        .users()
         .signup(
             NewUser::new("a@example.com", PASSWORD).field("name", "A"),
             &Client::unknown(),
         )
         .unwrap();
-    let session = db.authenticate(&a.access_token).unwrap();
+    let session = db.sessions().authenticate(&a.access_token).unwrap();
     for change in [
         json!({"email_verified": true}),
         json!({"emailVerified": true}),
@@ -306,13 +347,17 @@ fn profile_updates_refuse_server_managed_fields() {
         json!({"disabled": false}),
         json!("not an object"),
     ] {
-        assert!(db.update_profile(&session, &change).is_err(), "{change}");
+        assert!(
+            db.users().update_profile(&session, &change).is_err(),
+            "{change}"
+        );
     }
-    let me = db.authenticate(&a.access_token).unwrap();
+    let me = db.sessions().authenticate(&a.access_token).unwrap();
     assert_eq!(me.user().roles, ["user"]);
     assert_eq!(me.user().data, json!({"name": "A"}));
 
     let updated = db
+        .users()
         .update_profile(
             &session,
             &json!({"username": "new_name", "bio": "hi", "data": {"name": null, "age": 3}}),
@@ -325,48 +370,63 @@ fn profile_updates_refuse_server_managed_fields() {
 #[test]
 fn usernames_stay_unique_through_profile_updates() {
     let (db, _) = memory_db();
-    db.signup(
-        NewUser::new("a@example.com", PASSWORD).username("taken"),
-        &Client::unknown(),
-    )
-    .unwrap();
+    db.users()
+        .signup(
+            NewUser::new("a@example.com", PASSWORD).username("taken"),
+            &Client::unknown(),
+        )
+        .unwrap();
     let b = db
+        .users()
         .signup(
             NewUser::new("b@example.com", PASSWORD).username("bee"),
             &Client::unknown(),
         )
         .unwrap();
-    let session = db.authenticate(&b.access_token).unwrap();
+    let session = db.sessions().authenticate(&b.access_token).unwrap();
     assert!(matches!(
-        kind(db.update_profile(&session, &json!({"username": "TAKEN"}))),
+        kind(
+            db.users()
+                .update_profile(&session, &json!({"username": "TAKEN"}))
+        ),
         ErrorKind::AlreadyExists { .. }
     ));
-    db.update_profile(&session, &json!({"username": "bee2"}))
+    db.users()
+        .update_profile(&session, &json!({"username": "bee2"}))
         .unwrap();
-    assert!(db.public_profile("bee").is_err(), "the old name is free");
-    db.signup(
-        NewUser::new("c@example.com", PASSWORD).username("bee"),
-        &Client::unknown(),
-    )
-    .unwrap();
+    assert!(
+        db.users().public_profile("bee").is_err(),
+        "the old name is free"
+    );
+    db.users()
+        .signup(
+            NewUser::new("c@example.com", PASSWORD).username("bee"),
+            &Client::unknown(),
+        )
+        .unwrap();
 }
 
 #[test]
 fn change_password_needs_the_current_one() {
     let (db, _) = memory_db();
     let a = db
+        .users()
         .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
         .unwrap();
-    let session = db.authenticate(&a.access_token).unwrap();
+    let session = db.sessions().authenticate(&a.access_token).unwrap();
     assert!(matches!(
-        kind(db.change_password(&session, "wrong current one", "a new passphrase!")),
+        kind(
+            db.users()
+                .change_password(&session, "wrong current one", "a new passphrase!")
+        ),
         ErrorKind::Unauthenticated { .. }
     ));
     assert!(matches!(
-        kind(db.change_password(&session, PASSWORD, "short")),
+        kind(db.users().change_password(&session, PASSWORD, "short")),
         ErrorKind::InvalidInput { .. }
     ));
-    db.login("a@example.com", PASSWORD, &Client::unknown())
+    db.users()
+        .login("a@example.com", PASSWORD, &Client::unknown())
         .unwrap();
 }
 
@@ -376,15 +436,16 @@ fn public_profiles_show_only_allow_listed_fields() {
         .public_profile_fields(["name", "avatar"])
         .in_memory()
         .unwrap();
-    db.signup(
-        NewUser::new("a@example.com", PASSWORD)
-            .username("ada")
-            .field("name", "Ada")
-            .field("phone", "+1 555"),
-        &Client::unknown(),
-    )
-    .unwrap();
-    let profile = db.public_profile("ADA").unwrap();
+    db.users()
+        .signup(
+            NewUser::new("a@example.com", PASSWORD)
+                .username("ada")
+                .field("name", "Ada")
+                .field("phone", "+1 555"),
+            &Client::unknown(),
+        )
+        .unwrap();
+    let profile = db.users().public_profile("ADA").unwrap();
     assert_eq!(profile.username, "ada");
     assert_eq!(
         serde_json::to_value(&profile.fields).unwrap(),
@@ -393,11 +454,11 @@ fn public_profiles_show_only_allow_listed_fields() {
     let text = serde_json::to_string(&profile).unwrap();
     assert!(!text.contains("a@example.com") && !text.contains("555") && !text.contains("argon"));
     assert!(matches!(
-        kind(db.public_profile("nobody")),
+        kind(db.users().public_profile("nobody")),
         ErrorKind::NotFound { .. }
     ));
     assert!(matches!(
-        kind(db.public_profile("../x")),
+        kind(db.users().public_profile("../x")),
         ErrorKind::NotFound { .. }
     ));
 }
@@ -406,28 +467,31 @@ fn public_profiles_show_only_allow_listed_fields() {
 fn administrators_list_get_disable_enable_and_delete() {
     let (db, clock) = memory_db();
     let a = db
+        .users()
         .signup(NewUser::new("a@example.com", PASSWORD), &Client::unknown())
         .unwrap();
     clock.advance(Duration::from_secs(1));
     let b = db
+        .users()
         .signup(NewUser::new("b@example.com", PASSWORD), &Client::unknown())
         .unwrap();
     let emails: Vec<String> = db
-        .list_users()
+        .users()
+        .list()
         .unwrap()
         .into_iter()
         .map(|u| u.email)
         .collect();
     assert_eq!(emails, ["a@example.com", "b@example.com"]);
-    assert_eq!(db.get_user(&b.user.id).unwrap().email, "b@example.com");
-    assert!(db.disable_user(&a.user.id).unwrap().disabled);
-    assert!(!db.enable_user(&a.user.id).unwrap().disabled);
-    db.delete_user(&a.user.id).unwrap();
-    assert_eq!(db.list_users().unwrap().len(), 1);
+    assert_eq!(db.users().get(&b.user.id).unwrap().email, "b@example.com");
+    assert!(db.users().disable(&a.user.id).unwrap().disabled);
+    assert!(!db.users().enable(&a.user.id).unwrap().disabled);
+    db.users().delete(&a.user.id).unwrap();
+    assert_eq!(db.users().list().unwrap().len(), 1);
     assert!(matches!(
-        kind(db.delete_user(&a.user.id)),
+        kind(db.users().delete(&a.user.id)),
         ErrorKind::NotFound { .. }
     ));
-    let text = serde_json::to_string(&db.list_users().unwrap()).unwrap();
+    let text = serde_json::to_string(&db.users().list().unwrap()).unwrap();
     assert!(!text.contains("argon2"), "no hash in any listing");
 }

@@ -68,17 +68,19 @@ fn valid() -> Valid {
     let (disk, db) = super::fresh_db();
     let client = Client::unknown().server_trusted();
     let signed_in = db
+        .users()
         .signup(
             NewUser::new("a@example.com", "correct horse battery"),
             &client,
         )
         .unwrap();
     let secret = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "admin"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "admin"))
         .unwrap()
         .secret;
-    let (key_token, _) = db.key_token(&secret).unwrap();
-    db.create_bucket("files", BucketSpec::new()).unwrap();
+    let (key_token, _) = db.keys().token(&secret).unwrap();
+    db.buckets().create("files", BucketSpec::new()).unwrap();
     let grant = db
         .bucket("files")
         .grant_upload(
@@ -165,8 +167,8 @@ fn identify(db: &Db, kind: Kind, credential: &str) -> larder::Result<String> {
         }
         Kind::RefreshToken => {
             // Not `refresh`: it rotates the token, and the original must stay usable here.
-            let (token, _) = db.access_token_from_refresh(credential)?;
-            Ok(db.authenticate(&token)?.user().id.clone())
+            let (token, _) = db.sessions().access_token_from_refresh(credential)?;
+            Ok(db.sessions().authenticate(&token)?.user().id.clone())
         }
         Kind::SecretKey => {
             let principal = db.authenticate_request(Credentials {
@@ -176,7 +178,7 @@ fn identify(db: &Db, kind: Kind, credential: &str) -> larder::Result<String> {
             Ok(format!("{principal:?}"))
         }
         Kind::UploadGrant => {
-            let upload = db.redeem_grant(credential, "text/plain")?;
+            let upload = db.buckets().redeem_grant(credential, "text/plain")?;
             Ok(upload.name().to_owned())
         }
     }

@@ -97,15 +97,17 @@ fn template() -> Template {
     for hidden in HIDDEN {
         spec = spec.hidden_field(*hidden);
     }
-    db.create_collection("docs", spec).unwrap();
+    db.collections().create("docs", spec).unwrap();
     let client = Client::unknown().server_trusted();
     let first = db
+        .users()
         .signup(
             NewUser::new("a@example.com", "correct horse battery"),
             &client,
         )
         .unwrap();
     let second = db
+        .users()
         .signup(
             NewUser::new("b@example.com", "staple grape volcano"),
             &client,
@@ -134,7 +136,8 @@ fn template() -> Template {
         ..Grant::read()
     };
     let key = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "writer").grant("docs", grant))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "writer").grant("docs", grant))
         .unwrap()
         .secret;
     let image = super::image_of(disk, db);

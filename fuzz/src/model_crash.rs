@@ -201,7 +201,8 @@ pub fn run(data: &[u8]) {
     };
     let mut disk = SimDisk::default();
     let mut db = Db::builder().open_backend(disk.clone()).unwrap();
-    db.create_collection("docs", CollectionSpec::new().index("n"))
+    db.collections()
+        .create("docs", CollectionSpec::new().index("n"))
         .unwrap();
     let mut model = Model::new();
     let mut fault = Fault::None;

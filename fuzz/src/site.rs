@@ -178,35 +178,39 @@ fn populate(db: &Db) -> Keys {
         update: Rule::Owner,
         delete: Rule::Owner,
     };
-    db.create_collection(
-        "notes",
-        CollectionSpec::new()
-            .index("n")
-            .owner_field("owner")
-            .hidden_field("secret")
-            .rules(owner_rules),
-    )
-    .unwrap();
-    db.create_collection(
-        "pub",
-        CollectionSpec::new()
-            .index("s")
-            .hidden_field("secret")
-            .rules(Rules {
-                list: Rule::Public,
-                view: Rule::Public,
-                ..Rules::default()
-            }),
-    )
-    .unwrap();
+    db.collections()
+        .create(
+            "notes",
+            CollectionSpec::new()
+                .index("n")
+                .owner_field("owner")
+                .hidden_field("secret")
+                .rules(owner_rules),
+        )
+        .unwrap();
+    db.collections()
+        .create(
+            "pub",
+            CollectionSpec::new()
+                .index("s")
+                .hidden_field("secret")
+                .rules(Rules {
+                    list: Rule::Public,
+                    view: Rule::Public,
+                    ..Rules::default()
+                }),
+        )
+        .unwrap();
     let client = Client::unknown().server_trusted();
     let first = db
+        .users()
         .signup(
             NewUser::new("first@example.com", "correct horse battery"),
             &client,
         )
         .unwrap();
     let second = db
+        .users()
         .signup(
             NewUser::new("second@example.com", "staple grape volcano"),
             &client,
@@ -238,15 +242,18 @@ fn populate(db: &Db) -> Keys {
         public.insert(&open).unwrap();
     }
     let admin_key = db
-        .create_api_key(NewApiKey::new(KeyKind::Secret, "admin"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "admin"))
         .unwrap()
         .secret;
     let publishable_key = db
-        .create_api_key(NewApiKey::new(KeyKind::Publishable, "app"))
+        .keys()
+        .create(NewApiKey::new(KeyKind::Publishable, "app"))
         .unwrap()
         .secret;
     let scoped_key = db
-        .create_api_key(NewApiKey::new(KeyKind::Scoped, "reader").grant(
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "reader").grant(
             "pub",
             Grant {
                 exclude_fields: vec!["secret".into()],
@@ -255,7 +262,7 @@ fn populate(db: &Db) -> Keys {
         ))
         .unwrap()
         .secret;
-    let (key_token, _) = db.key_token(&admin_key).unwrap();
+    let (key_token, _) = db.keys().token(&admin_key).unwrap();
     Keys {
         admin_key,
         publishable_key,

@@ -4,3 +4,4 @@
 pub(crate) mod auth;
 pub(crate) mod policy;
 pub(crate) mod principal;
+pub(crate) mod rules;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::access::principal::{Kind, Principal};
-use crate::data::collections::{CollectionSpec, Rule};
+use crate::access::rules::{Guard, Rule};
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::api_keys::{Grant, KeyKind};
 
@@ -74,14 +74,11 @@ pub(crate) enum Target<'a> {
     /// An administrative action.
     Admin,
     /// A collection as a whole (list, create).
-    Collection {
-        name: &'a str,
-        spec: &'a CollectionSpec,
-    },
+    Collection { name: &'a str, spec: Guard<'a> },
     /// One existing document.
     Document {
         name: &'a str,
-        spec: &'a CollectionSpec,
+        spec: Guard<'a>,
         data: &'a Map<String, Value>,
     },
 }
@@ -165,12 +162,7 @@ fn admin_only(principal: &Principal) -> Result<()> {
     }
 }
 
-fn scoped(
-    grant: Option<&Grant>,
-    name: &str,
-    action: Action,
-    spec: &CollectionSpec,
-) -> Result<Permit> {
+fn scoped(grant: Option<&Grant>, name: &str, action: Action, spec: Guard<'_>) -> Result<Permit> {
     let (needed, allowed) = match (action, grant) {
         (_, None) => ("any", false),
         (Action::List | Action::View, Some(g)) => ("read", g.read),
@@ -183,7 +175,7 @@ fn scoped(
             "this key has no {needed} access to `{name}`"
         )));
     };
-    let mut hidden = spec.hidden_fields.clone();
+    let mut hidden = spec.hidden_fields.to_vec();
     hidden.extend(grant.exclude_fields.iter().cloned());
     Ok(Permit {
         full: false,
@@ -191,14 +183,14 @@ fn scoped(
         hidden,
         select: grant.select_fields.clone(),
         writable: grant.writable_fields.clone(),
-        owner_field: spec.owner_field.clone(),
+        owner_field: spec.owner_field.map(str::to_owned),
         user_id: None,
         rule,
     })
 }
 
 /// The rule of `spec` that governs a data action (`delete`'s for any other).
-pub(crate) fn rule_for(spec: &CollectionSpec, action: Action) -> &Rule {
+pub(crate) fn rule_for<'a>(spec: Guard<'a>, action: Action) -> &'a Rule {
     match action {
         Action::List => &spec.rules.list,
         Action::View => &spec.rules.view,
@@ -208,14 +200,11 @@ pub(crate) fn rule_for(spec: &CollectionSpec, action: Action) -> &Rule {
     }
 }
 
-fn describe(rule: &Rule, spec: &CollectionSpec) -> String {
+fn describe(rule: &Rule, spec: Guard<'_>) -> String {
     match rule {
         Rule::Public => "public".into(),
         Rule::Authenticated => "authenticated".into(),
-        Rule::Owner => format!(
-            "owner (field {})",
-            spec.owner_field.as_deref().unwrap_or("<none>")
-        ),
+        Rule::Owner => format!("owner (field {})", spec.owner_field.unwrap_or("<none>")),
         Rule::Roles(roles) => format!("roles [{}]", roles.join(", ")),
         Rule::Admin => "admin only".into(),
     }
@@ -226,7 +215,7 @@ fn by_rule(
     user: Option<&crate::identity::users::User>,
     action: Action,
     name: &str,
-    spec: &CollectionSpec,
+    spec: Guard<'_>,
     document: Option<&Map<String, Value>>,
 ) -> Result<Permit> {
     // To change or delete a document one must first be able to read it; a document one cannot
@@ -242,10 +231,10 @@ fn by_rule(
     let mut permit = Permit {
         full: false,
         owner_filter: None,
-        hidden: spec.hidden_fields.clone(),
+        hidden: spec.hidden_fields.to_vec(),
         select: None,
         writable: None,
-        owner_field: spec.owner_field.clone(),
+        owner_field: spec.owner_field.map(str::to_owned),
         user_id: user.map(|u| u.id.clone()),
         rule: describe(rule, spec),
     };
@@ -267,7 +256,7 @@ fn by_rule(
             "only administrators may do this on `{name}`"
         ))),
         (Rule::Owner, Some(user)) => {
-            let Some(field) = spec.owner_field.clone() else {
+            let Some(field) = spec.owner_field.map(str::to_owned) else {
                 return Err(Error::forbidden(format!(
                     "`{name}` has an owner rule but no owner field"
                 )));

@@ -4,47 +4,17 @@
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::data::index;
-use crate::db::Db;
+use crate::access::rules::{Guard, Rules};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::data::index::{self, IndexDef};
 use crate::error::{Error, Result};
-use crate::store::schema::{self, COLLECTIONS, DocsTable, IndexTable, StoredCollection};
-
-/// Names that can never be used for a collection.
-const RESERVED_NAMES: &[&str] = &["users"];
-
-/// Who may perform one action on a collection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// Anyone, including anonymous callers.
-    Public,
-    /// Any signed-in user.
-    Authenticated,
-    /// The user named in the document's owner field.
-    Owner,
-    /// Users holding at least one of these roles.
-    Roles(Vec<String>),
-    /// Only administrators (secret keys and the embedding program). The default: a new
-    /// collection is closed until its rules open it.
-    #[default]
-    Admin,
-}
-
-/// The rule for each action on a collection.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct Rules {
-    /// Listing, counting and aggregating documents.
-    pub list: Rule,
-    /// Reading one document by id.
-    pub view: Rule,
-    /// Creating documents.
-    pub create: Rule,
-    /// Replacing or patching documents.
-    pub update: Rule,
-    /// Deleting documents.
-    pub delete: Rule,
-}
+use crate::store::Store;
+use crate::store::names::{is_server_managed, validate_collection_name, validate_field_path};
+use crate::store::schema::{self, COLLECTIONS, DocsTable, IndexTable};
 
 /// The configuration of a collection: what [`Db::create_collection`] and
 /// [`Db::update_collection`] take.
@@ -92,6 +62,15 @@ impl CollectionSpec {
         self
     }
 
+    /// What the policy decides with.
+    pub(crate) fn guard(&self) -> Guard<'_> {
+        Guard {
+            rules: &self.rules,
+            owner_field: self.owner_field.as_deref(),
+            hidden_fields: &self.hidden_fields,
+        }
+    }
+
     /// Adds a hidden field.
     pub fn hidden_field(mut self, path: impl Into<String>) -> Self {
         self.hidden_fields.push(path.into());
@@ -126,6 +105,72 @@ impl CollectionSpec {
     }
 }
 
+/// A collection's stored configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StoredCollection {
+    pub(crate) spec: CollectionSpec,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl StoredCollection {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        schema::encode(self)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        schema::decode(bytes)
+    }
+}
+
+/// A collection resolved inside a transaction.
+pub(crate) struct Target {
+    pub(crate) docs: String,
+    pub(crate) indexes: Vec<IndexDef>,
+    pub(crate) spec: CollectionSpec,
+}
+
+impl Target {
+    pub(crate) fn load<C>(collections: &C, name: &str) -> Result<Target>
+    where
+        C: ReadableTable<&'static str, &'static [u8]>,
+    {
+        validate_collection_name(name)?;
+        let stored = load(collections, name)?;
+        let indexes = stored
+            .spec
+            .indexes
+            .iter()
+            .map(|path| IndexDef::new(name, path))
+            .collect::<Result<_>>()?;
+        Ok(Target {
+            docs: schema::docs_table_name(name),
+            indexes,
+            spec: stored.spec,
+        })
+    }
+}
+
+/// At most this many collections' read targets are cached (then the cache starts afresh).
+pub(crate) const TARGET_CACHE_ENTRIES: usize = 1024;
+
+/// Collections' read targets kept between reads: loading one (a table lookup, decoding the
+/// spec, naming its tables) was a third of a point get. Every change to a collection's spec,
+/// or its deletion, moves the generation on, and entries of older generations are not used.
+#[derive(Default)]
+pub(crate) struct TargetCache {
+    pub(crate) generation: AtomicU64,
+    pub(crate) entries: parking_lot::RwLock<HashMap<String, (u64, Arc<Target>)>>,
+}
+
+impl TargetCache {
+    /// Called after a collection's spec changed or it was deleted (creation needs nothing:
+    /// missing collections are not cached).
+    pub(crate) fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// A collection as stored, with its document count.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CollectionInfo {
@@ -141,53 +186,6 @@ pub struct CollectionInfo {
     pub document_count: u64,
 }
 
-/// Checks a collection name: `^[a-z][a-z0-9_]{0,63}$`, not reserved.
-pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
-    let mut bytes = name.bytes();
-    let well_formed = matches!(bytes.next(), Some(b'a'..=b'z'))
-        && name.len() <= 64
-        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_'));
-    if !well_formed {
-        return Err(Error::invalid(format!(
-            "invalid collection name `{}`: use 1 to 64 characters of a-z, 0-9 and _, \
-             starting with a letter",
-            name.escape_debug()
-        )));
-    }
-    if RESERVED_NAMES.contains(&name) {
-        return Err(Error::invalid(format!(
-            "the collection name `{name}` is reserved"
-        )));
-    }
-    Ok(())
-}
-
-/// The names larder manages in every document; they cannot be written as data.
-pub(crate) const SERVER_MANAGED_FIELDS: [&str; 3] = ["id", "created_at", "updated_at"];
-
-pub(crate) fn is_server_managed(path: &str) -> bool {
-    SERVER_MANAGED_FIELDS.contains(&path)
-}
-
-/// Checks a dotted field path: 1 to 16 non-empty segments, at most 256 bytes, no control
-/// characters.
-pub(crate) fn validate_field_path(path: &str) -> Result<()> {
-    let ok = !path.is_empty()
-        && path.len() <= 256
-        && path.split('.').count() <= 16
-        && path.split('.').all(|segment| !segment.is_empty())
-        && !path.chars().any(char::is_control);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "invalid field path `{}`: use up to 16 non-empty dot-separated names, \
-             at most 256 bytes, no control characters",
-            path.escape_debug()
-        )))
-    }
-}
-
 /// Reads a collection's stored configuration inside a transaction.
 pub(crate) fn load<T>(table: &T, name: &str) -> Result<StoredCollection>
 where
@@ -199,7 +197,19 @@ where
     }
 }
 
-impl Db {
+/// The collections themselves: create, change, rename, list, delete: `db.collections()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Collections<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Collections<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Collections { store }
+    }
+}
+
+impl Collections<'_> {
     /// Creates a collection.
     ///
     /// # Errors
@@ -209,12 +219,13 @@ impl Db {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::in_memory()?;
-    /// db.create_collection("notes", larder::CollectionSpec::new().index("author"))?;
-    /// assert_eq!(db.collection_info("notes")?.spec.indexes, ["author"]);
+    /// db.collections().create("notes", larder::CollectionSpec::new().index("author"))?;
+    /// assert_eq!(db.collections().info("notes")?.spec.indexes, ["author"]);
     /// # Ok(()) }
     /// ```
-    pub fn create_collection(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
-        self.write(|txn| self.create_collection_in(txn, name, spec.clone()))
+    pub fn create(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
+        self.store
+            .write(|txn| self.create_collection_in(txn, name, spec.clone()))
     }
 
     /// [`Db::create_collection`] inside a caller's write transaction.
@@ -230,7 +241,7 @@ impl Db {
         if collections.get(name)?.is_some() {
             return Err(Error::already_exists(format!("collection `{name}`")));
         }
-        let now = self.now_micros();
+        let now = self.store.now_micros();
         let stored = StoredCollection {
             spec,
             created_at: now,
@@ -250,10 +261,10 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` if the collection does not exist, `InvalidInput` for a malformed spec.
-    pub fn update_collection(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
+    pub fn update(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
         validate_collection_name(name)?;
         spec.validate()?;
-        let updated = self.write(|txn| {
+        let updated = self.store.write(|txn| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let mut stored = load(&collections, name)?;
             for path in &stored.spec.indexes {
@@ -269,14 +280,14 @@ impl Db {
             }
             stored.spec = spec.clone();
             // Never backwards, even if the clock is.
-            stored.updated_at = self.now_micros().max(stored.updated_at + 1);
+            stored.updated_at = self.store.now_micros().max(stored.updated_at + 1);
             collections.insert(name, stored.encode()?.as_slice())?;
             let count = txn
                 .open_table(DocsTable::new(&schema::docs_table_name(name)))?
                 .len()?;
             Ok(info(name, stored, count))
         });
-        self.targets()?.invalidate();
+        self.store.state::<TargetCache>()?.invalidate();
         updated
     }
 
@@ -293,18 +304,18 @@ impl Db {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::in_memory()?;
-    /// db.create_collection("notes", larder::CollectionSpec::new().index("author"))?;
+    /// db.collections().create("notes", larder::CollectionSpec::new().index("author"))?;
     /// let notes: larder::Collection = db.collection("notes");
     /// notes.insert(&serde_json::json!({"author": "ada"}))?;
-    /// let renamed = db.rename_collection("notes", "journal")?;
+    /// let renamed = db.collections().rename("notes", "journal")?;
     /// assert_eq!((renamed.name.as_str(), renamed.document_count), ("journal", 1));
-    /// assert!(db.collection_info("notes").is_err());
+    /// assert!(db.collections().info("notes").is_err());
     /// # Ok(()) }
     /// ```
-    pub fn rename_collection(&self, from: &str, to: &str) -> Result<CollectionInfo> {
+    pub fn rename(&self, from: &str, to: &str) -> Result<CollectionInfo> {
         validate_collection_name(from)?;
         validate_collection_name(to)?;
-        let renamed = self.write(|txn| {
+        let renamed = self.store.write(|txn| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let mut stored = load(&collections, from)?;
             if collections.get(to)?.is_some() {
@@ -324,7 +335,7 @@ impl Db {
             crate::identity::api_keys::on_collection_renamed(txn, from, to)?;
             collections.remove(from)?;
             // Never backwards, even if the clock is.
-            stored.updated_at = self.now_micros().max(stored.updated_at + 1);
+            stored.updated_at = self.store.now_micros().max(stored.updated_at + 1);
             collections.insert(to, stored.encode()?.as_slice())?;
             let count = txn
                 .open_table(DocsTable::new(&schema::docs_table_name(to)))?
@@ -332,8 +343,8 @@ impl Db {
             Ok(info(to, stored, count))
         });
         // Both names' read targets are stale, and so are cached keys carrying the old grants.
-        self.targets()?.invalidate();
-        self.forget_cached_keys();
+        self.store.state::<TargetCache>()?.invalidate();
+        crate::identity::api_keys::Keys::new(self.store).forget_cached_keys();
         renamed
     }
 
@@ -341,10 +352,10 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::create_collection`] and [`Db::update_collection`].
-    pub fn put_collection(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
-        match self.create_collection(name, spec.clone()) {
-            Err(error) if matches!(error.kind(), crate::ErrorKind::AlreadyExists { .. }) => {
-                self.update_collection(name, spec)
+    pub fn put(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
+        match self.create(name, spec.clone()) {
+            Err(error) if matches!(error.kind(), crate::error::ErrorKind::AlreadyExists { .. }) => {
+                self.update(name, spec)
             }
             other => other,
         }
@@ -354,9 +365,9 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` if it does not exist.
-    pub fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
+    pub fn info(&self, name: &str) -> Result<CollectionInfo> {
         validate_collection_name(name)?;
-        let txn = self.redb().begin_read()?;
+        let txn = self.store.redb().begin_read()?;
         let stored = load(&txn.open_table(COLLECTIONS)?, name)?;
         let count = txn
             .open_table(DocsTable::new(&schema::docs_table_name(name)))?
@@ -368,8 +379,8 @@ impl Db {
     ///
     /// # Errors
     /// Only storage failures.
-    pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
-        let txn = self.redb().begin_read()?;
+    pub fn list(&self) -> Result<Vec<CollectionInfo>> {
+        let txn = self.store.redb().begin_read()?;
         let collections = txn.open_table(COLLECTIONS)?;
         let mut out = Vec::new();
         for entry in collections.iter()? {
@@ -387,9 +398,9 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` if it does not exist.
-    pub fn delete_collection(&self, name: &str) -> Result<()> {
+    pub fn delete(&self, name: &str) -> Result<()> {
         validate_collection_name(name)?;
-        let deleted = self.write(|txn| {
+        let deleted = self.store.write(|txn| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let stored = load(&collections, name)?;
             for path in &stored.spec.indexes {
@@ -400,7 +411,7 @@ impl Db {
             collections.remove(name)?;
             Ok(())
         });
-        self.targets()?.invalidate();
+        self.store.state::<TargetCache>()?.invalidate();
         deleted
     }
 }

@@ -1,14 +1,13 @@
 //! Documents: JSON objects in a collection, reached through a [`Collection`] handle.
 //!
-//! Every mutation is one call of [`Db::write`](crate::Db) (one durable transaction); every read
+//! Every mutation is one durable write transaction of the store; every read
 //! runs on one snapshot.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::de::DeserializeOwned;
@@ -17,16 +16,16 @@ use serde_json::{Map, Value};
 
 use crate::access::policy::{self, Action, Permit, Target as PolicyTarget};
 use crate::access::principal::Principal;
-use crate::data::collections::CollectionSpec;
-use crate::data::collections::{self, SERVER_MANAGED_FIELDS, validate_collection_name};
+use crate::data::collections::{CollectionSpec, TARGET_CACHE_ENTRIES, Target, TargetCache};
 use crate::data::index::{self, IndexDef, IndexScan};
 use crate::data::query::{
     self, Aggregate, FieldRef, MetaField, Order, Picked, Plan, Query, Row, RowData, RowId, Sort,
 };
 use crate::data::values;
-use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::Store;
 use crate::store::clock::format_rfc3339;
+use crate::store::names::{SERVER_MANAGED_FIELDS, validate_collection_name};
 use crate::store::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
 
 /// Longest accepted document id.
@@ -97,14 +96,14 @@ impl Doc<Value> {
 /// struct Note { title: String, stars: u32 }
 ///
 /// let db = larder::Db::in_memory()?;
-/// db.create_collection("notes", larder::CollectionSpec::new())?;
+/// db.collections().create("notes", larder::CollectionSpec::new())?;
 /// let notes = db.collection::<Note>("notes");
 /// let stored = notes.insert(&Note { title: "hello".into(), stars: 3 })?;
 /// assert_eq!(notes.get(&stored.id)?.unwrap().data.stars, 3);
 /// # Ok(()) }
 /// ```
 pub struct Collection<T = Value> {
-    db: Db,
+    store: Store,
     name: String,
     docs_table: String,
     principal: Principal,
@@ -114,7 +113,7 @@ pub struct Collection<T = Value> {
 impl<T> Clone for Collection<T> {
     fn clone(&self) -> Self {
         Collection {
-            db: self.db.clone(),
+            store: self.store.clone(),
             name: self.name.clone(),
             docs_table: self.docs_table.clone(),
             principal: self.principal.clone(),
@@ -131,77 +130,16 @@ impl<T> std::fmt::Debug for Collection<T> {
     }
 }
 
-impl Db {
-    /// A handle to the documents of collection `name`, as values of type `T`
-    /// (`serde_json::Value` when unannotated: `let notes: Collection = db.collection("notes")`).
-    pub fn collection<T: Serialize + DeserializeOwned + 'static>(
-        &self,
-        name: &str,
-    ) -> Collection<T> {
-        self.collection_as(name, Principal::system())
-    }
-
-    /// A handle acting as `principal` (see [`Actor`](crate::Actor)).
-    pub(crate) fn collection_as<T: Serialize + DeserializeOwned + 'static>(
-        &self,
-        name: &str,
-        principal: Principal,
-    ) -> Collection<T> {
+impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
+    /// A handle to collection `name` acting as `principal`.
+    pub(crate) fn new(store: &Store, name: &str, principal: Principal) -> Self {
         Collection {
-            db: self.clone(),
+            store: store.clone(),
             name: name.to_owned(),
             docs_table: schema::docs_table_name(name),
             principal,
             marker: PhantomData,
         }
-    }
-}
-
-/// A collection resolved inside a transaction.
-pub(crate) struct Target {
-    docs: String,
-    indexes: Vec<IndexDef>,
-    spec: CollectionSpec,
-}
-
-impl Target {
-    fn load<C>(collections: &C, name: &str) -> Result<Target>
-    where
-        C: ReadableTable<&'static str, &'static [u8]>,
-    {
-        validate_collection_name(name)?;
-        let stored = collections::load(collections, name)?;
-        let indexes = stored
-            .spec
-            .indexes
-            .iter()
-            .map(|path| IndexDef::new(name, path))
-            .collect::<Result<_>>()?;
-        Ok(Target {
-            docs: schema::docs_table_name(name),
-            indexes,
-            spec: stored.spec,
-        })
-    }
-}
-
-/// At most this many collections' read targets are cached (then the cache starts afresh).
-const TARGET_CACHE_ENTRIES: usize = 1024;
-
-/// Collections' read targets kept between reads: loading one (a table lookup, decoding the
-/// spec, naming its tables) was a third of a point get. Every change to a collection's spec,
-/// or its deletion, moves the generation on, and entries of older generations are not used.
-#[derive(Default)]
-pub(crate) struct TargetCache {
-    generation: AtomicU64,
-    entries: parking_lot::RwLock<HashMap<String, (u64, Arc<Target>)>>,
-}
-
-impl TargetCache {
-    /// Called after a collection's spec changed or it was deleted (creation needs nothing:
-    /// missing collections are not cached).
-    pub(crate) fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -269,7 +207,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `TooLarge` beyond the document size limit.
     pub fn insert(&self, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Create)?;
             self.insert_in(&mut tables, value.clone())
         })?;
@@ -296,7 +234,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             },
             _ => return Err(not_an_object()),
         }
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Create)?;
             self.insert_in(&mut tables, value.clone())
         })?;
@@ -308,7 +246,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// As [`Collection::insert`]; the message names the position of the refused item.
     pub fn insert_many(&self, docs: &[T]) -> Result<Vec<Doc<T>>> {
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Create)?;
             let mut out = Vec::with_capacity(docs.len());
             for (position, doc) in docs.iter().enumerate() {
@@ -336,14 +274,17 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             &PolicyTarget::Admin,
         )
         .is_ok();
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let missing = txn
                 .open_table(COLLECTIONS)?
                 .get(self.name.as_str())?
                 .is_none();
             if missing && may_create {
-                self.db
-                    .create_collection_in(txn, &self.name, CollectionSpec::new())?;
+                crate::data::collections::Collections::new(&self.store).create_collection_in(
+                    txn,
+                    &self.name,
+                    CollectionSpec::new(),
+                )?;
             }
             let mut tables = self.tables(txn, Action::Create)?;
             let mut out = Vec::with_capacity(docs.len());
@@ -363,7 +304,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     pub fn get(&self, id: &str) -> Result<Option<Doc<T>>> {
         if self.principal.is_admin() {
             // Administrators: no rules to read, straight to the document.
-            return self.db.read(|txn| {
+            return self.store.read(|txn| {
                 let docs = self.docs_table(txn)?;
                 let Some(bytes) = docs.get(id)? else {
                     return Ok(None);
@@ -397,7 +338,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `NotFound` for a missing collection or document; otherwise as [`Collection::insert`].
     pub fn replace(&self, id: &str, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Update)?;
             self.update_in(&mut tables, id, UpdateKind::Replace, |existing| {
                 prepare_update(value.clone(), existing)
@@ -412,7 +353,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `InvalidInput` if the patch is not an object; otherwise as [`Collection::replace`].
     pub fn patch(&self, id: &str, patch: &Value) -> Result<Doc<T>> {
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Update)?;
             self.update_in(&mut tables, id, UpdateKind::Patch, |existing| {
                 apply_patch(patch, existing)
@@ -426,7 +367,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// As [`Collection::patch`]; the message names the position of the refused item.
     pub fn patch_many(&self, patches: &[(String, Value)]) -> Result<Vec<Doc<T>>> {
-        let stored = self.db.write(|txn| {
+        let stored = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Update)?;
             let mut out = Vec::with_capacity(patches.len());
             for (position, (id, patch)) in patches.iter().enumerate() {
@@ -445,7 +386,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection or document.
     pub fn delete(&self, id: &str) -> Result<Doc<T>> {
-        let deleted = self.db.write(|txn| {
+        let deleted = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Delete)?;
             self.delete_in(txn, &mut tables, id)
         })?;
@@ -458,7 +399,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// As [`Collection::delete`]; the message names the position of the refused item.
     pub fn delete_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<Doc<T>>> {
-        let deleted = self.db.write(|txn| {
+        let deleted = self.store.write(|txn| {
             let mut tables = self.tables(txn, Action::Delete)?;
             let mut out = Vec::with_capacity(ids.len());
             for (position, id) in ids.iter().enumerate() {
@@ -491,7 +432,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # fn main() -> larder::Result<()> {
     /// use larder::{CollectionSpec, Db, Filter, Query};
     /// let db = Db::in_memory()?;
-    /// db.create_collection("notes", CollectionSpec::new())?;
+    /// db.collections().create("notes", CollectionSpec::new())?;
     /// let notes = db.collection::<serde_json::Value>("notes");
     /// for n in 0..30 {
     ///     notes.insert(&serde_json::json!({"n": n}))?;
@@ -632,7 +573,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `NotFound` for a missing collection; `InvalidInput` for a malformed filter.
     pub fn count(&self, filter: &query::Filter) -> Result<u64> {
         if matches!(filter, query::Filter::All) && self.principal.is_admin() {
-            return self.db.read(|txn| Ok(self.docs_table(txn)?.len()?));
+            return self.store.read(|txn| Ok(self.docs_table(txn)?.len()?));
         }
         let plan = Plan::compile(filter, &[])?;
         self.read_with_target(|txn, target| {
@@ -704,7 +645,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             return Err(not_an_object());
         };
         let id = match map.remove("id") {
-            None | Some(Value::Null) => self.db.new_id(),
+            None | Some(Value::Null) => self.store.new_id(),
             Some(Value::String(id)) => {
                 validate_id(&id)?;
                 id
@@ -723,7 +664,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         }
         tables.permit.prepare_create(&mut map)?;
         self.seal(&map, &mut tables.record)?;
-        let now = self.db.now_micros();
+        let now = self.store.now_micros();
         DocRecord::finish(&mut tables.record, now, now);
         // An existing id is refused; the caller's transaction then aborts, so the overwrite
         // below never reaches the file.
@@ -780,7 +721,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         permit.prepare_update(&existing.data, &mut data, kind == UpdateKind::Replace)?;
         self.seal(&data, &mut tables.record)?;
         // Keep updated_at strictly increasing even if the clock stalls or steps back.
-        let now = self.db.now_micros().max(existing.updated_at + 1);
+        let now = self.store.now_micros().max(existing.updated_at + 1);
         DocRecord::finish(&mut tables.record, existing.created_at, now);
         tables.docs.insert(id, tables.record.as_slice())?;
         for (def, table) in &mut tables.indexes {
@@ -851,7 +792,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             action,
             &PolicyTarget::Collection {
                 name: &self.name,
-                spec,
+                spec: spec.guard(),
             },
         )
     }
@@ -868,7 +809,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             action,
             &PolicyTarget::Document {
                 name: &self.name,
-                spec,
+                spec: spec.guard(),
                 data,
             },
         )
@@ -914,10 +855,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// Serializes the data into `record`, straight after room for the header (see
     /// [`DocRecord::begin`]), and checks its size.
     fn seal(&self, data: &Map<String, Value>, record: &mut Vec<u8>) -> Result<()> {
-        crate::data::values::check_nesting(data, "the document")?;
+        crate::store::names::check_nesting(data, "the document")?;
         DocRecord::begin(record);
         serde_json::to_writer(&mut *record, data).map_err(Error::internal)?;
-        let limit = self.db.max_document_bytes();
+        let limit = self.store.limits().max_document_bytes;
         if DocRecord::json_of(record).len() > limit {
             return Err(Error::too_large("the document", limit as u64));
         }
@@ -947,11 +888,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         &self,
         op: impl FnOnce(&ReadTransaction, &Target) -> Result<R>,
     ) -> Result<R> {
-        let cache = self.db.targets()?;
+        let cache = self.store.state::<TargetCache>()?;
         // Read before the snapshot begins: an entry is only ever tagged with a generation no
         // newer than the snapshot it was loaded from.
         let generation = cache.generation.load(Ordering::Acquire);
-        self.db.read(|txn| {
+        self.store.read(|txn| {
             let cached = cache
                 .entries
                 .read()

@@ -13,10 +13,10 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::data::collections::validate_field_path;
 use crate::data::values::{self, JsonType};
 use crate::error::{Error, Result};
 use crate::store::clock;
+use crate::store::names::validate_field_path;
 
 /// Most nodes a filter tree may have.
 const MAX_FILTER_NODES: usize = 1024;

@@ -21,9 +21,7 @@
 
 use std::cmp::Ordering;
 
-use serde_json::{Map, Number, Value};
-
-use crate::error::{Error, Result};
+use serde_json::{Number, Value};
 
 const TAG_MISSING: u8 = 0x00;
 const TAG_NULL: u8 = 0x01;
@@ -38,30 +36,6 @@ const TAG_OBJECT: u8 = 0x07;
 const END: u8 = 0x00;
 /// Starts one key/value entry of an object.
 const ENTRY: u8 = 0x01;
-
-/// How deeply stored data (a document, a profile) may nest objects and arrays, the data itself
-/// being level 1. Reading parses with serde_json's limit of 128 levels, so deeper data would be
-/// stored and then never read again (and break every list over it). MongoDB's limit is also 100.
-pub(crate) const MAX_NESTING: usize = 100;
-
-/// Refuses data nested deeper than [`MAX_NESTING`], before it is stored. `what` names it in the
-/// error ("the document").
-pub(crate) fn check_nesting(data: &Map<String, Value>, what: &str) -> Result<()> {
-    fn within(value: &Value, budget: usize) -> bool {
-        match value {
-            Value::Array(items) => budget > 0 && items.iter().all(|v| within(v, budget - 1)),
-            Value::Object(entries) => budget > 0 && entries.values().all(|v| within(v, budget - 1)),
-            _ => true,
-        }
-    }
-    if data.values().all(|value| within(value, MAX_NESTING - 1)) {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "{what} nests objects and arrays more than {MAX_NESTING} levels deep"
-        )))
-    }
-}
 
 /// The JSON types, in sort order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,26 +264,6 @@ pub(crate) fn descend<'v>(mut value: &'v Value, segments: &[String]) -> Option<&
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// `levels` of arrays around a number: `[[1]]` is 2.
-    fn nested(levels: usize) -> Value {
-        (0..levels).fold(json!(1), |inner, _| json!([inner]))
-    }
-
-    #[test]
-    fn nesting_is_counted_from_the_data_itself() {
-        let data = |levels: usize| match json!({ "a": nested(levels - 1) }) {
-            Value::Object(map) => map,
-            _ => unreachable!(),
-        };
-        assert!(check_nesting(&data(MAX_NESTING), "it").is_ok());
-        assert!(check_nesting(&data(MAX_NESTING + 1), "it").is_err());
-        // Far deeper than the limit: refused without walking it all.
-        assert!(check_nesting(&data(300), "it").is_err());
-        // What is accepted can be parsed again.
-        let text = serde_json::to_string(&data(MAX_NESTING)).unwrap();
-        assert!(serde_json::from_str::<Value>(&text).is_ok());
-    }
 
     #[test]
     fn sort_keys_order_types_then_values() {

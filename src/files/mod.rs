@@ -22,9 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::access::policy::{self, Action, Permit, Target};
 use crate::access::principal::Principal;
-use crate::data::collections::{CollectionSpec, Rules, validate_collection_name};
-use crate::db::Db;
+use crate::access::rules::{Guard, Rules};
 use crate::error::{Error, ErrorKind, Result};
+use crate::store::Store;
+use crate::store::names::validate_bucket_name;
 use crate::store::schema::{
     self, BUCKETS, FILE_CHUNKS, FILE_STAGING, FILES, FILES_BY_ATTACHMENT, FILES_BY_OWNER,
     UPLOAD_GRANTS,
@@ -92,13 +93,13 @@ impl BucketSpec {
         self
     }
 
-    /// The spec the one authorization function decides with: a bucket is a collection of
-    /// files whose owner field is the uploader.
-    fn as_collection(&self) -> CollectionSpec {
-        CollectionSpec {
-            rules: self.rules.clone(),
-            owner_field: Some(OWNER_FIELD.into()),
-            ..CollectionSpec::default()
+    /// What the policy decides with: a bucket is a collection of files whose owner field is
+    /// the uploader.
+    fn guard(&self) -> Guard<'_> {
+        Guard {
+            rules: &self.rules,
+            owner_field: Some(OWNER_FIELD),
+            hidden_fields: &[],
         }
     }
 }
@@ -246,16 +247,6 @@ pub(crate) fn validate_file_name(name: &str) -> Result<()> {
     }
 }
 
-fn validate_bucket_name(name: &str) -> Result<()> {
-    validate_collection_name(name).map_err(|_| {
-        Error::invalid(format!(
-            "invalid bucket name `{}`: use 1 to 64 characters of a-z, 0-9 and _, starting \
-             with a letter",
-            name.escape_debug()
-        ))
-    })
-}
-
 /// Checks the uploader's filename (kept as metadata) and content type.
 fn validate_metadata(filename: &str, content_type: &str) -> Result<()> {
     if filename.is_empty()
@@ -291,10 +282,10 @@ fn validate_metadata(filename: &str, content_type: &str) -> Result<()> {
 /// The unique part of a stored file's name: a time-ordered id, then 64 random bits. A public
 /// bucket's download URL is only as secret as its name, and the id alone is guessable from a
 /// neighbouring upload (its random part is small and its counter counts up).
-fn file_id(db: &Db) -> Result<String> {
+fn file_id(store: &Store) -> Result<String> {
     Ok(format!(
         "{}-{}",
-        db.new_id(),
+        store.new_id(),
         crate::store::ids::random_hex(8)?
     ))
 }
@@ -325,7 +316,19 @@ fn generated_name(id: &str, filename: &str) -> String {
     format!("{id}_{safe}")
 }
 
-impl Db {
+/// The buckets themselves, signed uploads and cleanup: `db.buckets()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Buckets<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Buckets<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Buckets { store }
+    }
+}
+
+impl Buckets<'_> {
     /// Creates a bucket.
     ///
     /// # Errors
@@ -334,16 +337,16 @@ impl Db {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::in_memory()?;
-    /// db.create_bucket("reports", larder::BucketSpec::new())?;
+    /// db.buckets().create("reports", larder::BucketSpec::new())?;
     /// let file = db.bucket("reports").put("q3.txt", "text/plain", &b"all good"[..])?;
     /// assert_eq!(file.size, 8);
     /// assert_eq!(db.bucket("reports").read_to_vec(&file.name)?, b"all good");
     /// # Ok(()) }
     /// ```
-    pub fn create_bucket(&self, name: &str, spec: BucketSpec) -> Result<BucketInfo> {
+    pub fn create(&self, name: &str, spec: BucketSpec) -> Result<BucketInfo> {
         validate_bucket_name(name)?;
-        let now = self.now_micros();
-        self.write(|txn| {
+        let now = self.store.now_micros();
+        self.store.write(|txn| {
             let mut buckets = txn.open_table(BUCKETS)?;
             if buckets.get(name)?.is_some() {
                 return Err(Error::already_exists(format!("bucket `{name}`")));
@@ -362,19 +365,22 @@ impl Db {
     ///
     /// # Errors
     /// `InvalidInput` for a malformed name.
-    pub fn ensure_bucket(&self, name: &str, spec: BucketSpec) -> Result<BucketInfo> {
-        self.ensure_bucket_exists(name, spec)?;
-        self.bucket_info(name)
+    pub fn ensure(&self, name: &str, spec: BucketSpec) -> Result<BucketInfo> {
+        self.ensure_exists(name, spec)?;
+        self.info(name)
     }
 
     /// [`Db::ensure_bucket`] without the usage scan: a read when the bucket exists (the
     /// dialects call it on every upload).
-    pub(crate) fn ensure_bucket_exists(&self, name: &str, spec: BucketSpec) -> Result<()> {
+    pub(crate) fn ensure_exists(&self, name: &str, spec: BucketSpec) -> Result<()> {
         validate_bucket_name(name)?;
-        if self.read(|txn| Ok(txn.open_table(BUCKETS)?.get(name)?.is_some()))? {
+        if self
+            .store
+            .read(|txn| Ok(txn.open_table(BUCKETS)?.get(name)?.is_some()))?
+        {
             return Ok(());
         }
-        match self.create_bucket(name, spec) {
+        match self.create(name, spec) {
             Err(e) if matches!(e.kind(), ErrorKind::AlreadyExists { .. }) => Ok(()),
             other => other.map(|_| ()),
         }
@@ -384,9 +390,9 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` if it does not exist.
-    pub fn update_bucket(&self, name: &str, spec: BucketSpec) -> Result<BucketInfo> {
+    pub fn update(&self, name: &str, spec: BucketSpec) -> Result<BucketInfo> {
         validate_bucket_name(name)?;
-        self.write(|txn| {
+        self.store.write(|txn| {
             let mut buckets = txn.open_table(BUCKETS)?;
             let mut stored = load_bucket(&buckets, name)?;
             stored.spec = spec.clone();
@@ -401,9 +407,9 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` if it does not exist.
-    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+    pub fn delete(&self, name: &str) -> Result<()> {
         validate_bucket_name(name)?;
-        self.write(|txn| {
+        self.store.write(|txn| {
             let mut buckets = txn.open_table(BUCKETS)?;
             load_bucket(&buckets, name)?;
             buckets.remove(name)?;
@@ -429,9 +435,9 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` if it does not exist.
-    pub fn bucket_info(&self, name: &str) -> Result<BucketInfo> {
+    pub fn info(&self, name: &str) -> Result<BucketInfo> {
         validate_bucket_name(name)?;
-        self.read(|txn| {
+        self.store.read(|txn| {
             let stored = load_bucket(&txn.open_table(BUCKETS)?, name)?;
             let (count, bytes) = usage(&txn.open_table(FILES)?, name)?;
             Ok(bucket_info(name, stored, count, bytes))
@@ -439,8 +445,8 @@ impl Db {
     }
 
     /// Every bucket, by name.
-    pub fn list_buckets(&self) -> Result<Vec<BucketInfo>> {
-        self.read(|txn| {
+    pub fn list(&self) -> Result<Vec<BucketInfo>> {
+        self.store.read(|txn| {
             let buckets = txn.open_table(BUCKETS)?;
             let files = txn.open_table(FILES)?;
             let mut out = Vec::new();
@@ -452,19 +458,6 @@ impl Db {
             }
             Ok(out)
         })
-    }
-
-    /// A handle to the files of bucket `name`, acting as the embedding program.
-    pub fn bucket(&self, name: &str) -> Bucket {
-        self.bucket_as(name, Principal::system())
-    }
-
-    pub(crate) fn bucket_as(&self, name: &str, principal: Principal) -> Bucket {
-        Bucket {
-            db: self.clone(),
-            name: name.to_owned(),
-            principal,
-        }
     }
 
     /// Stores a file through a grant made by [`Bucket::grant_upload`]. The bytes must match the
@@ -490,9 +483,9 @@ impl Db {
     /// by the upload's [`Upload::finish`].
     pub fn redeem_grant(&self, token: &str, content_type: &str) -> Result<Upload> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = self.now_micros();
+        let now = self.store.now_micros();
         let refused = || Error::forbidden("this upload link is unknown, used or expired");
-        let grant: StoredGrant = self.read(|txn| {
+        let grant: StoredGrant = self.store.read(|txn| {
             let grants = txn.open_table(UPLOAD_GRANTS)?;
             let grant = grants.get(hash.as_slice())?.ok_or_else(refused)?;
             schema::decode(grant.value())
@@ -506,7 +499,7 @@ impl Db {
                 grant.content_type
             )));
         }
-        let bucket = self.bucket(&grant.bucket);
+        let bucket = Bucket::new(self.store, &grant.bucket, Principal::system());
         let spec = bucket.load()?;
         Ok(Upload::start(
             bucket,
@@ -515,7 +508,8 @@ impl Db {
             grant.content_type,
             grant.owner,
             // The bucket's limit now, which may have been lowered since the grant was made.
-            spec.max_file_bytes.unwrap_or(self.max_file_bytes()),
+            spec.max_file_bytes
+                .unwrap_or(self.store.limits().max_file_bytes),
             Some(GrantUse {
                 hash,
                 size: grant.size,
@@ -527,9 +521,9 @@ impl Db {
     /// never finished, expired upload grants, and files attached to documents that no longer
     /// exist (unless their bucket keeps orphans). Freed pages are reused by later writes.
     /// Returns the number of files and staged uploads removed.
-    pub fn cleanup_files(&self) -> Result<u64> {
-        let now = self.now_micros();
-        self.write(|txn| {
+    pub fn cleanup(&self) -> Result<u64> {
+        let now = self.store.now_micros();
+        self.store.write(|txn| {
             let mut removed = purge_staging(txn, Some(now - STAGING_LIFETIME_MICROS))?;
             txn.open_table(UPLOAD_GRANTS)?.retain(|_, bytes| {
                 schema::decode::<StoredGrant>(bytes).is_ok_and(|g| g.expires_at >= now)
@@ -771,7 +765,7 @@ pub(crate) fn purge_staging(txn: &WriteTransaction, older_than: Option<i64>) -> 
 /// [`Actor::bucket`](crate::Actor::bucket).
 #[derive(Clone)]
 pub struct Bucket {
-    db: Db,
+    store: Store,
     name: String,
     principal: Principal,
 }
@@ -783,13 +777,25 @@ impl std::fmt::Debug for Bucket {
 }
 
 impl Bucket {
+    /// A handle to bucket `name` acting as `principal`.
+    pub(crate) fn new(store: &Store, name: &str, principal: Principal) -> Self {
+        Bucket {
+            store: store.clone(),
+            name: name.to_owned(),
+            principal,
+        }
+    }
+}
+
+impl Bucket {
     /// The bucket's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
     fn load(&self) -> Result<BucketSpec> {
-        self.db.read(|txn| self.spec_in(&txn.open_table(BUCKETS)?))
+        self.store
+            .read(|txn| self.spec_in(&txn.open_table(BUCKETS)?))
     }
 
     /// The bucket's spec, read through a table of the caller's transaction.
@@ -812,7 +818,6 @@ impl Bucket {
         action: Action,
         file: Option<&StoredFile>,
     ) -> Result<Permit> {
-        let collection = spec.as_collection();
         let name = self.policy_name();
         match file {
             None => policy::authorize(
@@ -820,7 +825,7 @@ impl Bucket {
                 action,
                 &Target::Collection {
                     name: &name,
-                    spec: &collection,
+                    spec: spec.guard(),
                 },
             ),
             Some(file) => policy::authorize(
@@ -828,7 +833,7 @@ impl Bucket {
                 action,
                 &Target::Document {
                     name: &name,
-                    spec: &collection,
+                    spec: spec.guard(),
                     data: &file.as_document(),
                 },
             ),
@@ -849,14 +854,15 @@ impl Bucket {
         validate_metadata(filename, content_type)?;
         let spec = self.load()?;
         self.permit(&spec, Action::Create, None)?;
-        let name = generated_name(&file_id(&self.db)?, filename);
+        let name = generated_name(&file_id(&self.store)?, filename);
         Ok(Upload::start(
             self.clone(),
             name,
             filename.to_owned(),
             content_type.to_owned(),
             self.principal.user().map(|u| u.id.clone()),
-            spec.max_file_bytes.unwrap_or(self.db.max_file_bytes()),
+            spec.max_file_bytes
+                .unwrap_or(self.store.limits().max_file_bytes),
             None,
         ))
     }
@@ -888,7 +894,9 @@ impl Bucket {
         validate_metadata(filename, content_type)?;
         let spec = self.load()?;
         self.permit(&spec, Action::Create, None)?;
-        let limit = spec.max_file_bytes.unwrap_or(self.db.max_file_bytes());
+        let limit = spec
+            .max_file_bytes
+            .unwrap_or(self.store.limits().max_file_bytes);
         if size == 0 {
             return Err(Error::invalid("the size must be positive"));
         }
@@ -896,9 +904,9 @@ impl Bucket {
             return Err(Error::too_large("file", limit));
         }
         let token = crate::store::ids::random_secret()?;
-        let name = generated_name(&file_id(&self.db)?, filename);
+        let name = generated_name(&file_id(&self.store)?, filename);
         let expires_at = self
-            .db
+            .store
             .now_micros()
             .saturating_add(i64::try_from(lifetime.as_micros()).unwrap_or(i64::MAX));
         let grant = StoredGrant {
@@ -911,8 +919,8 @@ impl Bucket {
             expires_at,
         };
         let hash = Sha256::digest(token.as_bytes());
-        let now = self.db.now_micros();
-        self.db.write(|txn| {
+        let now = self.store.now_micros();
+        self.store.write(|txn| {
             let mut grants = txn.open_table(UPLOAD_GRANTS)?;
             // Expired grants go as new ones come, so unused links never pile up.
             grants.retain(|_, bytes| {
@@ -952,7 +960,7 @@ impl Bucket {
     /// As [`Bucket::info`].
     pub fn open(&self, name: &str) -> Result<FileReader> {
         validate_file_name(name)?;
-        let txn = self.db.redb().begin_read()?;
+        let txn = self.store.redb().begin_read()?;
         let spec = self.spec_in(&txn.open_table(BUCKETS)?)?;
         let file = self.stored(&txn, name)?;
         self.permit(&spec, Action::View, Some(&file))?;
@@ -986,7 +994,7 @@ impl Bucket {
     /// As [`Bucket::info`]; `Forbidden` if the `delete` rule refuses the caller.
     pub fn delete(&self, name: &str) -> Result<FileInfo> {
         validate_file_name(name)?;
-        self.db.write(|txn| {
+        self.store.write(|txn| {
             let spec = self.spec_in(&txn.open_table(BUCKETS)?)?;
             let file: StoredFile = match txn.open_table(FILES)?.get((self.name.as_str(), name))? {
                 Some(bytes) => schema::decode(bytes.value())?,
@@ -1008,7 +1016,7 @@ impl Bucket {
         let spec = self.load()?;
         let permit = self.permit(&spec, Action::List, None)?;
         let only = permit.owner_filter.map(|(_, user)| user);
-        self.db.read(|txn| {
+        self.store.read(|txn| {
             let files = txn.open_table(FILES)?;
             let mut out = Vec::new();
             for entry in files.range((self.name.as_str(), "")..)? {
@@ -1075,7 +1083,7 @@ impl Upload {
         limit: u64,
         grant: Option<GrantUse>,
     ) -> Upload {
-        let blob = bucket.db.new_id();
+        let blob = bucket.store.new_id();
         Upload {
             bucket,
             name,
@@ -1164,8 +1172,8 @@ impl Upload {
     /// The staging entry records the last progress, so cleanup spares an upload still moving.
     fn stage_chunk(&mut self) -> Result<()> {
         let index = self.chunks;
-        let now = self.bucket.db.now_micros();
-        self.bucket.db.write_unsynced(|txn| {
+        let now = self.bucket.store.now_micros();
+        self.bucket.store.write_unsynced(|txn| {
             txn.open_table(FILE_STAGING)?
                 .insert(self.blob.as_str(), now)?;
             txn.open_table(FILE_CHUNKS)?
@@ -1202,12 +1210,12 @@ impl Upload {
             sha256: self.hasher.clone().finalize().into(),
             owner: self.owner.clone(),
             attached_to: self.attached_to.clone(),
-            created_at: self.bucket.db.now_micros(),
+            created_at: self.bucket.store.now_micros(),
             chunk_bytes: CHUNK_BYTES as u32,
         };
         let bucket = self.bucket.name.clone();
         let key = path_key(&bucket, &self.name);
-        let info = self.bucket.db.write(|txn| {
+        let info = self.bucket.store.write(|txn| {
             load_bucket(&txn.open_table(BUCKETS)?, &bucket)?;
             if let Some(grant) = &self.grant
                 && txn
@@ -1262,7 +1270,7 @@ impl Drop for Upload {
         }
         // Best effort: if this fails too, the next open or `cleanup_files` purges the chunks.
         let blob = self.blob.clone();
-        let _ = self.bucket.db.write_unsynced(|txn| {
+        let _ = self.bucket.store.write_unsynced(|txn| {
             txn.open_table(FILE_STAGING)?.remove(blob.as_str())?;
             remove_chunks(txn, &blob)
         });
@@ -1363,14 +1371,6 @@ impl FileReader {
 impl Read for FileReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.fill(buf).map_err(std::io::Error::other)
-    }
-}
-
-/// Checks the name a scoped key's grant is for: a collection, or `files/<bucket>`.
-pub(crate) fn validate_grant_target(name: &str) -> Result<()> {
-    match name.strip_prefix("files/") {
-        Some(bucket) => validate_bucket_name(bucket),
-        None => validate_collection_name(name),
     }
 }
 

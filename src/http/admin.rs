@@ -232,14 +232,14 @@ async fn create_key(Admin(db): Admin, body: Bytes) -> Answer {
             .ok_or_else(|| fail(Error::invalid("`expires_at` must be an RFC 3339 time")))?;
         new.expires_at = Some(crate::store::clock::from_micros(micros));
     }
-    let key = blocking(move || db.create_api_key(new))
+    let key = blocking(move || db.keys().create(new))
         .await
         .map_err(fail)?;
     answer(StatusCode::CREATED, key)
 }
 
 async fn list_keys(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.list_api_keys().map_err(fail)?)
+    answer(StatusCode::OK, db.keys().list().map_err(fail)?)
 }
 
 #[derive(Deserialize, Default)]
@@ -250,33 +250,35 @@ struct RotateRequest {
 
 async fn rotate_key(Admin(db): Admin, Path(id): Path<String>, body: Bytes) -> Answer {
     let request: RotateRequest = parse(&body).map_err(fail)?;
-    let key =
-        blocking(move || db.rotate_api_key(&id, Duration::from_secs(request.overlap_seconds)))
-            .await
-            .map_err(fail)?;
+    let key = blocking(move || {
+        db.keys()
+            .rotate(&id, Duration::from_secs(request.overlap_seconds))
+    })
+    .await
+    .map_err(fail)?;
     answer(StatusCode::OK, key)
 }
 
 async fn revoke_key(Admin(db): Admin, Path(id): Path<String>) -> Answer {
     let revoked = id.clone();
-    blocking(move || db.revoke_api_key(&id))
+    blocking(move || db.keys().revoke(&id))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"id": revoked, "revoked": true}))
 }
 
 async fn list_collections(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.list_collections().map_err(fail)?)
+    answer(StatusCode::OK, db.collections().list().map_err(fail)?)
 }
 
 async fn get_collection(Admin(db): Admin, Path(name): Path<String>) -> Answer {
-    answer(StatusCode::OK, db.collection_info(&name).map_err(fail)?)
+    answer(StatusCode::OK, db.collections().info(&name).map_err(fail)?)
 }
 
 async fn put_collection(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
     let spec: CollectionSpec = parse(&body).map_err(fail)?;
-    let existed = db.collection_info(&name).is_ok();
-    let info = blocking(move || db.put_collection(&name, spec))
+    let existed = db.collections().info(&name).is_ok();
+    let info = blocking(move || db.collections().put(&name, spec))
         .await
         .map_err(fail)?;
     answer(
@@ -291,24 +293,24 @@ async fn put_collection(Admin(db): Admin, Path(name): Path<String>, body: Bytes)
 
 async fn delete_collection(Admin(db): Admin, Path(name): Path<String>) -> Answer {
     let deleted = name.clone();
-    blocking(move || db.delete_collection(&name))
+    blocking(move || db.collections().delete(&name))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))
 }
 
 async fn list_buckets(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.list_buckets().map_err(fail)?)
+    answer(StatusCode::OK, db.buckets().list().map_err(fail)?)
 }
 
 async fn put_bucket(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
     let spec: BucketSpec = parse(&body).map_err(fail)?;
-    let existed = db.bucket_info(&name).is_ok();
+    let existed = db.buckets().info(&name).is_ok();
     let info = blocking(move || {
         if existed {
-            db.update_bucket(&name, spec)
+            db.buckets().update(&name, spec)
         } else {
-            db.create_bucket(&name, spec)
+            db.buckets().create(&name, spec)
         }
     })
     .await
@@ -323,39 +325,45 @@ async fn put_bucket(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> 
 
 async fn delete_bucket(Admin(db): Admin, Path(name): Path<String>) -> Answer {
     let deleted = name.clone();
-    blocking(move || db.delete_bucket(&name))
+    blocking(move || db.buckets().delete(&name))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))
 }
 
 async fn cleanup_files(Admin(db): Admin) -> Answer {
-    let removed = blocking(move || db.cleanup_files()).await.map_err(fail)?;
+    let removed = blocking(move || db.buckets().cleanup())
+        .await
+        .map_err(fail)?;
     answer(StatusCode::OK, json!({"removed": removed}))
 }
 
 async fn list_users(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.list_users().map_err(fail)?)
+    answer(StatusCode::OK, db.users().list().map_err(fail)?)
 }
 
 async fn get_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
-    answer(StatusCode::OK, db.get_user(&id).map_err(fail)?)
+    answer(StatusCode::OK, db.users().get(&id).map_err(fail)?)
 }
 
 async fn disable_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
-    let user = blocking(move || db.disable_user(&id)).await.map_err(fail)?;
+    let user = blocking(move || db.users().disable(&id))
+        .await
+        .map_err(fail)?;
     answer(StatusCode::OK, user)
 }
 
 async fn enable_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
-    let user = blocking(move || db.enable_user(&id)).await.map_err(fail)?;
+    let user = blocking(move || db.users().enable(&id))
+        .await
+        .map_err(fail)?;
     answer(StatusCode::OK, user)
 }
 
 async fn end_sessions(Admin(db): Admin, Path(id): Path<String>) -> Answer {
-    db.get_user(&id).map_err(fail)?;
+    db.users().get(&id).map_err(fail)?;
     let user = id.clone();
-    blocking(move || db.end_user_sessions(&id))
+    blocking(move || db.sessions().end_all(&id))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"id": user, "sessions_ended": true}))
@@ -363,17 +371,19 @@ async fn end_sessions(Admin(db): Admin, Path(id): Path<String>) -> Answer {
 
 async fn delete_user(Admin(db): Admin, Path(id): Path<String>) -> Answer {
     let deleted = id.clone();
-    blocking(move || db.delete_user(&id)).await.map_err(fail)?;
+    blocking(move || db.users().delete(&id))
+        .await
+        .map_err(fail)?;
     answer(StatusCode::OK, json!({"id": deleted, "deleted": true}))
 }
 
 async fn get_settings(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.settings().map_err(fail)?)
+    answer(StatusCode::OK, db.project().settings().map_err(fail)?)
 }
 
 async fn put_settings(Admin(db): Admin, body: Bytes) -> Answer {
     let changes: Value = parse(&body).map_err(fail)?;
-    let settings = blocking(move || db.update_settings(&changes))
+    let settings = blocking(move || db.project().update_settings(&changes))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, settings)
@@ -381,8 +391,8 @@ async fn put_settings(Admin(db): Admin, body: Bytes) -> Answer {
 
 async fn rotate_signing_key(Admin(db): Admin) -> Answer {
     let jwks = blocking(move || {
-        db.rotate_signing_key()?;
-        db.jwks()
+        db.signing_keys().rotate()?;
+        db.signing_keys().jwks()
     })
     .await
     .map_err(fail)?;
@@ -390,15 +400,15 @@ async fn rotate_signing_key(Admin(db): Admin) -> Answer {
 }
 
 async fn outbox(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.outbox().map_err(fail)?)
+    answer(StatusCode::OK, db.mail().outbox().map_err(fail)?)
 }
 
 async fn list_env(Admin(db): Admin) -> Answer {
-    answer(StatusCode::OK, db.list_env_vars().map_err(fail)?)
+    answer(StatusCode::OK, db.project().list_env_vars().map_err(fail)?)
 }
 
 async fn get_env(Admin(db): Admin, Path(name): Path<String>) -> Answer {
-    let value = db.env_var(&name).map_err(fail)?;
+    let value = db.project().env_var(&name).map_err(fail)?;
     answer(
         StatusCode::OK,
         json!({"name": name.to_uppercase().replace(' ', "_"), "value": value}),
@@ -413,7 +423,7 @@ struct EnvValue {
 
 async fn put_env(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
     let request: EnvValue = parse(&body).map_err(fail)?;
-    let name = blocking(move || db.set_env_var(&name, &request.value))
+    let name = blocking(move || db.project().set_env_var(&name, &request.value))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"name": name}))
@@ -421,7 +431,7 @@ async fn put_env(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Ans
 
 async fn delete_env(Admin(db): Admin, Path(name): Path<String>) -> Answer {
     let deleted = name.clone();
-    blocking(move || db.delete_env_var(&name))
+    blocking(move || db.project().delete_env_var(&name))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"name": deleted, "deleted": true}))

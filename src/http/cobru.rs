@@ -30,7 +30,7 @@ async fn refresh(
     let secret = presented
         .api_key
         .ok_or_else(|| fail(Error::unauthenticated("an x-api-key header is required")))?;
-    state.db.authenticate_key(&secret).map_err(fail)?;
+    state.db.keys().authenticate(&secret).map_err(fail)?;
     let refresh = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(fields)) => match fields.get("refresh") {
             Some(Value::String(token)) => token.clone(),
@@ -39,7 +39,7 @@ async fn refresh(
         _ => return Err(fail(Error::invalid("the body must be a JSON object"))),
     };
     let db = state.db.clone();
-    let (access, _) = blocking(move || db.access_token_from_refresh(&refresh))
+    let (access, _) = blocking(move || db.sessions().access_token_from_refresh(&refresh))
         .await
         .map_err(fail)?;
     Ok(no_store(json_response(

@@ -18,7 +18,8 @@ use serde_json::{Map, Value, json};
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
 use crate::access::policy::{self, Action, Target};
 use crate::access::principal::Principal;
-use crate::data::collections::{CollectionInfo, CollectionSpec, Rule, Rules};
+use crate::access::rules::{Rule, Rules};
+use crate::data::collections::{CollectionInfo, CollectionSpec};
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Aggregate, Filter, Op, Order, Query, Sort};
 use crate::db::Db;
@@ -158,7 +159,7 @@ impl FromRequestParts<AppState> for PublicCaller {
             .map_err(|e| fail(e.error))?;
         let mut client = presented.client.clone();
         if let Some(key) = &presented.api_key {
-            let identity = state.db.authenticate_key(key).map_err(fail)?;
+            let identity = state.db.keys().authenticate(key).map_err(fail)?;
             if identity.kind == crate::identity::api_keys::KeyKind::Secret {
                 client = client.server_trusted();
             }
@@ -282,13 +283,14 @@ async fn signup(caller: PublicCaller, request: Request) -> Answer {
         new.phone = Some(phone.clone());
     }
     let (db, client) = (caller.db.clone(), caller.client);
-    let outcome = blocking(move || Ok(db.signup(new, &client)))
+    let outcome = blocking(move || Ok(db.users().signup(new, &client)))
         .await
         .map_err(fail)?;
     let outcome = match (outcome, rest) {
         (Ok(signed_in), Some(parts)) => {
             let session = caller
                 .db
+                .sessions()
                 .authenticate(&signed_in.access_token)
                 .map_err(fail)?;
             let user = profile_files(&caller.db, session, signed_in.user.clone(), parts, &base)
@@ -308,7 +310,7 @@ async fn login(caller: PublicCaller, body: Bytes) -> Answer {
         text(&fields, "password").map_err(fail)?,
     );
     let (db, client) = (caller.db, caller.client);
-    let outcome = blocking(move || Ok(db.login(&email, &password, &client)))
+    let outcome = blocking(move || Ok(db.users().login(&email, &password, &client)))
         .await
         .map_err(fail)?;
     sign_in_answer(StatusCode::OK, outcome)
@@ -338,9 +340,12 @@ async fn update_user(caller: Caller, request: Request) -> Answer {
             let fields = body_object(&body).map_err(fail)?;
             refuse_credential_changes(&fields, &session).map_err(fail)?;
             let db = caller.db.clone();
-            blocking(move || db.update_profile(&session, &profile_changes(&fields, Map::new())))
-                .await
-                .map_err(fail)?
+            blocking(move || {
+                db.users()
+                    .update_profile(&session, &profile_changes(&fields, Map::new()))
+            })
+            .await
+            .map_err(fail)?
         }
         Form::Multipart(parts) => update_profile_with_files(&caller.db, session, parts, &base)
             .await
@@ -398,7 +403,9 @@ async fn update_profile_with_files(
     let writer = db.clone();
     let updated = blocking(move || {
         refuse_credential_changes(&fields, &session)?;
-        writer.update_profile(&session, &profile_changes(&fields, urls))
+        writer
+            .users()
+            .update_profile(&session, &profile_changes(&fields, urls))
     })
     .await;
     let updated = match updated {
@@ -427,7 +434,8 @@ async fn list_users(caller: Caller) -> Answer {
     allowed(&caller, Action::ManageUsers).map_err(fail)?;
     let users: Vec<Value> = caller
         .db
-        .list_users()
+        .users()
+        .list()
         .map_err(fail)?
         .iter()
         .map(user_view)
@@ -442,7 +450,7 @@ async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
     }
     answer(
         StatusCode::OK,
-        user_view(&caller.db.get_user(&id).map_err(fail)?),
+        user_view(&caller.db.users().get(&id).map_err(fail)?),
     )
 }
 
@@ -457,7 +465,7 @@ async fn disable_2fa(caller: Caller) -> Answer {
 async fn toggle_2fa(caller: Caller, enabled: bool) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let db = caller.db.clone();
-    let user = blocking(move || db.set_second_factor(&session, enabled))
+    let user = blocking(move || db.users().set_second_factor(&session, enabled))
         .await
         .map_err(fail)?;
     answer(
@@ -469,7 +477,7 @@ async fn toggle_2fa(caller: Caller, enabled: bool) -> Answer {
 async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
     let email = text(&body_object(&body).map_err(fail)?, "email").map_err(fail)?;
     let db = caller.db;
-    blocking(move || db.resend_second_factor(&email))
+    blocking(move || db.users().resend_second_factor(&email))
         .await
         .map_err(fail)?;
     answer(
@@ -485,7 +493,7 @@ async fn verify_2fa(caller: PublicCaller, body: Bytes) -> Answer {
         text(&fields, "code").map_err(fail)?,
     );
     let (db, client) = (caller.db, caller.client);
-    let signed_in = blocking(move || db.complete_second_factor(&email, &code, &client))
+    let signed_in = blocking(move || db.users().complete_second_factor(&email, &code, &client))
         .await
         .map_err(fail)?;
     token_answer(StatusCode::OK, &signed_in)
@@ -495,7 +503,7 @@ async fn send_verification(caller: Caller) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let db = caller.db.clone();
     let email = session.user().email.clone();
-    blocking(move || db.request_email_verification(&email))
+    blocking(move || db.users().request_email_verification(&email))
         .await
         .map_err(fail)?;
     answer(
@@ -507,7 +515,7 @@ async fn send_verification(caller: Caller) -> Answer {
 async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
     let token = text(&body_object(&body).map_err(fail)?, "token").map_err(fail)?;
     let db = caller.db;
-    blocking(move || db.verify_email_token(&token))
+    blocking(move || db.users().verify_email_token(&token))
         .await
         .map_err(fail)?;
     answer(StatusCode::OK, json!({"message": "Email verified"}))
@@ -557,7 +565,7 @@ async fn create_collection(caller: Caller, body: Bytes) -> Answer {
     refuse_webhook(&fields).map_err(fail)?;
     let name = text(&fields, "name").map_err(fail)?;
     let db = caller.db.clone();
-    let info = blocking(move || db.create_collection(&name, owner_only()))
+    let info = blocking(move || db.collections().create(&name, owner_only()))
         .await
         .map_err(fail)?;
     answer(StatusCode::CREATED, collection_view(&info))
@@ -576,8 +584,8 @@ async fn update_collection(caller: Caller, Path(name): Path<String>, body: Bytes
     };
     let db = caller.db.clone();
     let info = blocking(move || match new_name {
-        Some(to) if to != name => db.rename_collection(&name, &to),
-        _ => db.collection_info(&name),
+        Some(to) if to != name => db.collections().rename(&name, &to),
+        _ => db.collections().info(&name),
     })
     .await
     .map_err(fail)?;
@@ -588,7 +596,7 @@ async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
     admin_only(&caller).map_err(fail)?;
     let db = caller.db.clone();
     let deleted = name.clone();
-    blocking(move || db.delete_collection(&name))
+    blocking(move || db.collections().delete(&name))
         .await
         .map_err(fail)?;
     answer(
@@ -635,7 +643,7 @@ async fn on_documents<T: Send + 'static>(
     let principal = caller.principal.clone();
     let name = name.to_owned();
     blocking(move || {
-        let created = db.collection_info(&name)?.created_at;
+        let created = db.collections().info(&name)?.created_at;
         Ok((call(db.acting_as(principal).collection(&name))?, created))
     })
     .await
@@ -663,10 +671,10 @@ async fn create_document(
     };
     let data = Value::Object(data);
     // The admin key creates a missing collection on the fly (the hosted behaviour).
-    if admin_only(&caller).is_ok() && caller.db.collection_info(&name).is_err() {
+    if admin_only(&caller).is_ok() && caller.db.collections().info(&name).is_err() {
         let db = caller.db.clone();
         let to_create = name.clone();
-        blocking(move || db.put_collection(&to_create, owner_only()))
+        blocking(move || db.collections().put(&to_create, owner_only()))
             .await
             .map_err(fail)?;
     }
@@ -778,7 +786,7 @@ async fn store_parts(
                 data = data_part(field, db, limit).await?;
                 continue;
             }
-            crate::data::collections::validate_field_path(&name)?;
+            crate::store::names::validate_field_path(&name)?;
             let info = http_files::store_field(&upload, field, limit).await?;
             let url = Value::String(file_url(base, &info));
             stored.push(info);
@@ -804,7 +812,8 @@ async fn store_parts(
 async fn uploads_bucket(db: &Db, principal: Principal) -> Result<crate::files::Bucket> {
     let db = db.clone();
     blocking(move || {
-        db.ensure_bucket_exists(FILES_BUCKET, files_bucket_spec())?;
+        db.buckets()
+            .ensure_exists(FILES_BUCKET, files_bucket_spec())?;
         Ok(db.bucket_as(FILES_BUCKET, principal))
     })
     .await
@@ -953,7 +962,8 @@ async fn profile_files(
             _ => Map::new(),
         };
         data.extend(urls);
-        db.update_profile(&session, &json!({ "data": data }))
+        db.users()
+            .update_profile(&session, &json!({ "data": data }))
     })
     .await
 }

@@ -172,7 +172,7 @@ impl Caller {
         if self.principal.key_id() != Some(id.as_str()) {
             self.allowed(Action::ManageKeys)?;
         }
-        self.db.get_api_key(&id)
+        self.db.keys().get(&id)
     }
 }
 
@@ -260,7 +260,7 @@ struct TokenRequest {
 async fn token(State(state): State<AppState>, body: Bytes) -> Answer {
     let request: TokenRequest = json_body(&body).map_err(fail)?;
     let db = state.db.clone();
-    let (token, expires_in) = blocking(move || db.key_token(&request.api_key))
+    let (token, expires_in) = blocking(move || db.keys().token(&request.api_key))
         .await
         .map_err(fail)?;
     Ok(no_store(json_response(
@@ -437,7 +437,7 @@ async fn register(
     new.description = request.description;
     new.grants = grants_of(&request.collection_permissions).map_err(fail)?;
     let db = state.db.clone();
-    let issued = blocking(move || db.create_api_key(new))
+    let issued = blocking(move || db.keys().create(new))
         .await
         .map_err(fail)?;
     Ok(no_store(json_response(
@@ -448,7 +448,7 @@ async fn register(
 
 async fn list_keys(caller: Caller) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
-    let keys = caller.db.list_api_keys().map_err(fail)?;
+    let keys = caller.db.keys().list().map_err(fail)?;
     let keys = keys.iter().map(|info| key_view(info, None)).collect();
     Ok(no_store(json_response(StatusCode::OK, Value::Array(keys))))
 }
@@ -457,7 +457,7 @@ async fn revoke_key(caller: Caller, Path(key): Path<String>) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
     let id = caller.key_id(&key).map_err(fail)?;
     let db = caller.db.clone();
-    blocking(move || db.revoke_api_key(&id))
+    blocking(move || db.keys().revoke(&id))
         .await
         .map_err(fail)?;
     answer(
@@ -505,7 +505,7 @@ impl PermissionsRequest {
         match (&self.key_id, &self.api_key) {
             (Some(id), _) => Ok(id.clone()),
             (None, Some(id)) if is_key_id(id) => Ok(id.clone()),
-            (None, Some(secret)) => match db.authenticate_key(secret) {
+            (None, Some(secret)) => match db.keys().authenticate(secret) {
                 Ok(identity) => Ok(identity.id.clone()),
                 // Here the key is the subject, not the caller's credential: unknown is 404.
                 Err(e) if matches!(e.kind(), ErrorKind::Unauthenticated { .. }) => {
@@ -559,7 +559,7 @@ async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answe
     let db = caller.db.clone();
     let key = id.clone();
     let changes = blocking(move || {
-        db.edit_key_grants(&key, |current| {
+        db.keys().edit_grants(&key, |current| {
             let mut next = if replace {
                 BTreeMap::new()
             } else {
@@ -575,7 +575,7 @@ async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answe
     })
     .await
     .map_err(fail)?;
-    let info = caller.db.get_api_key(&id).map_err(fail)?;
+    let info = caller.db.keys().get(&id).map_err(fail)?;
     if is_single {
         // The client's legacy call reads an ApiKey back.
         return answer(StatusCode::OK, key_view(&info, None));
@@ -658,7 +658,7 @@ async fn edit_grant(caller: Caller, key: String, name: String, edit: Option<Gran
     let collection = name.clone();
     let (changes, before) = blocking(move || {
         let mut before = None;
-        let changes = db.edit_key_grants(&id, |current| {
+        let changes = db.keys().edit_grants(&id, |current| {
             let mut next = current.clone();
             before = current.get(&collection).cloned();
             match edit.clone() {
@@ -950,13 +950,13 @@ async fn batch_delete(
 
 /// The collections the caller may list, as decided by the one policy for each.
 async fn list_collections(caller: Caller) -> Answer {
-    let collections = caller.db.list_collections().map_err(fail)?;
+    let collections = caller.db.collections().list().map_err(fail)?;
     let names: Vec<&str> = collections
         .iter()
         .filter(|c| {
             let target = Target::Collection {
                 name: &c.name,
-                spec: &c.spec,
+                spec: c.spec.guard(),
             };
             policy::authorize(&caller.principal, Action::List, &target).is_ok()
         })
@@ -969,7 +969,7 @@ async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
     caller.allowed(Action::ManageCollections).map_err(fail)?;
     let db = caller.db.clone();
     let deleted = name.clone();
-    blocking(move || db.delete_collection(&name))
+    blocking(move || db.collections().delete(&name))
         .await
         .map_err(fail)?;
     answer(

@@ -58,7 +58,7 @@ pub(crate) async fn principal(state: &AppState, presented: Presented) -> Result<
 /// The address clients reach this server by: the `PUBLIC_URL` setting, else the request's
 /// `Host` when it is a plain `host[:port]`, else the address the server listens on.
 pub(crate) fn base_url(db: &Db, headers: &HeaderMap) -> String {
-    if let Some(url) = db.settings().ok().and_then(|s| s.public_url) {
+    if let Some(url) = db.project().settings().ok().and_then(|s| s.public_url) {
         return url.trim_end_matches('/').to_owned();
     }
     let host = headers
@@ -716,7 +716,7 @@ pub(crate) async fn redeem_upload(db: &Db, token: String, request: Request) -> R
         .unwrap_or("application/octet-stream")
         .to_owned();
     let grant_db = db.clone();
-    let upload = blocking(move || grant_db.redeem_grant(&token, &content_type)).await?;
+    let upload = blocking(move || grant_db.buckets().redeem_grant(&token, &content_type)).await?;
     let limit = body_limit(&request);
     store(upload, request.into_body(), limit).await
 }

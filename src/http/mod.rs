@@ -307,6 +307,7 @@ fn cors(db: Db) -> CorsLayer {
             };
             origin != "null"
                 && cors_db
+                    .project()
                     .settings()
                     .is_ok_and(|s| s.allowed_origins.iter().any(|o| o == origin))
         }))
@@ -445,7 +446,7 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {
-    match state.db.jwks() {
+    match state.db.signing_keys().jwks() {
         Ok(jwks) => axum::Json(jwks).into_response(),
         Err(error) => error::ApiError::new(error, error::Shape::Native).into_response(),
     }

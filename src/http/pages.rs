@@ -75,10 +75,11 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 async fn verify_email(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
     let db = state.db.clone();
     let token = query.token;
-    let verified = blocking(move || db.verify_email_token(&token)).await;
+    let verified = blocking(move || db.users().verify_email_token(&token)).await;
     match verified {
         Ok(()) => match state
             .db
+            .project()
             .settings()
             .ok()
             .and_then(|s| s.verification_success_url)
@@ -132,10 +133,11 @@ async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
 async fn reset_password(State(state): State<AppState>, Form(form): Form<ResetForm>) -> Response {
     let db = state.db.clone();
     let (token, password) = (form.token.clone(), form.password);
-    match blocking(move || db.reset_password_with_token(&token, &password)).await {
+    match blocking(move || db.users().reset_password_with_token(&token, &password)).await {
         Ok(()) => {
             let login = state
                 .db
+                .project()
                 .settings()
                 .ok()
                 .and_then(|s| s.login_url.or(s.frontend_url))

@@ -99,7 +99,7 @@ impl FromRequestParts<AppState> for Caller {
             .api_key
             .as_deref()
             .ok_or_else(|| fail(Error::unauthenticated("an x-api-key header is required")))?;
-        let key = state.db.authenticate_key(secret).map_err(fail)?;
+        let key = state.db.keys().authenticate(secret).map_err(fail)?;
         if !matches!(key.kind, KeyKind::Secret | KeyKind::Publishable) {
             return Err(fail(Error::unauthenticated(
                 "use a pk_live_ or sk_live_ key on these routes",
@@ -129,7 +129,9 @@ impl Caller {
             return Ok(Principal::key(self.key.clone()));
         }
         match &self.presented.bearer {
-            Some(token) => Ok(Principal::user_session(self.db.authenticate(token)?)),
+            Some(token) => Ok(Principal::user_session(
+                self.db.sessions().authenticate(token)?,
+            )),
             None => Ok(Principal::key(self.key.clone())),
         }
     }
@@ -274,7 +276,7 @@ async fn signup(caller: Caller, body: Bytes) -> Answer {
     let client = caller.client();
     let header_mode = caller.refresh_mode_header;
     let db = caller.db.clone();
-    let signed_in = blocking(move || db.signup(new, &client))
+    let signed_in = blocking(move || db.users().signup(new, &client))
         .await
         .map_err(fail)?;
     let mut extra = match user_view(&signed_in.user) {
@@ -296,7 +298,7 @@ async fn login(caller: Caller, body: Bytes) -> Answer {
     let password = text_field(&fields, "password").map_err(fail)?;
     let client = caller.client();
     let db = caller.db.clone();
-    let signed_in = blocking(move || db.login(&email, &password, &client))
+    let signed_in = blocking(move || db.users().login(&email, &password, &client))
         .await
         .map_err(fail)?;
     Ok(signed_in_answer(
@@ -312,7 +314,9 @@ async fn refresh(caller: Caller, headers: HeaderMap) -> Answer {
         .ok_or_else(|| fail(Error::unauthenticated("a refresh token is required")))?;
     let header_mode = caller.refresh_mode_header || headers.contains_key("x-refresh-token");
     let db = caller.db.clone();
-    let signed_in = blocking(move || db.refresh(&token)).await.map_err(fail)?;
+    let signed_in = blocking(move || db.sessions().refresh(&token))
+        .await
+        .map_err(fail)?;
     Ok(signed_in_answer(
         StatusCode::OK,
         &signed_in,
@@ -327,11 +331,11 @@ async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
     let refresh_token = presented_refresh_token(&headers);
     blocking(move || {
         // Idempotent: whatever can be ended is ended, nothing to end is fine.
-        if let Some(session) = bearer.and_then(|token| db.authenticate(&token).ok()) {
-            db.logout(&session)?;
+        if let Some(session) = bearer.and_then(|token| db.sessions().authenticate(&token).ok()) {
+            db.sessions().logout(&session)?;
         }
         if let Some(token) = refresh_token {
-            db.logout_refresh_token(&token)?;
+            db.sessions().logout_refresh_token(&token)?;
         }
         Ok(())
     })
@@ -352,7 +356,7 @@ fn session(caller: &Caller) -> Result<crate::identity::sessions::UserSession> {
         .bearer
         .as_deref()
         .ok_or_else(|| Error::unauthenticated("a Bearer token is required"))?;
-    caller.db.authenticate(token)
+    caller.db.sessions().authenticate(token)
 }
 
 async fn me(caller: Caller) -> Answer {
@@ -361,7 +365,7 @@ async fn me(caller: Caller) -> Answer {
 }
 
 async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer {
-    let profile = caller.db.public_profile(&username).map_err(fail)?;
+    let profile = caller.db.users().public_profile(&username).map_err(fail)?;
     let mut view = profile.fields;
     view.insert("_id".into(), json!(profile.id));
     view.insert("username".into(), json!(profile.username));
@@ -373,7 +377,7 @@ async fn update_profile(caller: Caller, body: Bytes) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let changes = Value::Object(body_object(&body).map_err(fail)?);
     let db = caller.db.clone();
-    let user = blocking(move || db.update_profile(&session, &changes))
+    let user = blocking(move || db.users().update_profile(&session, &changes))
         .await
         .map_err(fail)?;
     Ok(no_store(ok(
@@ -389,7 +393,7 @@ async fn change_password(caller: Caller, body: Bytes) -> Answer {
     let current = text_field(&fields, "currentPassword").map_err(fail)?;
     let new = text_field(&fields, "newPassword").map_err(fail)?;
     let db = caller.db.clone();
-    blocking(move || db.change_password(&session, &current, &new))
+    blocking(move || db.users().change_password(&session, &current, &new))
         .await
         .map_err(fail)?;
     Ok(no_store(ok(
@@ -418,7 +422,8 @@ async fn account_flow(
 
 async fn verify_email(caller: Caller, body: Bytes) -> Answer {
     account_flow(caller, body, "Email verified", |db, fields| {
-        db.verify_email(&text_field(fields, "email")?, &text_field(fields, "otp")?)
+        db.users()
+            .verify_email(&text_field(fields, "email")?, &text_field(fields, "otp")?)
     })
     .await
 }
@@ -428,7 +433,10 @@ async fn resend_verification(caller: Caller, body: Bytes) -> Answer {
         caller,
         body,
         "If the address needs verifying, a code is on its way",
-        |db, fields| db.request_email_verification(&text_field(fields, "email")?),
+        |db, fields| {
+            db.users()
+                .request_email_verification(&text_field(fields, "email")?)
+        },
     )
     .await
 }
@@ -438,14 +446,17 @@ async fn request_reset(caller: Caller, body: Bytes) -> Answer {
         caller,
         body,
         "If the address is registered, a reset code is on its way",
-        |db, fields| db.request_password_reset(&text_field(fields, "email")?),
+        |db, fields| {
+            db.users()
+                .request_password_reset(&text_field(fields, "email")?)
+        },
     )
     .await
 }
 
 async fn reset_password(caller: Caller, body: Bytes) -> Answer {
     account_flow(caller, body, "Password reset", |db, fields| {
-        db.reset_password(
+        db.users().reset_password(
             &text_field(fields, "email")?,
             &text_field(fields, "otp")?,
             &text_field(fields, "newPassword")?,
@@ -510,8 +521,8 @@ async fn send_mail(caller: Caller, body: Bytes) -> Answer {
     };
     let db = caller.db.clone();
     let (id, sent) = blocking(move || {
-        let id = db.send_mail(message)?;
-        Ok((id, db.outbox()?.len()))
+        let id = db.mail().send(message)?;
+        Ok((id, db.mail().outbox()?.len()))
     })
     .await
     .map_err(fail)?;

@@ -16,12 +16,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::data::collections::validate_field_path;
-use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::tokens::TokenType;
+use crate::store::Store;
 use crate::store::clock::{self, format_rfc3339};
 use crate::store::ids;
+use crate::store::names::validate_field_path;
 use crate::store::schema::{self, API_KEYS, API_KEYS_BY_HASH};
 
 /// How often at most a key's last-used time is written to the file.
@@ -358,10 +358,22 @@ fn new_secret(kind: KeyKind) -> Result<(String, String)> {
     Ok((secret, prefix))
 }
 
-impl Db {
+/// API keys: create, list, rotate, revoke, grants and key tokens: `db.keys()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Keys<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Keys<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Keys { store }
+    }
+}
+
+impl Keys<'_> {
     /// Runs a write on API keys, then clears the key cache.
     fn write_keys<T>(&self, op: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let out = self.write(op);
+        let out = self.store.write(op);
         self.forget_cached_keys();
         out
     }
@@ -376,12 +388,12 @@ impl Db {
     /// # fn main() -> larder::Result<()> {
     /// use larder::{Grant, KeyKind, NewApiKey};
     /// let db = larder::Db::in_memory()?;
-    /// let key = db.create_api_key(NewApiKey::new(KeyKind::Scoped, "reports").grant("orders", Grant::read()))?;
+    /// let key = db.keys().create(NewApiKey::new(KeyKind::Scoped, "reports").grant("orders", Grant::read()))?;
     /// assert!(key.secret.starts_with("rk_live_"));
-    /// assert_eq!(db.list_api_keys()?[0].prefix, &key.secret[..12]);
+    /// assert_eq!(db.keys().list()?[0].prefix, &key.secret[..12]);
     /// # Ok(()) }
     /// ```
-    pub fn create_api_key(&self, new: NewApiKey) -> Result<IssuedKey> {
+    pub fn create(&self, new: NewApiKey) -> Result<IssuedKey> {
         let label = new.label.trim().to_owned();
         if label.is_empty() || label.len() > 100 {
             return Err(Error::invalid("a key needs a label of 1 to 100 characters"));
@@ -395,10 +407,10 @@ impl Db {
             return Err(Error::invalid("only scoped keys have grants"));
         }
         for (collection, grant) in &new.grants {
-            crate::files::validate_grant_target(collection)?;
+            crate::store::names::validate_grant_target(collection)?;
             grant.validate()?;
         }
-        let now = self.now_micros();
+        let now = self.store.now_micros();
         let expires_at = new.expires_at.map(to_micros);
         if expires_at.is_some_and(|t| t <= now) {
             return Err(Error::invalid("the expiry is in the past"));
@@ -438,7 +450,7 @@ impl Db {
     /// # Errors
     /// `InvalidInput` unless the secret is `sk_live_` followed by at least 32 characters of
     /// `A-Z a-z 0-9 _ -`.
-    pub fn import_secret_key(&self, secret: &str, label: &str) -> Result<String> {
+    pub fn import_secret(&self, secret: &str, label: &str) -> Result<String> {
         let body = secret
             .strip_prefix(KeyKind::Secret.prefix())
             .unwrap_or_default();
@@ -453,7 +465,7 @@ impl Db {
             ));
         }
         let hash = secret_hash(secret);
-        let now = self.now_micros();
+        let now = self.store.now_micros();
         self.write_keys(|txn| {
             let mut by_hash = txn.open_table(API_KEYS_BY_HASH)?;
             if let Some(id) = by_hash.get(hash.as_slice())? {
@@ -487,9 +499,14 @@ impl Db {
     ///
     /// # Errors
     /// Only storage failures.
-    pub fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
-        let last_used = self.key_cache()?.last_used.lock().clone();
-        self.read(|txn| {
+    pub fn list(&self) -> Result<Vec<ApiKeyInfo>> {
+        let last_used = self
+            .store
+            .state::<crate::identity::api_keys::KeyCache>()?
+            .last_used
+            .lock()
+            .clone();
+        self.store.read(|txn| {
             let table = txn.open_table(API_KEYS)?;
             let mut out = Vec::new();
             for entry in table.iter()? {
@@ -505,9 +522,16 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` for an unknown id.
-    pub fn get_api_key(&self, id: &str) -> Result<ApiKeyInfo> {
-        let last_used = self.key_cache()?.last_used.lock().get(id).copied();
-        self.read(|txn| Ok(load_key(&txn.open_table(API_KEYS)?, id)?.info(id, last_used)))
+    pub fn get(&self, id: &str) -> Result<ApiKeyInfo> {
+        let last_used = self
+            .store
+            .state::<crate::identity::api_keys::KeyCache>()?
+            .last_used
+            .lock()
+            .get(id)
+            .copied();
+        self.store
+            .read(|txn| Ok(load_key(&txn.open_table(API_KEYS)?, id)?.info(id, last_used)))
     }
 
     /// Revokes a key: its secret (and any JWT minted from it) stops working on the very next
@@ -515,7 +539,7 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` for an unknown id.
-    pub fn revoke_api_key(&self, id: &str) -> Result<()> {
+    pub fn revoke(&self, id: &str) -> Result<()> {
         self.write_keys(|txn| {
             let stored: StoredKey = match txn.open_table(API_KEYS)?.remove(id)? {
                 Some(bytes) => schema::decode(bytes.value())?,
@@ -535,10 +559,16 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` for an unknown id.
-    pub fn rotate_api_key(&self, id: &str, overlap: Duration) -> Result<IssuedKey> {
-        let now = self.now_micros();
+    pub fn rotate(&self, id: &str, overlap: Duration) -> Result<IssuedKey> {
+        let now = self.store.now_micros();
         let overlap = i64::try_from(overlap.as_micros()).unwrap_or(i64::MAX);
-        let last_used = self.key_cache()?.last_used.lock().get(id).copied();
+        let last_used = self
+            .store
+            .state::<crate::identity::api_keys::KeyCache>()?
+            .last_used
+            .lock()
+            .get(id)
+            .copied();
         self.write_keys(|txn| {
             let mut keys = txn.open_table(API_KEYS)?;
             let mut by_hash = txn.open_table(API_KEYS_BY_HASH)?;
@@ -573,13 +603,13 @@ impl Db {
     ///
     /// # Errors
     /// `NotFound` for an unknown id; `InvalidInput` for a non-scoped key or a malformed grant.
-    pub fn put_key_grant(
+    pub fn put_grant(
         &self,
         id: &str,
         collection: &str,
         grant: Option<Grant>,
     ) -> Result<GrantChange> {
-        crate::files::validate_grant_target(collection)?;
+        crate::store::names::validate_grant_target(collection)?;
         if let Some(grant) = &grant {
             grant.validate()?;
         }
@@ -603,13 +633,13 @@ impl Db {
     ///
     /// # Errors
     /// As [`Db::put_key_grant`].
-    pub fn set_key_grants(
+    pub fn set_grants(
         &self,
         id: &str,
         grants: BTreeMap<String, Grant>,
     ) -> Result<Vec<GrantChange>> {
         for (collection, grant) in &grants {
-            crate::files::validate_grant_target(collection)?;
+            crate::store::names::validate_grant_target(collection)?;
             grant.validate()?;
         }
         self.change_grants(id, |current| {
@@ -626,7 +656,7 @@ impl Db {
     /// # Errors
     /// As [`Db::put_key_grant`], and whatever `edit` returns.
     #[cfg(feature = "http")]
-    pub(crate) fn edit_key_grants(
+    pub(crate) fn edit_grants(
         &self,
         id: &str,
         mut edit: impl FnMut(&BTreeMap<String, Grant>) -> Result<BTreeMap<String, Grant>>,
@@ -634,7 +664,7 @@ impl Db {
         self.change_grants(id, |current| {
             let next = edit(current)?;
             for (collection, grant) in &next {
-                crate::files::validate_grant_target(collection)?;
+                crate::store::names::validate_grant_target(collection)?;
                 grant.validate()?;
             }
             let changes = grant_changes(current, &next);
@@ -663,7 +693,7 @@ impl Db {
     }
 
     /// Checks a presented key secret and returns the key's identity.
-    pub(crate) fn authenticate_key(&self, secret: &str) -> Result<Arc<KeyIdentity>> {
+    pub(crate) fn authenticate(&self, secret: &str) -> Result<Arc<KeyIdentity>> {
         let well_formed = secret.len() <= MAX_SECRET_LEN && looks_like_secret(secret);
         if !well_formed {
             return Err(invalid_key());
@@ -721,8 +751,8 @@ impl Db {
         cache_key: [u8; 32],
         load: impl FnOnce(&redb::ReadTransaction) -> Result<KeyIdentity>,
     ) -> Result<Arc<KeyIdentity>> {
-        let now = self.now_micros();
-        let cache = self.key_cache()?;
+        let now = self.store.now_micros();
+        let cache = self.store.state::<crate::identity::api_keys::KeyCache>()?;
         let (hit, generation) = {
             let inner = cache.inner.lock();
             (inner.entries.get(&cache_key).cloned(), inner.generation)
@@ -730,7 +760,7 @@ impl Db {
         let identity = match hit {
             Some(hit) => hit,
             None => {
-                let loaded = Arc::new(self.read(load)?);
+                let loaded = Arc::new(self.store.read(load)?);
                 let mut inner = cache.inner.lock();
                 if inner.generation == generation {
                     if inner.entries.len() >= CACHE_CAPACITY {
@@ -751,15 +781,15 @@ impl Db {
     /// Records a key's use in memory, and in the file at most once a minute (a non-durable
     /// commit that rides on the next durable one; skipped if a writer is busy).
     fn touch_key(&self, id: &str) {
-        let now = self.now_micros();
-        let Ok(cache) = self.key_cache() else {
+        let now = self.store.now_micros();
+        let Ok(cache) = self.store.state::<crate::identity::api_keys::KeyCache>() else {
             return;
         };
         let previous = cache.last_used.lock().insert(id.to_owned(), now);
         if previous.is_some_and(|p| now - p < LAST_USED_RESOLUTION_MICROS) {
             return;
         }
-        let Ok(mut txn) = self.redb().try_begin_write() else {
+        let Ok(mut txn) = self.store.redb().try_begin_write() else {
             return;
         };
         if txn.set_durability(redb::Durability::None).is_err() {
@@ -783,10 +813,13 @@ impl Db {
     ///
     /// # Errors
     /// `Unauthenticated` for an invalid key.
-    pub fn key_token(&self, secret: &str) -> Result<(String, u64)> {
-        let identity = self.authenticate_key(secret)?;
-        let lifetime = self.settings()?.jwt_expiry_minutes * 60;
-        let (token, _) = self.mint_token(
+    pub fn token(&self, secret: &str) -> Result<(String, u64)> {
+        let identity = self.authenticate(secret)?;
+        let lifetime = crate::project::settings::Project::new(self.store)
+            .settings()?
+            .jwt_expiry_minutes
+            * 60;
+        let (token, _) = crate::identity::tokens::SigningKeys::new(self.store).mint_token(
             TokenType::Key,
             &identity.id,
             None,
@@ -831,11 +864,11 @@ pub(crate) fn on_collection_renamed(txn: &WriteTransaction, from: &str, to: &str
     Ok(())
 }
 
-impl Db {
+impl Keys<'_> {
     /// Drops every cached key identity, after any change to keys or their grants (a collection
     /// rename moves grants too), so the next use of each key reads it anew.
     pub(crate) fn forget_cached_keys(&self) {
-        let Ok(cache) = self.key_cache() else {
+        let Ok(cache) = self.store.state::<crate::identity::api_keys::KeyCache>() else {
             return;
         };
         let mut inner = cache.inner.lock();

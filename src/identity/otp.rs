@@ -14,21 +14,20 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::identity::accounts::Users;
 use crate::identity::sessions::end_sessions_of;
 use crate::identity::throttle::Key;
-use crate::identity::users::{StoredUser, fold_email};
+use crate::identity::users::StoredUser;
 use crate::project::mail::MailMessage;
 use crate::store::ids;
+use crate::store::names::fold_email;
 use crate::store::schema::{self, OTP_CODES, OTP_LINKS, USERS, USERS_BY_EMAIL};
 
 /// How long a code or link lives.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// Wrong attempts after which a code is dead.
 pub const MAX_ATTEMPTS: u8 = 5;
-/// Time between two requests for the same purpose and email.
-pub const REQUEST_COOLDOWN: Duration = Duration::from_secs(60);
 
 /// What a code is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,7 +98,7 @@ fn random_digits(length: u32) -> Result<String> {
     Ok(digits)
 }
 
-impl Db {
+impl Users<'_> {
     /// Issues a code and a link token for a user, voiding any previous one of that purpose.
     fn issue_code(
         &self,
@@ -118,7 +117,7 @@ impl Db {
             hash: salted(&salt, &code),
             salt,
             link_hash: link_hash(&token),
-            expires_at: self.now_micros().saturating_add(lifetime),
+            expires_at: self.store.now_micros().saturating_add(lifetime),
             attempts: 0,
         };
         let key = code_key(purpose, user_id);
@@ -151,7 +150,7 @@ impl Db {
         else {
             return Ok(false);
         };
-        let expired = self.now_micros() >= stored.expires_at;
+        let expired = self.store.now_micros() >= stored.expires_at;
         let right = bool::from(salted(&stored.salt, code).as_slice().ct_eq(&stored.hash));
         if right && !expired {
             codes.remove(key.as_str())?;
@@ -173,9 +172,13 @@ impl Db {
     /// Cools requests down per (purpose, email), known or not.
     fn cool_down(&self, purpose: Purpose, email: &str) -> Result<()> {
         let key = Key::CodeRequest(purpose.name(), email.to_owned());
-        let now = self.now_micros();
-        self.throttle()?.check(&key, now)?;
-        self.throttle()?.record(key, now);
+        let now = self.store.now_micros();
+        self.store
+            .state::<crate::identity::throttle::Throttle>()?
+            .check(&key, now)?;
+        self.store
+            .state::<crate::identity::throttle::Throttle>()?
+            .record(key, now);
         Ok(())
     }
 
@@ -198,8 +201,8 @@ impl Db {
     ) -> Result<()> {
         let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         self.cool_down(purpose, &email)?;
-        let settings = self.settings()?;
-        let issued = self.write(|txn| match user_by_email(txn, &email)? {
+        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let issued = self.store.write(|txn| match user_by_email(txn, &email)? {
             Some(user) if eligible(&user) => self
                 .issue_code(txn, purpose, &user.id, settings.otp_length)
                 .map(Some),
@@ -234,13 +237,20 @@ impl Db {
             Purpose::TwoFactor | Purpose::PhoneLogin => ("Your sign-in code", "sign in", None),
         };
         let link = base.map(|base| format!("{base}?token={token}"));
-        self.send_flow_mail(code_mail(email, subject, action, code, link.as_deref()))
+        crate::project::mail::Mail::new(self.store).send_flow_mail(code_mail(
+            email,
+            subject,
+            action,
+            code,
+            link.as_deref(),
+        ))
     }
 
     /// Where verification links point: the configured URL, else larder's own page when served.
     fn verification_base(&self, settings: &crate::project::settings::Settings) -> Option<String> {
         settings.verification_link_base().or_else(|| {
-            self.served_url()
+            self.store
+                .served_url()
                 .map(|url| format!("{url}/auth/verify-email"))
         })
     }
@@ -248,7 +258,8 @@ impl Db {
     /// Where reset links point: the configured URL, else larder's own form when served.
     fn password_reset_base(&self, settings: &crate::project::settings::Settings) -> Option<String> {
         settings.password_reset_link_base().or_else(|| {
-            self.served_url()
+            self.store
+                .served_url()
                 .map(|url| format!("{url}/auth/reset-password"))
         })
     }
@@ -259,7 +270,7 @@ impl Db {
         user: &StoredUser,
         settings: &crate::project::settings::Settings,
     ) -> Result<()> {
-        let (code, token) = self.write(|txn| {
+        let (code, token) = self.store.write(|txn| {
             self.issue_code(txn, Purpose::VerifyEmail, &user.id, settings.otp_length)
         })?;
         self.mail_code(Purpose::VerifyEmail, &user.email, &code, &token, settings)
@@ -272,21 +283,22 @@ impl Db {
     /// other-purpose code, or an unknown email — all the same.
     pub fn verify_email(&self, email: &str, code: &str) -> Result<()> {
         let email = email.trim().to_lowercase();
-        self.write_auth(|txn| {
-            let Some(mut user) = user_by_email(txn, &email)? else {
-                return Ok(false);
-            };
-            if !self.consume_code(txn, Purpose::VerifyEmail, &user.id, code)? {
-                return Ok(false);
-            }
-            user.email_verified = true;
-            user.updated_at = self.now_micros().max(user.updated_at + 1);
-            txn.open_table(USERS)?
-                .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
-            Ok(true)
-        })?
-        .then_some(())
-        .ok_or_else(invalid_code)
+        crate::identity::sessions::Sessions::new(self.store)
+            .write_auth(|txn| {
+                let Some(mut user) = user_by_email(txn, &email)? else {
+                    return Ok(false);
+                };
+                if !self.consume_code(txn, Purpose::VerifyEmail, &user.id, code)? {
+                    return Ok(false);
+                }
+                user.email_verified = true;
+                user.updated_at = self.store.now_micros().max(user.updated_at + 1);
+                txn.open_table(USERS)?
+                    .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
+                Ok(true)
+            })?
+            .then_some(())
+            .ok_or_else(invalid_code)
     }
 
     /// Sends a password-reset code and link. Answers the same whether or not the email is
@@ -308,18 +320,19 @@ impl Db {
         crate::identity::password::check_new_password(new_password)?;
         let hash = crate::identity::password::hash_password(new_password)?;
         let email = email.trim().to_lowercase();
-        self.write_auth(|txn| {
-            let Some(user) = user_by_email(txn, &email)? else {
-                return Ok(false);
-            };
-            if !self.consume_code(txn, Purpose::ResetPassword, &user.id, code)? {
-                return Ok(false);
-            }
-            self.set_password_in(txn, user, hash.clone())?;
-            Ok(true)
-        })?
-        .then_some(())
-        .ok_or_else(invalid_code)
+        crate::identity::sessions::Sessions::new(self.store)
+            .write_auth(|txn| {
+                let Some(user) = user_by_email(txn, &email)? else {
+                    return Ok(false);
+                };
+                if !self.consume_code(txn, Purpose::ResetPassword, &user.id, code)? {
+                    return Ok(false);
+                }
+                self.set_password_in(txn, user, hash.clone())?;
+                Ok(true)
+            })?
+            .then_some(())
+            .ok_or_else(invalid_code)
     }
 
     /// Like [`Db::reset_password`], with the token of the mailed link instead of the code.
@@ -329,19 +342,20 @@ impl Db {
     pub fn reset_password_with_token(&self, token: &str, new_password: &str) -> Result<()> {
         crate::identity::password::check_new_password(new_password)?;
         let hash = crate::identity::password::hash_password(new_password)?;
-        self.write_auth(|txn| {
-            let Some(user_id) = self.consume_link(txn, Purpose::ResetPassword, token)? else {
-                return Ok(false);
-            };
-            let user: StoredUser = match txn.open_table(USERS)?.get(user_id.as_str())? {
-                Some(bytes) => schema::decode(bytes.value())?,
-                None => return Ok(false),
-            };
-            self.set_password_in(txn, user, hash.clone())?;
-            Ok(true)
-        })?
-        .then_some(())
-        .ok_or_else(invalid_code)
+        crate::identity::sessions::Sessions::new(self.store)
+            .write_auth(|txn| {
+                let Some(user_id) = self.consume_link(txn, Purpose::ResetPassword, token)? else {
+                    return Ok(false);
+                };
+                let user: StoredUser = match txn.open_table(USERS)?.get(user_id.as_str())? {
+                    Some(bytes) => schema::decode(bytes.value())?,
+                    None => return Ok(false),
+                };
+                self.set_password_in(txn, user, hash.clone())?;
+                Ok(true)
+            })?
+            .then_some(())
+            .ok_or_else(invalid_code)
     }
 
     /// Confirms an email with the token of the mailed link.
@@ -349,29 +363,31 @@ impl Db {
     /// # Errors
     /// `InvalidInput` for an invalid, used or expired token.
     pub fn verify_email_token(&self, token: &str) -> Result<()> {
-        self.write_auth(|txn| {
-            let Some(user_id) = self.consume_link(txn, Purpose::VerifyEmail, token)? else {
-                return Ok(false);
-            };
-            let mut user: StoredUser = match txn.open_table(USERS)?.get(user_id.as_str())? {
-                Some(bytes) => schema::decode(bytes.value())?,
-                None => return Ok(false),
-            };
-            user.email_verified = true;
-            user.updated_at = self.now_micros().max(user.updated_at + 1);
-            txn.open_table(USERS)?
-                .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
-            Ok(true)
-        })?
-        .then_some(())
-        .ok_or_else(invalid_code)
+        crate::identity::sessions::Sessions::new(self.store)
+            .write_auth(|txn| {
+                let Some(user_id) = self.consume_link(txn, Purpose::VerifyEmail, token)? else {
+                    return Ok(false);
+                };
+                let mut user: StoredUser = match txn.open_table(USERS)?.get(user_id.as_str())? {
+                    Some(bytes) => schema::decode(bytes.value())?,
+                    None => return Ok(false),
+                };
+                user.email_verified = true;
+                user.updated_at = self.store.now_micros().max(user.updated_at + 1);
+                txn.open_table(USERS)?
+                    .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
+                Ok(true)
+            })?
+            .then_some(())
+            .ok_or_else(invalid_code)
     }
 
     /// The password step of a login with a second factor: mails a code bound to this attempt
     /// (voiding any earlier one).
     pub(crate) fn start_second_factor(&self, user: &StoredUser) -> Result<()> {
-        let settings = self.settings()?;
+        let settings = crate::project::settings::Project::new(self.store).settings()?;
         let (code, token) = self
+            .store
             .write(|txn| self.issue_code(txn, Purpose::TwoFactor, &user.id, settings.otp_length))?;
         self.mail_code(Purpose::TwoFactor, &user.email, &code, &token, &settings)
     }
@@ -384,8 +400,8 @@ impl Db {
     pub fn resend_second_factor(&self, email: &str) -> Result<()> {
         let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         self.cool_down(Purpose::TwoFactor, &email)?;
-        let settings = self.settings()?;
-        let issued = self.write(|txn| {
+        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let issued = self.store.write(|txn| {
             let Some(user) = user_by_email(txn, &email)? else {
                 return Ok(None);
             };
@@ -435,32 +451,44 @@ impl Db {
         client: &crate::identity::users::Client,
         find: impl Fn(&WriteTransaction) -> Result<Option<StoredUser>>,
     ) -> Result<crate::identity::sessions::SignedIn> {
-        let now = self.now_micros();
+        let now = self.store.now_micros();
         let account = Key::LoginAccount(account);
         let address = client.address_key(Key::LoginAddress);
-        self.throttle()?.check(&account, now)?;
+        self.store
+            .state::<crate::identity::throttle::Throttle>()?
+            .check(&account, now)?;
         if let Some(key) = &address {
-            self.throttle()?.check(key, now)?;
+            self.store
+                .state::<crate::identity::throttle::Throttle>()?
+                .check(key, now)?;
         }
-        let signed_in = self.write_auth(|txn| {
+        let signed_in = crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
             let Some(user) = find(txn)? else {
                 return Ok(None);
             };
             if user.disabled || !self.consume_code(txn, purpose, &user.id, code)? {
                 return Ok(None);
             }
-            let (session_id, refresh) = self.create_session(txn, &user.id)?;
+            let (session_id, refresh) = crate::identity::sessions::Sessions::new(self.store)
+                .create_session(txn, &user.id)?;
             Ok(Some((user.public(), session_id, refresh)))
         })?;
         match signed_in {
             Some((user, session_id, refresh)) => {
-                self.throttle()?.reset(&account);
-                self.signed_in(user, session_id, refresh)
+                self.store
+                    .state::<crate::identity::throttle::Throttle>()?
+                    .reset(&account);
+                crate::identity::sessions::Sessions::new(self.store)
+                    .signed_in(user, session_id, refresh)
             }
             None => {
-                self.throttle()?.record(account, now);
+                self.store
+                    .state::<crate::identity::throttle::Throttle>()?
+                    .record(account, now);
                 if let Some(key) = address {
-                    self.throttle()?.record(key, now);
+                    self.store
+                        .state::<crate::identity::throttle::Throttle>()?
+                        .record(key, now);
                 }
                 Err(Error::unauthenticated("invalid or expired code"))
             }
@@ -477,8 +505,8 @@ impl Db {
         session: &crate::identity::sessions::UserSession,
         enabled: bool,
     ) -> Result<crate::identity::users::User> {
-        let now = self.now_micros();
-        self.write_auth(|txn| {
+        let now = self.store.now_micros();
+        crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
             let mut user: StoredUser =
                 match txn.open_table(USERS)?.get(session.user().id.as_str())? {
                     Some(bytes) => schema::decode(bytes.value())?,
@@ -499,13 +527,13 @@ impl Db {
     /// `Forbidden` while phone login is off; `InvalidInput` for a malformed number;
     /// `RateLimited` within a minute of the previous request for this number.
     pub fn request_phone_login(&self, phone: &str) -> Result<()> {
-        let settings = self.settings()?;
+        let settings = crate::project::settings::Project::new(self.store).settings()?;
         if !settings.enable_phone_login {
             return Err(Error::forbidden("phone login is not enabled"));
         }
         let phone = crate::identity::users::normalize_phone(phone)?;
         self.cool_down(Purpose::PhoneLogin, &phone)?;
-        let issued = self.write(|txn| {
+        let issued = self.store.write(|txn| {
             let Some(user) = user_by_phone(txn, &phone)? else {
                 return Ok(None);
             };
@@ -517,7 +545,7 @@ impl Db {
         })?;
         if let Some((code, _)) = issued {
             let text = format!("Your sign-in code is {code}. It is valid for 10 minutes.");
-            self.send_sms(&phone, text, Some(code))?;
+            crate::project::mail::Mail::new(self.store).send_sms(&phone, text, Some(code))?;
         }
         Ok(())
     }
@@ -533,7 +561,10 @@ impl Db {
         code: &str,
         client: &crate::identity::users::Client,
     ) -> Result<crate::identity::sessions::SignedIn> {
-        if !self.settings()?.enable_phone_login {
+        if !crate::project::settings::Project::new(self.store)
+            .settings()?
+            .enable_phone_login
+        {
             return Err(Error::forbidden("phone login is not enabled"));
         }
         let phone = crate::identity::users::normalize_phone(phone)
@@ -574,7 +605,7 @@ impl Db {
             .transpose()?;
         txn.open_table(OTP_LINKS)?.remove(hash.as_slice())?;
         Ok(stored
-            .filter(|s| self.now_micros() < s.expires_at)
+            .filter(|s| self.store.now_micros() < s.expires_at)
             .map(|_| user_id))
     }
 
@@ -585,7 +616,7 @@ impl Db {
         hash: String,
     ) -> Result<()> {
         user.password_hash = hash;
-        user.updated_at = self.now_micros().max(user.updated_at + 1);
+        user.updated_at = self.store.now_micros().max(user.updated_at + 1);
         txn.open_table(USERS)?
             .insert(user.id.as_str(), schema::encode(&user)?.as_slice())?;
         end_sessions_of(txn, &user.id, None)

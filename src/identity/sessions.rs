@@ -15,9 +15,9 @@ use redb::{ReadableMultimapTable, ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::users::{StoredUser, User};
+use crate::store::Store;
 use crate::store::ids;
 use crate::store::schema::{self, REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
 
@@ -133,14 +133,28 @@ impl IdentityCache {
     }
 }
 
-impl Db {
+/// Sessions and their tokens: refresh, authenticate, log out: `db.sessions()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Sessions<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Sessions<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Sessions { store }
+    }
+}
+
+impl Sessions<'_> {
     /// Runs a write on users or sessions, then invalidates the identity cache.
     pub(crate) fn write_auth<T>(
         &self,
         op: impl FnMut(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        let out = self.write(op);
-        self.identities()?.invalidate();
+        let out = self.store.write(op);
+        self.store
+            .state::<crate::identity::sessions::IdentityCache>()?
+            .invalidate();
         out
     }
 
@@ -151,8 +165,14 @@ impl Db {
         txn: &WriteTransaction,
         user_id: &str,
     ) -> Result<(String, String)> {
-        let now = self.now_micros();
-        let lifetime = i64::try_from(self.session_lifetime()?.as_micros()).unwrap_or(i64::MAX);
+        let now = self.store.now_micros();
+        let lifetime = i64::try_from(
+            self.store
+                .state::<crate::identity::sessions::SessionConfig>()?
+                .lifetime
+                .as_micros(),
+        )
+        .unwrap_or(i64::MAX);
         let session_id = ids::random_hex(16)?;
         let refresh = ids::random_secret()?;
         let stored = StoredSession {
@@ -178,8 +198,12 @@ impl Db {
         session_id: String,
         refresh_token: String,
     ) -> Result<SignedIn> {
-        let lifetime = self.settings()?.jwt_expiry_minutes * 60;
-        let (access_token, _) = self.mint_access_token(&user.id, &session_id, lifetime)?;
+        let lifetime = crate::project::settings::Project::new(self.store)
+            .settings()?
+            .jwt_expiry_minutes
+            * 60;
+        let (access_token, _) = crate::identity::tokens::SigningKeys::new(self.store)
+            .mint_access_token(&user.id, &session_id, lifetime)?;
         Ok(SignedIn {
             user,
             session_id,
@@ -203,7 +227,7 @@ impl Db {
             return Err(unauthenticated());
         }
         let hash = refresh_hash(refresh_token);
-        let now = self.now_micros();
+        let now = self.store.now_micros();
         let outcome = self.write_auth(|txn| {
             let Some(session_id) = txn
                 .open_table(REFRESH_TOKENS)?
@@ -270,8 +294,8 @@ impl Db {
             return Err(unauthenticated());
         }
         let hash = refresh_hash(refresh_token);
-        let now = self.now_micros();
-        let found = self.read(|txn| {
+        let now = self.store.now_micros();
+        let found = self.store.read(|txn| {
             let Some(session_id) = txn
                 .open_table(REFRESH_TOKENS)?
                 .get(hash.as_slice())?
@@ -298,8 +322,15 @@ impl Db {
             return Err(unauthenticated());
         }
         let identity = self.identity(&session_id)?;
-        let lifetime = self.settings()?.jwt_expiry_minutes * 60;
-        let (token, _) = self.mint_access_token(&identity.user.id, &session_id, lifetime)?;
+        let lifetime = crate::project::settings::Project::new(self.store)
+            .settings()?
+            .jwt_expiry_minutes
+            * 60;
+        let (token, _) = crate::identity::tokens::SigningKeys::new(self.store).mint_access_token(
+            &identity.user.id,
+            &session_id,
+            lifetime,
+        )?;
         Ok((token, lifetime))
     }
 
@@ -310,7 +341,8 @@ impl Db {
     /// `Unauthenticated` for an invalid or expired token, an ended session, or a disabled or
     /// deleted user.
     pub fn authenticate(&self, access_token: &str) -> Result<UserSession> {
-        let verified = self.verify_token(access_token)?;
+        let verified =
+            crate::identity::tokens::SigningKeys::new(self.store).verify_token(access_token)?;
         self.session_of(verified)
     }
 
@@ -325,7 +357,7 @@ impl Db {
             return Err(unauthenticated());
         };
         let identity = self.identity(&session_id)?;
-        if identity.user.id != verified.subject || self.now_micros() >= identity.expires_at {
+        if identity.user.id != verified.subject || self.store.now_micros() >= identity.expires_at {
             return Err(unauthenticated());
         }
         Ok(UserSession {
@@ -335,7 +367,9 @@ impl Db {
     }
 
     fn identity(&self, session_id: &str) -> Result<Arc<Identity>> {
-        let cache = self.identities()?;
+        let cache = self
+            .store
+            .state::<crate::identity::sessions::IdentityCache>()?;
         let generation = {
             let inner = cache.inner.lock();
             if let Some(hit) = inner.entries.get(session_id) {
@@ -343,7 +377,7 @@ impl Db {
             }
             inner.generation
         };
-        let identity = self.read(|txn| {
+        let identity = self.store.read(|txn| {
             let Some(session) = txn
                 .open_table(SESSIONS)?
                 .get(session_id)?
@@ -415,14 +449,14 @@ impl Db {
     /// # Errors
     /// Only storage failures.
     pub fn logout_all(&self, session: &UserSession) -> Result<()> {
-        self.end_user_sessions(&session.user.id)
+        self.end_all(&session.user.id)
     }
 
     /// Ends every session of a user (an administrator's call).
     ///
     /// # Errors
     /// Only storage failures.
-    pub fn end_user_sessions(&self, user_id: &str) -> Result<()> {
+    pub fn end_all(&self, user_id: &str) -> Result<()> {
         self.write_auth(|txn| end_sessions_of(txn, user_id, None))
     }
 
@@ -430,8 +464,8 @@ impl Db {
     ///
     /// # Errors
     /// Only storage failures.
-    pub fn session_count(&self, user_id: &str) -> Result<u64> {
-        self.read(|txn| {
+    pub fn count(&self, user_id: &str) -> Result<u64> {
+        self.store.read(|txn| {
             Ok(txn
                 .open_multimap_table(SESSIONS_BY_USER)?
                 .get(user_id)?

@@ -12,6 +12,9 @@ use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
 
+/// Time between two requests for the same purpose and email.
+pub const REQUEST_COOLDOWN: Duration = Duration::from_secs(60);
+
 /// Limits for the built-in throttles. On by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottleConfig {
@@ -75,7 +78,7 @@ impl Throttle {
 
     fn window_micros(&self, key: &Key) -> i64 {
         let window = match key {
-            Key::CodeRequest(..) => crate::identity::otp::REQUEST_COOLDOWN,
+            Key::CodeRequest(..) => REQUEST_COOLDOWN,
             _ => self.config.window,
         };
         i64::try_from(window.as_micros()).unwrap_or(i64::MAX)

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::Store;
 use crate::store::schema::{self, SIGNING_KEYS};
 
 /// The `iss` of every token.
@@ -158,7 +158,19 @@ fn unauthenticated() -> Error {
     Error::unauthenticated("invalid or expired token")
 }
 
-impl Db {
+/// The keys that sign access tokens: `db.signing_keys()`.
+#[derive(Debug, Clone, Copy)]
+pub struct SigningKeys<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> SigningKeys<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        SigningKeys { store }
+    }
+}
+
+impl SigningKeys<'_> {
     /// Signs an access token for a session.
     pub(crate) fn mint_access_token(
         &self,
@@ -184,7 +196,7 @@ impl Db {
         generation: Option<u32>,
         lifetime_secs: u64,
     ) -> Result<(String, u64)> {
-        let now = u64::try_from(self.now_micros() / 1_000_000).unwrap_or(0);
+        let now = u64::try_from(self.store.now_micros() / 1_000_000).unwrap_or(0);
         let expires_at = now + lifetime_secs;
         let mut claims = Claims::with_custom_claims(
             CustomClaims {
@@ -200,7 +212,11 @@ impl Db {
         claims.issued_at = Some(JwtDuration::from_secs(now));
         claims.invalid_before = Some(JwtDuration::from_secs(now));
         claims.expires_at = Some(JwtDuration::from_secs(expires_at));
-        let keys = self.key_ring()?.keys.read();
+        let keys = self
+            .store
+            .state::<crate::identity::tokens::KeyRing>()?
+            .keys
+            .read();
         let active = keys
             .iter()
             .find(|k| k.stored.retired_at.is_none())
@@ -218,9 +234,9 @@ impl Db {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(unauthenticated());
         }
-        let now = u64::try_from(self.now_micros() / 1_000_000).unwrap_or(0);
+        let now = u64::try_from(self.store.now_micros() / 1_000_000).unwrap_or(0);
         let hash = token_hash(token);
-        let ring = self.key_ring()?;
+        let ring = self.store.state::<crate::identity::tokens::KeyRing>()?;
         let cached = ring.verified.lock().get(&hash).cloned();
         if let Some(hit) = cached {
             return if now > hit.expires_at_secs + TOLERANCE_SECS {
@@ -249,8 +265,12 @@ impl Db {
             return Err(unauthenticated());
         }
         let kid = metadata.key_id().ok_or_else(unauthenticated)?;
-        let now_micros = self.now_micros();
-        let keys = self.key_ring()?.keys.read();
+        let now_micros = self.store.now_micros();
+        let keys = self
+            .store
+            .state::<crate::identity::tokens::KeyRing>()?
+            .keys
+            .read();
         let key = keys
             .iter()
             .find(|k| {
@@ -300,7 +320,7 @@ impl Db {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::in_memory()?;
-    /// let jwks = db.jwks()?;
+    /// let jwks = db.signing_keys().jwks()?;
     /// assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
     /// # Ok(()) }
     /// ```
@@ -309,8 +329,12 @@ impl Db {
     /// Only a database that was not set up.
     pub fn jwks(&self) -> Result<Value> {
         use base64::Engine;
-        let now = self.now_micros();
-        let keys = self.key_ring()?.keys.read();
+        let now = self.store.now_micros();
+        let keys = self
+            .store
+            .state::<crate::identity::tokens::KeyRing>()?
+            .keys
+            .read();
         let keys: Vec<Value> = keys
             .iter()
             .filter(|k| k.stored.verify_until.is_none_or(|until| now <= until))
@@ -328,11 +352,14 @@ impl Db {
     ///
     /// # Errors
     /// Only storage failures.
-    pub fn rotate_signing_key(&self) -> Result<()> {
-        let now = self.now_micros();
-        let lifetime_secs = self.settings()?.jwt_expiry_minutes * 60;
+    pub fn rotate(&self) -> Result<()> {
+        let now = self.store.now_micros();
+        let lifetime_secs = crate::project::settings::Project::new(self.store)
+            .settings()?
+            .jwt_expiry_minutes
+            * 60;
         let grace = i64::try_from((lifetime_secs + TOLERANCE_SECS) * 1_000_000).unwrap_or(i64::MAX);
-        let keys = self.write(|txn| {
+        let keys = self.store.write(|txn| {
             let mut table = txn.open_table(SIGNING_KEYS)?;
             let mut keys = load(&table)?;
             for key in &mut keys {
@@ -357,7 +384,7 @@ impl Db {
             }
             Ok(keys)
         })?;
-        let ring = self.key_ring()?;
+        let ring = self.store.state::<crate::identity::tokens::KeyRing>()?;
         *ring.keys.write() = keys;
         ring.verified.lock().clear();
         Ok(())
@@ -370,14 +397,16 @@ mod tests {
 
     #[test]
     fn a_token_round_trips_and_a_repeat_hits_the_cache() {
-        let db = Db::in_memory().unwrap();
-        let (token, exp) = db.mint_access_token("u1", "s1", 600).unwrap();
-        let first = db.verify_token(&token).unwrap();
+        let db = crate::Db::in_memory().unwrap();
+        let keys = db.signing_keys();
+        let (token, exp) = keys.mint_access_token("u1", "s1", 600).unwrap();
+        let first = keys.verify_token(&token).unwrap();
         assert_eq!(first.typ, TokenType::Access);
         assert_eq!(first.subject, "u1");
         assert_eq!(first.session_id.as_deref(), Some("s1"));
         assert_eq!(first.expires_at_secs, exp);
-        assert_eq!(db.key_ring().unwrap().verified.lock().len(), 1);
-        assert_eq!(db.verify_token(&token).unwrap(), first);
+        let ring = keys.store.state::<KeyRing>().unwrap();
+        assert_eq!(ring.verified.lock().len(), 1);
+        assert_eq!(keys.verify_token(&token).unwrap(), first);
     }
 }

@@ -6,9 +6,8 @@ use redb::ReadableTable;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::project::settings::Settings;
+use crate::project::settings::{Project, Settings};
 use crate::store::schema::ENV_VARS;
 
 /// Longest name and value accepted.
@@ -59,7 +58,7 @@ fn mask(value: &str) -> String {
     format!("{}{tail}", "*".repeat(count.clamp(4, 12) - shown))
 }
 
-impl Db {
+impl Project<'_> {
     /// Sets a variable (creating or replacing it); returns its normalised name.
     ///
     /// # Errors
@@ -68,9 +67,9 @@ impl Db {
     /// ```
     /// # fn main() -> larder::Result<()> {
     /// let db = larder::Db::in_memory()?;
-    /// assert_eq!(db.set_env_var("stripe key", "sk_test_123456")?, "STRIPE_KEY");
-    /// assert_eq!(db.env_var("STRIPE_KEY")?, "sk_test_123456");
-    /// assert_eq!(db.list_env_vars()?[0].masked_value, "**********56");
+    /// assert_eq!(db.project().set_env_var("stripe key", "sk_test_123456")?, "STRIPE_KEY");
+    /// assert_eq!(db.project().env_var("STRIPE_KEY")?, "sk_test_123456");
+    /// assert_eq!(db.project().list_env_vars()?[0].masked_value, "**********56");
     /// # Ok(()) }
     /// ```
     pub fn set_env_var(&self, name: &str, value: &str) -> Result<String> {
@@ -78,7 +77,7 @@ impl Db {
         if value.len() > MAX_VALUE {
             return Err(Error::too_large("the value", MAX_VALUE as u64));
         }
-        self.write(|txn| {
+        self.store.write(|txn| {
             txn.open_table(ENV_VARS)?.insert(name.as_str(), value)?;
             Ok(())
         })?;
@@ -90,7 +89,7 @@ impl Db {
     /// # Errors
     /// Only storage failures.
     pub fn list_env_vars(&self) -> Result<Vec<EnvVarInfo>> {
-        self.read(|txn| {
+        self.store.read(|txn| {
             let mut out = Vec::new();
             for entry in txn.open_table(ENV_VARS)?.iter()? {
                 let (name, value) = entry?;
@@ -109,7 +108,7 @@ impl Db {
     /// `NotFound` for an unknown name.
     pub fn env_var(&self, name: &str) -> Result<String> {
         let name = normalize_name(name)?;
-        self.read(|txn| {
+        self.store.read(|txn| {
             txn.open_table(ENV_VARS)?
                 .get(name.as_str())?
                 .map(|v| v.value().to_owned())
@@ -123,7 +122,7 @@ impl Db {
     /// `NotFound` for an unknown name.
     pub fn delete_env_var(&self, name: &str) -> Result<()> {
         let name = normalize_name(name)?;
-        self.write(
+        self.store.write(
             |txn| match txn.open_table(ENV_VARS)?.remove(name.as_str())? {
                 Some(_) => Ok(()),
                 None => Err(Error::not_found(format!("variable `{name}`"))),

@@ -6,10 +6,10 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::identity::users::fold_email;
+use crate::store::Store;
 use crate::store::clock::format_rfc3339;
+use crate::store::names::fold_email;
 use crate::store::schema::{OUTBOX, SMS_OUTBOX};
 
 /// Most recipients of one message (to, cc and bcc together).
@@ -160,7 +160,19 @@ pub(crate) struct Mailers {
     pub(crate) sms_sender: Option<std::sync::Arc<dyn SmsSender>>,
 }
 
-impl Db {
+/// Outgoing mail and text messages, and their outboxes: `db.mail()`.
+#[derive(Debug, Clone, Copy)]
+pub struct Mail<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Mail<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Mail { store }
+    }
+}
+
+impl Mail<'_> {
     /// Sends a message: it is validated and kept in the outbox. Returns its id.
     ///
     /// # Errors
@@ -176,24 +188,29 @@ impl Db {
     ///     text: Some("Welcome aboard".into()),
     ///     ..MailMessage::default()
     /// };
-    /// db.send_mail(message)?;
-    /// assert_eq!(db.outbox()?[0].message.subject.as_deref(), Some("Hello"));
+    /// db.mail().send(message)?;
+    /// assert_eq!(db.mail().outbox()?[0].message.subject.as_deref(), Some("Hello"));
     /// # Ok(()) }
     /// ```
-    pub fn send_mail(&self, mut message: MailMessage) -> Result<String> {
+    pub fn send(&self, mut message: MailMessage) -> Result<String> {
         message.validate()?;
-        let id = self.new_id();
+        let id = self.store.new_id();
         let entry = OutboxMessage {
             id: id.clone(),
-            sent_at: format_rfc3339(self.now_micros()),
+            sent_at: format_rfc3339(self.store.now_micros()),
             message,
         };
         let json = serde_json::to_string(&entry).map_err(Error::internal)?;
-        self.write(|txn| {
+        self.store.write(|txn| {
             txn.open_table(OUTBOX)?.insert(id.as_str(), json.as_str())?;
             Ok(())
         })?;
-        if let Some(mailer) = self.mailer()? {
+        if let Some(mailer) = self
+            .store
+            .state::<crate::project::mail::Mailers>()?
+            .mailer
+            .as_deref()
+        {
             mailer.deliver(&entry).map_err(|e| {
                 Error::with_source(
                     crate::error::ErrorKind::Internal,
@@ -207,7 +224,7 @@ impl Db {
     /// Sends a message for an account flow: recorded and delivered like [`Db::send_mail`], but
     /// a delivery failure is not reported (the flow answers the same for every email).
     pub(crate) fn send_flow_mail(&self, message: MailMessage) -> Result<()> {
-        match self.send_mail(message) {
+        match self.send(message) {
             Err(e) if matches!(e.kind(), crate::error::ErrorKind::Internal) => Ok(()),
             other => other.map(|_| ()),
         }
@@ -217,19 +234,24 @@ impl Db {
     /// delivery failure is not reported (see [`SmsSender`]).
     pub(crate) fn send_sms(&self, to: &str, text: String, code: Option<String>) -> Result<()> {
         let message = SmsMessage {
-            id: self.new_id(),
-            sent_at: format_rfc3339(self.now_micros()),
+            id: self.store.new_id(),
+            sent_at: format_rfc3339(self.store.now_micros()),
             to: to.to_owned(),
             text,
             code,
         };
         let json = serde_json::to_string(&message).map_err(Error::internal)?;
-        self.write(|txn| {
+        self.store.write(|txn| {
             txn.open_table(SMS_OUTBOX)?
                 .insert(message.id.as_str(), json.as_str())?;
             Ok(())
         })?;
-        if let Some(sender) = self.sms_sender()? {
+        if let Some(sender) = self
+            .store
+            .state::<crate::project::mail::Mailers>()?
+            .sms_sender
+            .as_deref()
+        {
             let _ = sender.send_sms(&message);
         }
         Ok(())
@@ -240,7 +262,7 @@ impl Db {
     /// # Errors
     /// Only storage failures.
     pub fn sms_outbox(&self) -> Result<Vec<SmsMessage>> {
-        self.read(|txn| {
+        self.store.read(|txn| {
             let mut out = Vec::new();
             for entry in txn.open_table(SMS_OUTBOX)?.iter()? {
                 let (_, json) = entry?;
@@ -255,7 +277,7 @@ impl Db {
     /// # Errors
     /// Only storage failures.
     pub fn outbox(&self) -> Result<Vec<OutboxMessage>> {
-        self.read(|txn| {
+        self.store.read(|txn| {
             let table = txn.open_table(OUTBOX)?;
             let mut out = Vec::new();
             for entry in table.iter()? {

@@ -5,8 +5,8 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::store::Store;
 use crate::store::schema::SETTINGS;
 
 /// The role every user has.
@@ -79,6 +79,22 @@ impl Default for Settings {
     }
 }
 
+/// Checks a role name: 1 to 64 characters of `a-z 0-9 _ - . :`.
+pub(crate) fn validate_role(role: &str) -> Result<()> {
+    let ok = (1..=64).contains(&role.len())
+        && role.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.' | b':')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid role `{}`: use 1 to 64 characters of a-z, 0-9, _, -, . and :",
+            role.escape_debug()
+        )))
+    }
+}
+
 impl Settings {
     /// Whether a user may give themselves this role.
     pub fn is_self_assignable(&self, role: &str) -> bool {
@@ -94,7 +110,7 @@ impl Settings {
             ));
         }
         for role in &self.allowed_self_roles {
-            crate::identity::users::validate_role(role)?;
+            validate_role(role)?;
         }
         for origin in &self.allowed_origins {
             validate_origin(origin)?;
@@ -125,13 +141,34 @@ impl Settings {
     }
 }
 
-impl Db {
+/// The project's settings and environment variables: `db.project()`.
+///
+/// ```
+/// # fn main() -> larder::Result<()> {
+/// let db = larder::Db::in_memory()?;
+/// db.project().update_settings(&serde_json::json!({"OTP_LENGTH": 8}))?;
+/// assert_eq!(db.project().settings()?.otp_length, 8);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Project<'a> {
+    pub(crate) store: &'a Store,
+}
+
+impl<'a> Project<'a> {
+    pub(crate) fn new(store: &'a Store) -> Self {
+        Project { store }
+    }
+}
+
+impl Project<'_> {
     /// The current settings.
     ///
     /// # Errors
     /// Only storage failures.
     pub fn settings(&self) -> Result<Settings> {
-        self.read(|txn| read_settings(&txn.open_table(SETTINGS)?))
+        self.store
+            .read(|txn| read_settings(&txn.open_table(SETTINGS)?))
     }
 
     /// Changes some settings: `changes` is a JSON object of setting names (`"JWT_EXPIRY_MINUTES"`,
@@ -144,7 +181,7 @@ impl Db {
         let Value::Object(changes) = changes else {
             return Err(Error::invalid("settings must be a JSON object"));
         };
-        self.write(|txn| {
+        self.store.write(|txn| {
             let mut table = txn.open_table(SETTINGS)?;
             let current = read_settings(&table)?;
             let mut merged = match serde_json::to_value(&current) {

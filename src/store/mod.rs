@@ -6,6 +6,7 @@
 pub(crate) mod clock;
 pub(crate) mod group_commit;
 pub(crate) mod ids;
+pub(crate) mod names;
 pub(crate) mod schema;
 
 use std::any::Any;
@@ -30,6 +31,14 @@ const REDB_MAGIC: &[u8] = b"redb\x1A\x0A\xA9\x0D\x0A";
 #[derive(Clone)]
 pub(crate) struct Store {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Inner {

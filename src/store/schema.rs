@@ -5,9 +5,8 @@
 //! old one and migrate on open.
 
 use redb::{MultimapTableDefinition, TableDefinition};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::data::collections::CollectionSpec;
 use crate::error::{Error, Result};
 
 /// The format version this build writes and the newest it reads.
@@ -18,7 +17,7 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("larder
 /// The row of [`META`] holding the format version.
 pub(crate) const FORMAT_KEY: &str = "format_version";
 
-/// Collection name → [`StoredCollection`] (postcard).
+/// Collection name → a collection's stored configuration (postcard).
 pub(crate) const COLLECTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("collections_v1");
 
 /// User id → [`StoredUser`](crate::identity::users::StoredUser) (postcard).
@@ -136,14 +135,6 @@ pub(crate) fn index_table_name(collection: &str, path: &str) -> String {
     format!("idx_v1/{collection}/{path}")
 }
 
-/// A collection's stored configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct StoredCollection {
-    pub(crate) spec: CollectionSpec,
-    pub(crate) created_at: i64,
-    pub(crate) updated_at: i64,
-}
-
 /// Encodes an internal record with postcard.
 pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
     postcard::to_allocvec(record).map_err(Error::internal)
@@ -152,16 +143,6 @@ pub(crate) fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
 /// Decodes an internal record written by [`encode`].
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(Error::internal)
-}
-
-impl StoredCollection {
-    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
-    }
-
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
-        decode(bytes)
-    }
 }
 
 /// A stored document: a fixed header followed by the document's JSON object (without the

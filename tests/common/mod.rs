@@ -55,7 +55,7 @@ impl TestDb {
     }
 
     pub fn with_collection(self, name: &str, spec: CollectionSpec) -> TestDb {
-        self.db.create_collection(name, spec).unwrap();
+        self.db.collections().create(name, spec).unwrap();
         self
     }
 }

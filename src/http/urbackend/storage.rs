@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::{Answer, Caller, body_object, fail, ok};
 use crate::access::principal::Principal;
-use crate::data::collections::{Rule, Rules};
+use crate::access::rules::{Rule, Rules};
 use crate::error::{Error, Result};
 use crate::files::{Bucket, BucketSpec, FileInfo};
 use crate::http::files::{self as http_files, UPLOAD_URL_LIFETIME, base_url};
@@ -44,7 +44,7 @@ async fn bucket(caller: &Caller) -> Result<Bucket> {
     )?;
     let db = caller.db.clone();
     blocking(move || {
-        db.ensure_bucket_exists(
+        db.buckets().ensure_exists(
             BUCKET,
             BucketSpec::new().rules(Rules {
                 view: Rule::Public,
