@@ -14,7 +14,7 @@ use crate::identity::throttle::{Throttle, ThrottleConfig};
 use crate::identity::tokens::KeyRing;
 use crate::project::mail::{Mailer, SmsSender};
 use crate::store::clock::{Clock, SystemClock};
-use crate::store::{self, Health, Limits, Opened, Store};
+use crate::store::{self, Cascades, Health, Limits, Opened, Store};
 
 /// Default limit on a document's JSON size.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -224,6 +224,9 @@ impl DbBuilder {
             sms_sender: self.sms_sender,
         })?;
         store.install(TargetCache::default())?;
+        store.install(Cascades {
+            user_deleted: crate::files::on_user_deleted,
+        })?;
         Ok(Db { store })
     }
 }
@@ -288,7 +291,7 @@ impl Db {
     /// Rewrites the file so that the space freed by deletes (documents, files, cleanup) is
     /// given back to the file system: the file shrinks. Without it freed pages are only reused
     /// by later writes. Needs the only handle, with no reader or upload in progress; returns
-    /// whether anything was moved. Run [`Db::cleanup_files`] first to free what abandoned
+    /// whether anything was moved. Run [`Buckets::cleanup`](crate::Buckets::cleanup) first to free what abandoned
     /// uploads hold.
     ///
     /// ```
@@ -378,24 +381,5 @@ impl Db {
     /// The store under this database.
     pub(crate) fn store(&self) -> &Store {
         &self.store
-    }
-
-    /// Records where the HTTP front serves this database.
-    #[cfg(feature = "http")]
-    pub(crate) fn set_served_url(&self, url: String) {
-        self.store.set_served_url(url);
-    }
-
-    /// Where the HTTP front serves this database, if it does.
-    pub(crate) fn served_url(&self) -> Option<String> {
-        self.store.served_url()
-    }
-
-    pub(crate) fn max_document_bytes(&self) -> usize {
-        self.store.limits().max_document_bytes
-    }
-
-    pub(crate) fn new_id(&self) -> String {
-        self.store.new_id()
     }
 }

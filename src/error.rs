@@ -58,7 +58,7 @@ pub enum ErrorKind {
         message: String,
     },
     /// The password was right, and the account needs a second factor: a code was mailed to it;
-    /// finish with [`Db::complete_second_factor`](crate::Db::complete_second_factor).
+    /// finish with [`Users::complete_second_factor`](crate::Users::complete_second_factor).
     SecondFactorRequired,
     /// The account exists (or the address is taken) but must confirm its email first: check the
     /// mailbox, confirm with the code, then sign in. (Signup with email verification on.)

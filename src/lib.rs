@@ -69,28 +69,30 @@ pub use access::policy::{Action, Decision};
 pub use access::principal::Principal;
 pub use access::rules::{Rule, Rules};
 pub use actor::Actor;
-pub use data::collections::{CollectionInfo, CollectionSpec};
+pub use data::collections::{CollectionInfo, CollectionSpec, Collections};
 pub use data::documents::{Collection, Doc};
 pub use data::query::{Aggregate, Filter, Op, Order, Query, Sort};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use error::{Error, ErrorKind, Result};
 pub use files::{
-    Bucket, BucketInfo, BucketSpec, DEFAULT_MAX_FILE_BYTES, FileInfo, FileReader, Upload,
+    Bucket, BucketInfo, BucketSpec, Buckets, DEFAULT_MAX_FILE_BYTES, FileInfo, FileReader, Upload,
     UploadGrant,
 };
 #[cfg(feature = "http")]
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
+pub use identity::accounts::Users;
 pub use identity::api_keys::{
-    ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, NewApiKey,
+    ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, Keys, NewApiKey,
 };
 pub use identity::otp::{CODE_LIFETIME, MAX_ATTEMPTS};
 pub use identity::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-pub use identity::sessions::{DEFAULT_SESSION_LIFETIME, SignedIn, UserSession};
+pub use identity::sessions::{DEFAULT_SESSION_LIFETIME, Sessions, SignedIn, UserSession};
 pub use identity::throttle::{REQUEST_COOLDOWN, ThrottleConfig};
+pub use identity::tokens::SigningKeys;
 pub use identity::users::{Client, NewUser, PublicProfile, User};
 pub use project::env_vars::EnvVarInfo;
-pub use project::mail::{MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};
-pub use project::settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Settings};
+pub use project::mail::{Mail, MailMessage, Mailer, OutboxMessage, SmsMessage, SmsSender};
+pub use project::settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Project, Settings};
 #[cfg(feature = "smtp")]
 pub use project::smtp::{SmtpMailer, SmtpSecurity};
 pub use store::Health;

@@ -16,8 +16,8 @@ use crate::store::Store;
 use crate::store::names::{is_server_managed, validate_collection_name, validate_field_path};
 use crate::store::schema::{self, COLLECTIONS, DocsTable, IndexTable};
 
-/// The configuration of a collection: what [`Db::create_collection`] and
-/// [`Db::update_collection`] take.
+/// The configuration of a collection: what [`Collections::create`](crate::Collections::create) and
+/// [`Collections::update`](crate::Collections::update) take.
 ///
 /// ```
 /// use larder::CollectionSpec;
@@ -228,7 +228,7 @@ impl Collections<'_> {
             .write(|txn| self.create_collection_in(txn, name, spec.clone()))
     }
 
-    /// [`Db::create_collection`] inside a caller's write transaction.
+    /// [`Collections::create`](crate::Collections::create) inside a caller's write transaction.
     pub(crate) fn create_collection_in(
         &self,
         txn: &redb::WriteTransaction,
@@ -348,10 +348,10 @@ impl Collections<'_> {
         renamed
     }
 
-    /// Creates the collection or replaces its configuration (see [`Db::update_collection`]).
+    /// Creates the collection or replaces its configuration (see [`Collections::update`](crate::Collections::update)).
     ///
     /// # Errors
-    /// As [`Db::create_collection`] and [`Db::update_collection`].
+    /// As [`Collections::create`](crate::Collections::create) and [`Collections::update`](crate::Collections::update).
     pub fn put(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
         match self.create(name, spec.clone()) {
             Err(error) if matches!(error.kind(), crate::error::ErrorKind::AlreadyExists { .. }) => {

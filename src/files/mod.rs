@@ -46,10 +46,10 @@ const MAX_FILENAME_BYTES: usize = 255;
 const MAX_NAME_BYTES: usize = 118;
 /// The owner field of the spec a bucket's rules are decided with.
 const OWNER_FIELD: &str = "owner";
-/// A staged upload older than this is abandoned and may be purged by [`Db::cleanup_files`].
+/// A staged upload older than this is abandoned and may be purged by [`Buckets::cleanup`](crate::Buckets::cleanup).
 const STAGING_LIFETIME_MICROS: i64 = 3600 * 1_000_000;
 
-/// The configuration of a bucket: what [`Db::create_bucket`] and [`Db::update_bucket`] take.
+/// The configuration of a bucket: what [`Buckets::create`](crate::Buckets::create) and [`Buckets::update`](crate::Buckets::update) take.
 ///
 /// The rules are a collection's: `list` lists files, `view` downloads one, `create` uploads,
 /// `delete` deletes (`update` is unused: files are immutable). The owner of a file is the user
@@ -370,7 +370,7 @@ impl Buckets<'_> {
         self.info(name)
     }
 
-    /// [`Db::ensure_bucket`] without the usage scan: a read when the bucket exists (the
+    /// [`Buckets::ensure`](crate::Buckets::ensure) without the usage scan: a read when the bucket exists (the
     /// dialects call it on every upload).
     pub(crate) fn ensure_exists(&self, name: &str, spec: BucketSpec) -> Result<()> {
         validate_bucket_name(name)?;
@@ -479,7 +479,7 @@ impl Buckets<'_> {
         upload.finish()
     }
 
-    /// Starts the upload a grant allows (see [`Db::upload_with_grant`]); the grant is used up
+    /// Starts the upload a grant allows (see [`Buckets::upload_with_grant`](crate::Buckets::upload_with_grant)); the grant is used up
     /// by the upload's [`Upload::finish`].
     pub fn redeem_grant(&self, token: &str, content_type: &str) -> Result<Upload> {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
@@ -761,7 +761,7 @@ pub(crate) fn purge_staging(txn: &WriteTransaction, older_than: Option<i64>) -> 
     Ok(stale.len() as u64)
 }
 
-/// The files of one bucket, as seen by one principal. Made by [`Db::bucket`] or
+/// The files of one bucket, as seen by one principal. Made by [`Db::bucket`](crate::Db::bucket) or
 /// [`Actor::bucket`](crate::Actor::bucket).
 #[derive(Clone)]
 pub struct Bucket {
@@ -879,7 +879,7 @@ impl Bucket {
 
     /// A one-time grant to upload one file of exactly `size` bytes and type `content_type`
     /// within `lifetime`, checked against the bucket's `create` rule now, redeemed later by
-    /// anyone holding its token ([`Db::upload_with_grant`]): the capability behind signed
+    /// anyone holding its token ([`Buckets::upload_with_grant`](crate::Buckets::upload_with_grant)): the capability behind signed
     /// upload URLs.
     ///
     /// # Errors
@@ -1190,7 +1190,7 @@ impl Upload {
     ///
     /// # Errors
     /// `InvalidInput` if a grant's declared size was not reached, or if the upload sat idle so
-    /// long that [`Db::cleanup_files`] removed its bytes; `Forbidden` if its grant was used
+    /// long that [`Buckets::cleanup`](crate::Buckets::cleanup) removed its bytes; `Forbidden` if its grant was used
     /// meanwhile; `NotFound` if the bucket was deleted meanwhile; `AlreadyExists` if the name
     /// was taken meanwhile.
     pub fn finish(mut self) -> Result<FileInfo> {

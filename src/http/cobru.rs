@@ -1,7 +1,7 @@
 //! Cobru's token refresh (seed 003): `POST /token/refresh/` with `{"refresh": …}` and an
 //! `x-api-key`, answering `{"access": …}`. The refresh token is a backend-held credential
 //! reused for every mint, so this route does not rotate it (see
-//! [`Db::access_token_from_refresh`](crate::Db::access_token_from_refresh)).
+//! [`Sessions::access_token_from_refresh`](crate::Sessions::access_token_from_refresh)).
 
 use axum::Router;
 use axum::body::Bytes;

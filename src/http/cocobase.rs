@@ -662,7 +662,7 @@ async fn create_document(
         .ok_or_else(|| fail(Error::invalid("`collection` is required")))?;
     let base = base_url(&caller.db, request.headers());
     // With files, the id is chosen first so each file is attached to its document.
-    let id = caller.db.new_id();
+    let id = caller.db.store().new_id();
     let DocumentParts { data, files, .. } = match form(request, &caller.db).await.map_err(fail)? {
         Form::Json(body) => DocumentParts::json(document_body(&body).map_err(fail)?),
         Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
@@ -741,7 +741,7 @@ async fn data_part(
     db: &Db,
     body_limit: u64,
 ) -> Result<Map<String, Value>> {
-    let limit = db.max_document_bytes();
+    let limit = db.store().limits().max_document_bytes;
     let mut text = Vec::new();
     while let Some(piece) = field
         .chunk()

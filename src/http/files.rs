@@ -72,6 +72,7 @@ pub(crate) fn base_url(db: &Db, headers: &HeaderMap) -> String {
     match host {
         Some(host) => format!("http://{host}"),
         None => db
+            .store()
             .served_url()
             .unwrap_or_else(|| "http://127.0.0.1".to_owned()),
     }

@@ -99,7 +99,7 @@ impl Server {
             .map_err(Error::storage)?;
         let (stop, stopped) = watch::channel(false);
         // Mails link to larder's own pages when no app URL is configured.
-        db.set_served_url(format!("http://{local}"));
+        db.store().set_served_url(format!("http://{local}"));
         let router = super::router(db, &config);
         let thread = std::thread::Builder::new()
             .name("larder-http-accept".into())

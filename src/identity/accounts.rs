@@ -14,10 +14,10 @@ use crate::identity::sessions::{SignedIn, UserSession, end_sessions_of};
 use crate::identity::throttle::Key;
 use crate::identity::users::*;
 use crate::project::settings::{Settings, read_settings};
-use crate::store::Store;
 use crate::store::clock::format_rfc3339;
 use crate::store::names::fold_email;
 use crate::store::schema::{self, USERS, USERS_BY_EMAIL, USERS_BY_PHONE, USERS_BY_USERNAME};
+use crate::store::{Cascades, Store};
 
 /// App users' accounts: signup, login, profiles, one-time codes and administration:
 /// `db.users()`.
@@ -166,7 +166,7 @@ impl Users<'_> {
     /// (then even the right password is refused until the window passes); `Forbidden` for a
     /// disabled account (only told to someone who knows its password); `SecondFactorRequired`
     /// when the account or project uses a second factor (a code was mailed; finish with
-    /// [`Db::complete_second_factor`]).
+    /// [`Users::complete_second_factor`](crate::Users::complete_second_factor)).
     pub fn login(&self, email: &str, password: &str, client: &Client) -> Result<SignedIn> {
         let now = self.store.now_micros();
         let folded = email.trim().to_lowercase();
@@ -426,6 +426,7 @@ impl Users<'_> {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub fn delete(&self, id: &str) -> Result<()> {
+        let cascades = *self.store.state::<Cascades>()?;
         crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
             let user: StoredUser = match txn.open_table(USERS)?.remove(id)? {
                 Some(bytes) => schema::decode(bytes.value())?,
@@ -440,7 +441,7 @@ impl Users<'_> {
                 txn.open_table(USERS_BY_USERNAME)?
                     .remove(username.to_ascii_lowercase().as_str())?;
             }
-            crate::files::on_user_deleted(txn, id)?;
+            (cascades.user_deleted)(txn, id)?;
             end_sessions_of(txn, id, None)
         })
     }

@@ -632,7 +632,7 @@ impl Keys<'_> {
     /// Replaces all of a scoped key's grants, and reports every change.
     ///
     /// # Errors
-    /// As [`Db::put_key_grant`].
+    /// As [`Keys::put_grant`](crate::Keys::put_grant).
     pub fn set_grants(
         &self,
         id: &str,
@@ -654,7 +654,7 @@ impl Keys<'_> {
     /// reported.
     ///
     /// # Errors
-    /// As [`Db::put_key_grant`], and whatever `edit` returns.
+    /// As [`Keys::put_grant`](crate::Keys::put_grant), and whatever `edit` returns.
     #[cfg(feature = "http")]
     pub(crate) fn edit_grants(
         &self,

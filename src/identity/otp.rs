@@ -335,10 +335,10 @@ impl Users<'_> {
             .ok_or_else(invalid_code)
     }
 
-    /// Like [`Db::reset_password`], with the token of the mailed link instead of the code.
+    /// Like [`Users::reset_password`](crate::Users::reset_password), with the token of the mailed link instead of the code.
     ///
     /// # Errors
-    /// As [`Db::reset_password`].
+    /// As [`Users::reset_password`](crate::Users::reset_password).
     pub fn reset_password_with_token(&self, token: &str, new_password: &str) -> Result<()> {
         crate::identity::password::check_new_password(new_password)?;
         let hash = crate::identity::password::hash_password(new_password)?;

@@ -49,7 +49,7 @@ pub struct SignedIn {
     pub access_token: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    /// The refresh token: single use, exchanged for new tokens by [`Db::refresh`].
+    /// The refresh token: single use, exchanged for new tokens by [`Sessions::refresh`](crate::Sessions::refresh).
     pub refresh_token: String,
 }
 
@@ -66,7 +66,7 @@ impl std::fmt::Debug for SignedIn {
 }
 
 /// A verified, live user session: what an access token proves. Only
-/// [`Db::authenticate`] makes one.
+/// [`Sessions::authenticate`](crate::Sessions::authenticate) makes one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserSession {
     user: User,

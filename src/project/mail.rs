@@ -221,7 +221,7 @@ impl Mail<'_> {
         Ok(id)
     }
 
-    /// Sends a message for an account flow: recorded and delivered like [`Db::send_mail`], but
+    /// Sends a message for an account flow: recorded and delivered like [`Mail::send`](crate::Mail::send), but
     /// a delivery failure is not reported (the flow answers the same for every email).
     pub(crate) fn send_flow_mail(&self, message: MailMessage) -> Result<()> {
         match self.send(message) {

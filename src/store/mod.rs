@@ -59,6 +59,16 @@ struct Inner {
     states: Vec<Box<dyn Any + Send + Sync>>,
 }
 
+/// What must happen in the same transaction when a record goes away that a higher layer keeps
+/// references to. The lower layer deletes and calls the hook; the root (`db.rs`) fills the hooks
+/// in on open, since a lower layer may not name a higher one.
+#[derive(Clone, Copy)]
+pub(crate) struct Cascades {
+    /// A user was deleted (identity): their uploads go, except files attached to a document
+    /// that outlives the account, which lose their owner (files).
+    pub(crate) user_deleted: fn(&redb::WriteTransaction, &str) -> Result<()>,
+}
+
 /// Size limits on what the store accepts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
@@ -294,7 +304,7 @@ impl Store {
     /// Rewrites the file so that the space freed by deletes (documents, files, cleanup) is
     /// given back to the file system: the file shrinks. Without it freed pages are only reused
     /// by later writes. Needs the only handle, with no reader or upload in progress; returns
-    /// whether anything was moved. Run [`Db::cleanup_files`] first to free what abandoned
+    /// whether anything was moved. Run [`Buckets::cleanup`](crate::Buckets::cleanup) first to free what abandoned
     /// uploads hold.
     ///
     /// ```
