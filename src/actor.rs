@@ -8,8 +8,12 @@ use crate::data::collections::{CollectionSpec, Collections};
 use crate::data::documents::Collection;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::files::{Bucket, Buckets};
 use crate::identity::accounts::Users;
 use crate::identity::api_keys::Keys;
+use crate::identity::tokens::SigningKeys;
+use crate::project::mail::Mail;
+use crate::project::settings::Project;
 
 impl Db {
     /// Turns presented credentials into a [`Principal`]:
@@ -153,7 +157,7 @@ impl Actor {
     }
 
     /// A bucket's files, as this principal.
-    pub fn bucket(&self, name: &str) -> crate::files::Bucket {
+    pub fn bucket(&self, name: &str) -> Bucket {
         self.db.bucket_as(name, self.principal.clone())
     }
 
@@ -176,6 +180,45 @@ impl Actor {
     /// `Forbidden`/`Unauthenticated` for non-administrators.
     pub fn keys(&self) -> Result<Keys<'_>> {
         Ok(self.admin(Action::ManageKeys)?.keys())
+    }
+
+    /// [`Db::buckets`], for administrators.
+    ///
+    /// # Errors
+    /// `Forbidden`/`Unauthenticated` for non-administrators.
+    pub fn buckets(&self) -> Result<Buckets<'_>> {
+        Ok(self.admin(Action::ManageCollections)?.buckets())
+    }
+
+    /// [`Db::project`], for administrators.
+    ///
+    /// # Errors
+    /// `Forbidden`/`Unauthenticated` for non-administrators.
+    pub fn project(&self) -> Result<Project<'_>> {
+        Ok(self.admin(Action::ManageSettings)?.project())
+    }
+
+    /// [`Db::mail`], for server-side callers (a secret key, the embedding program).
+    ///
+    /// # Errors
+    /// `Forbidden`/`Unauthenticated` for others.
+    pub fn mail(&self) -> Result<Mail<'_>> {
+        Ok(self.admin(Action::SendMail)?.mail())
+    }
+
+    /// [`Db::signing_keys`], for administrators.
+    ///
+    /// # Errors
+    /// `Forbidden`/`Unauthenticated` for non-administrators.
+    pub fn signing_keys(&self) -> Result<SigningKeys<'_>> {
+        Ok(self.admin(Action::ManageKeys)?.signing_keys())
+    }
+
+    /// A bucket on the server-side storage routes (urBackend's): a secret key acts there, or
+    /// a scoped key within its grants; a publishable key or a user is refused.
+    pub(crate) fn server_bucket(&self, name: &str) -> Result<Bucket> {
+        self.admin(Action::ServerStorage)?;
+        Ok(self.bucket(name))
     }
 
     /// [`Db::users`], for administrators.

@@ -44,7 +44,7 @@ pub enum Action {
     /// Send mail through the project (server-side only).
     SendMail,
     /// Use urBackend's storage routes (server-side only: its SDK never sends a user's token
-    /// with them, so only a secret key can act there).
+    /// with them, so a secret key acts there, or a scoped key within its bucket grants).
     ServerStorage,
 }
 
@@ -110,6 +110,18 @@ pub(crate) fn authorize(
     action: Action,
     target: &Target<'_>,
 ) -> Result<Permit> {
+    if action == Action::ServerStorage
+        && let Kind::Key(key) = &principal.0
+        && key.kind == KeyKind::Scoped
+    {
+        // A scoped key reaches the server-side storage routes; its grant on each bucket
+        // (`files/<bucket>`) then decides, as on every other door.
+        return Ok(Permit {
+            full: false,
+            rule: "scoped key grant".into(),
+            ..Permit::default()
+        });
+    }
     let (name, spec, document) = match target {
         Target::Admin => {
             return if action.is_data() {

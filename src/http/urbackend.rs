@@ -20,7 +20,6 @@ use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, no_store};
-use crate::access::principal::Principal;
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Filter, Op, Order, Query, Sort};
 use crate::db::Db;
@@ -80,11 +79,12 @@ fn ok(status: StatusCode, data: Value, message: &str) -> Response {
     )
 }
 
-/// The caller of an urBackend route: the project key it presented (checked), and its Bearer.
+/// The caller of an urBackend route: what it presented (a project key, if any, is checked on
+/// arrival), and its Bearer.
 struct Caller {
     db: Db,
     presented: Presented,
-    key: Arc<KeyIdentity>,
+    key: Option<Arc<KeyIdentity>>,
     refresh_mode_header: bool,
 }
 
@@ -95,16 +95,12 @@ impl FromRequestParts<AppState> for Caller {
         let presented = Presented::from_request_parts(parts, state)
             .await
             .map_err(|e| fail(e.error))?;
-        let secret = presented
+        let key = presented
             .api_key
             .as_deref()
-            .ok_or_else(|| fail(Error::unauthenticated("an x-api-key header is required")))?;
-        let key = state.db.keys().authenticate(secret).map_err(fail)?;
-        if !matches!(key.kind, KeyKind::Secret | KeyKind::Publishable) {
-            return Err(fail(Error::unauthenticated(
-                "use a pk_live_ or sk_live_ key on these routes",
-            )));
-        }
+            .map(|secret| state.db.keys().authenticate(secret))
+            .transpose()
+            .map_err(fail)?;
         let refresh_mode_header = parts
             .headers
             .get("x-refresh-token-mode")
@@ -119,26 +115,28 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
-    fn trusted(&self) -> bool {
-        self.key.kind == KeyKind::Secret
-    }
-
-    /// Who data routes run as.
-    fn data_principal(&self) -> Result<Principal> {
-        if self.trusted() {
-            return Ok(Principal::key(self.key.clone()));
-        }
-        match &self.presented.bearer {
-            Some(token) => Ok(Principal::user_session(
-                self.db.sessions().authenticate(token)?,
-            )),
-            None => Ok(Principal::key(self.key.clone())),
+    /// The account routes name the project by its key, as the hosted service does.
+    fn require_project_key(&self) -> Result<()> {
+        match self.key {
+            Some(_) => Ok(()),
+            None => Err(Error::unauthenticated("an x-api-key header is required")),
         }
     }
 
+    /// Who the data, mail and storage routes run as: the one authentication edge's answer
+    /// (a valid Bearer decides, then the key), so every credential opens these doors.
+    fn actor(&self) -> Result<crate::Actor> {
+        let principal = self.presented.required_principal(
+            &self.db,
+            "an x-api-key header or a Bearer token is required",
+        )?;
+        Ok(self.db.acting_as(principal))
+    }
+
+    /// A secret key's signups skip the per-address limit (a server acting for its users).
     fn client(&self) -> crate::identity::users::Client {
         let client = self.presented.client.clone();
-        if self.trusted() {
+        if self.key.as_ref().is_some_and(|k| k.kind == KeyKind::Secret) {
             client.server_trusted()
         } else {
             client
@@ -249,6 +247,7 @@ fn presented_refresh_token(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn signup(caller: Caller, body: Bytes) -> Answer {
+    caller.require_project_key().map_err(fail)?;
     let mut fields = body_object(&body).map_err(fail)?;
     let email = text_field(&fields, "email").map_err(fail)?;
     let password = text_field(&fields, "password").map_err(fail)?;
@@ -293,6 +292,7 @@ async fn signup(caller: Caller, body: Bytes) -> Answer {
 }
 
 async fn login(caller: Caller, body: Bytes) -> Answer {
+    caller.require_project_key().map_err(fail)?;
     let fields = body_object(&body).map_err(fail)?;
     let email = text_field(&fields, "email").map_err(fail)?;
     let password = text_field(&fields, "password").map_err(fail)?;
@@ -310,6 +310,7 @@ async fn login(caller: Caller, body: Bytes) -> Answer {
 }
 
 async fn refresh(caller: Caller, headers: HeaderMap) -> Answer {
+    caller.require_project_key().map_err(fail)?;
     let token = presented_refresh_token(&headers)
         .ok_or_else(|| fail(Error::unauthenticated("a refresh token is required")))?;
     let header_mode = caller.refresh_mode_header || headers.contains_key("x-refresh-token");
@@ -326,6 +327,7 @@ async fn refresh(caller: Caller, headers: HeaderMap) -> Answer {
 }
 
 async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
+    caller.require_project_key().map_err(fail)?;
     let db = caller.db.clone();
     let bearer = caller.presented.bearer.clone();
     let refresh_token = presented_refresh_token(&headers);
@@ -351,6 +353,7 @@ async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
 
 /// The caller's own session, from the Bearer.
 fn session(caller: &Caller) -> Result<crate::identity::sessions::UserSession> {
+    caller.require_project_key()?;
     let token = caller
         .presented
         .bearer
@@ -365,6 +368,7 @@ async fn me(caller: Caller) -> Answer {
 }
 
 async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer {
+    caller.require_project_key().map_err(fail)?;
     let profile = caller.db.users().public_profile(&username).map_err(fail)?;
     let mut view = profile.fields;
     view.insert("_id".into(), json!(profile.id));
@@ -410,6 +414,7 @@ async fn account_flow(
     message: &'static str,
     call: impl FnOnce(&Db, &Map<String, Value>) -> Result<()> + Send + 'static,
 ) -> Answer {
+    caller.require_project_key().map_err(fail)?;
     let fields = body_object(&body).map_err(fail)?;
     let db = caller.db.clone();
     blocking(move || call(&db, &fields)).await.map_err(fail)?;
@@ -495,13 +500,8 @@ fn addresses(value: Option<&Value>) -> Result<Vec<String>> {
 }
 
 async fn send_mail(caller: Caller, body: Bytes) -> Answer {
-    let principal = Principal::key(caller.key.clone());
-    crate::access::policy::authorize(
-        &principal,
-        crate::access::policy::Action::SendMail,
-        &crate::access::policy::Target::Admin,
-    )
-    .map_err(fail)?;
+    let actor = caller.actor().map_err(fail)?;
+    actor.mail().map_err(fail)?;
     let fields = body_object(&body).map_err(fail)?;
     let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
     let message = crate::project::mail::MailMessage {
@@ -519,10 +519,10 @@ async fn send_mail(caller: Caller, body: Bytes) -> Answer {
             .cloned()
             .unwrap_or_default(),
     };
-    let db = caller.db.clone();
     let (id, sent) = blocking(move || {
-        let id = db.mail().send(message)?;
-        Ok((id, db.mail().outbox()?.len()))
+        let mail = actor.mail()?;
+        let id = mail.send(message)?;
+        Ok((id, mail.outbox()?.len()))
     })
     .await
     .map_err(fail)?;
@@ -689,8 +689,7 @@ fn documents_of(
     collection: &str,
 ) -> std::result::Result<Collection<Value>, ApiError> {
     let collection = data_collection(collection).map_err(fail)?;
-    let principal = caller.data_principal().map_err(fail)?;
-    Ok(caller.db.acting_as(principal).collection(&collection))
+    Ok(caller.actor().map_err(fail)?.collection(&collection))
 }
 
 async fn list(

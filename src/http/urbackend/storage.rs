@@ -12,7 +12,6 @@ use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 use super::{Answer, Caller, body_object, fail, ok};
-use crate::access::principal::Principal;
 use crate::access::rules::{Rule, Rules};
 use crate::error::{Error, Result};
 use crate::files::{Bucket, BucketSpec, FileInfo};
@@ -32,16 +31,12 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/storage/file", delete(delete_file))
 }
 
-/// The `storage` bucket as the caller's key, made on first use. Storage calls are the secret
-/// key's (the policy's `ServerStorage`): a publishable key is refused (403, as the hosted
-/// service does) rather than treated as an anonymous caller.
+/// The `storage` bucket as the caller, made on first use. Storage calls are server-side (the
+/// policy's `ServerStorage`): a secret key, or a scoped key within its `files/storage` grant; a
+/// publishable key is refused (403, as the hosted service does) rather than treated as an
+/// anonymous caller.
 async fn bucket(caller: &Caller) -> Result<Bucket> {
-    let principal = Principal::key(caller.key.clone());
-    crate::access::policy::authorize(
-        &principal,
-        crate::access::policy::Action::ServerStorage,
-        &crate::access::policy::Target::Admin,
-    )?;
+    let bucket = caller.actor()?.server_bucket(BUCKET)?;
     let db = caller.db.clone();
     blocking(move || {
         db.buckets().ensure_exists(
@@ -51,7 +46,7 @@ async fn bucket(caller: &Caller) -> Result<Bucket> {
                 ..Rules::default()
             }),
         )?;
-        Ok(db.bucket_as(BUCKET, principal))
+        Ok(bucket)
     })
     .await
 }
