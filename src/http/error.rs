@@ -47,6 +47,28 @@ pub(crate) fn code_of(kind: &ErrorKind) -> &'static str {
         ErrorKind::Storage { fatal: true } => "unavailable",
         ErrorKind::StorageFull => "insufficient_storage",
         ErrorKind::Unsupported { .. } => "not_implemented",
+        ErrorKind::Storage { fatal: false }
+        | ErrorKind::Corrupted
+        | ErrorKind::Internal
+        | ErrorKind::AlreadyOpen
+        | ErrorKind::NotALarderFile
+        | ErrorKind::UnsupportedFormat { .. } => "internal",
+    }
+}
+
+/// The code of an error the framework or the protections made, from its status alone.
+pub(crate) fn code_of_status(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "invalid_input",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         _ => "internal",
     }
 }
@@ -77,6 +99,59 @@ pub(crate) enum Shape {
     EkoDb,
 }
 
+impl Shape {
+    /// The door a path belongs to, for the errors no handler made (bad JSON, a wrong content
+    /// type or method, an unknown route, a body over the limit, a timeout): they answer in the
+    /// shape of the dialect whose route it is. `None` for paths of no dialect.
+    pub(crate) fn for_path(path: &str) -> Option<Shape> {
+        const DOORS: &[(&str, Shape)] = &[
+            ("/api/admin", Shape::Native),
+            ("/api/files", Shape::Native),
+            ("/api/uploads", Shape::Native),
+            ("/api/openapi.json", Shape::Native),
+            ("/api/health", Shape::Native),
+            ("/.well-known/", Shape::Native),
+            ("/api/userAuth/", Shape::UrBackend),
+            ("/api/data/", Shape::UrBackend),
+            ("/api/storage/", Shape::UrBackend),
+            ("/api/mail/", Shape::UrBackend),
+            ("/auth-collections/", Shape::Detail),
+            ("/collections", Shape::Detail),
+            ("/token/refresh", Shape::Detail),
+            ("/api/auth/", Shape::EkoDb),
+            ("/api/insert/", Shape::EkoDb),
+            ("/api/find/", Shape::EkoDb),
+            ("/api/update/", Shape::EkoDb),
+            ("/api/delete/", Shape::EkoDb),
+            ("/api/batch/", Shape::EkoDb),
+            ("/api/collections", Shape::EkoDb),
+        ];
+        DOORS
+            .iter()
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map(|(_, shape)| *shape)
+    }
+
+    /// An error body in this shape.
+    pub(crate) fn body(self, status: StatusCode, code: &str, message: &str) -> serde_json::Value {
+        match self {
+            Shape::Native => json!({"error": {"code": code, "message": message}}),
+            Shape::UrBackend => json!({
+                "success": false,
+                "error": message,
+                "message": message,
+                "code": status.as_u16(),
+            }),
+            Shape::Detail => json!({"detail": message}),
+            Shape::EkoDb => json!({
+                "code": status.as_u16(),
+                "message": message,
+                "error": message,
+            }),
+        }
+    }
+}
+
 /// An error on its way out, in a dialect's shape.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -94,23 +169,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(self.error.kind());
         let message = public_message(&self.error);
-        let body = match self.shape {
-            Shape::Native => {
-                json!({"error": {"code": code_of(self.error.kind()), "message": message}})
-            }
-            Shape::UrBackend => json!({
-                "success": false,
-                "error": message,
-                "message": message,
-                "code": status.as_u16(),
-            }),
-            Shape::Detail => json!({"detail": message}),
-            Shape::EkoDb => json!({
-                "code": status.as_u16(),
-                "message": message,
-                "error": message,
-            }),
-        };
+        let body = self
+            .shape
+            .body(status, code_of(self.error.kind()), &message);
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match self.error.kind() {
@@ -129,6 +190,114 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One error of every kind. `ordinal` names each kind with no catch-all, so a new kind does
+    /// not compile until it is placed there, and the test below fails until it is listed here.
+    fn one_of_every_kind() -> Vec<ErrorKind> {
+        let message = || "m".to_owned();
+        vec![
+            ErrorKind::InvalidInput { message: message() },
+            ErrorKind::NotFound { what: "w".into() },
+            ErrorKind::AlreadyExists { what: "w".into() },
+            ErrorKind::TooLarge {
+                what: "w".into(),
+                limit: 1,
+            },
+            ErrorKind::AlreadyOpen,
+            ErrorKind::Unauthenticated { message: message() },
+            ErrorKind::Forbidden { message: message() },
+            ErrorKind::SecondFactorRequired,
+            ErrorKind::VerificationRequired,
+            ErrorKind::RateLimited {
+                retry_after_secs: 3,
+            },
+            ErrorKind::NotALarderFile,
+            ErrorKind::UnsupportedFormat {
+                found: 9,
+                supported: 1,
+            },
+            ErrorKind::StorageFull,
+            ErrorKind::Corrupted,
+            ErrorKind::Storage { fatal: true },
+            ErrorKind::Storage { fatal: false },
+            ErrorKind::Unsupported { message: message() },
+            ErrorKind::Internal,
+        ]
+    }
+
+    fn ordinal(kind: &ErrorKind) -> usize {
+        match kind {
+            ErrorKind::InvalidInput { .. } => 0,
+            ErrorKind::NotFound { .. } => 1,
+            ErrorKind::AlreadyExists { .. } => 2,
+            ErrorKind::TooLarge { .. } => 3,
+            ErrorKind::AlreadyOpen => 4,
+            ErrorKind::Unauthenticated { .. } => 5,
+            ErrorKind::Forbidden { .. } => 6,
+            ErrorKind::SecondFactorRequired => 7,
+            ErrorKind::VerificationRequired => 8,
+            ErrorKind::RateLimited { .. } => 9,
+            ErrorKind::NotALarderFile => 10,
+            ErrorKind::UnsupportedFormat { .. } => 11,
+            ErrorKind::StorageFull => 12,
+            ErrorKind::Corrupted => 13,
+            ErrorKind::Storage { .. } => 14,
+            ErrorKind::Unsupported { .. } => 15,
+            ErrorKind::Internal => 16,
+        }
+    }
+
+    const KINDS: usize = 17;
+
+    #[test]
+    fn every_kind_through_every_dialect_keeps_its_status_and_the_dialects_shape() {
+        let kinds = one_of_every_kind();
+        let mut seen: Vec<usize> = kinds.iter().map(ordinal).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, (0..KINDS).collect::<Vec<_>>(), "every kind is listed");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for kind in kinds {
+            for shape in [Shape::Native, Shape::UrBackend, Shape::Detail, Shape::EkoDb] {
+                let response = ApiError::new(Error::from(kind.clone()), shape).into_response();
+                let status = response.status();
+                assert_eq!(status, status_of(&kind), "{kind:?} as {shape:?}");
+                let bytes = runtime
+                    .block_on(axum::body::to_bytes(response.into_body(), usize::MAX))
+                    .unwrap();
+                let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                let message = match shape {
+                    Shape::Native => {
+                        assert_eq!(body["error"]["code"], code_of(&kind), "{kind:?}");
+                        &body["error"]["message"]
+                    }
+                    Shape::UrBackend => {
+                        assert_eq!(body["success"], false);
+                        assert_eq!(body["code"], status.as_u16());
+                        &body["error"]
+                    }
+                    Shape::Detail => &body["detail"],
+                    Shape::EkoDb => {
+                        assert_eq!(body["code"], status.as_u16());
+                        &body["message"]
+                    }
+                };
+                let message = message
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{kind:?} as {shape:?} has no message: {body}"));
+                if status.is_server_error() && status != StatusCode::NOT_IMPLEMENTED {
+                    let generic = [
+                        "internal error",
+                        "the service is unavailable; retry later",
+                        "the server is out of storage space",
+                    ];
+                    assert!(generic.contains(&message), "{kind:?} leaks: {message}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_kind_has_its_status_and_code() {

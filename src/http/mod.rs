@@ -86,7 +86,8 @@ fn protect(routes: Router, db: Db, config: &ServerConfig) -> Router {
             |_: Box<dyn std::any::Any + Send>| {
                 generic_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
             },
-        ));
+        ))
+        .layer(axum::middleware::from_fn(dialect_errors));
     if config.log_requests {
         router.layer(axum::middleware::from_fn(log_request))
     } else {
@@ -466,7 +467,34 @@ fn generic_error(status: StatusCode, message: &str) -> Response {
         "detail": message,
         "code": status.as_u16(),
     });
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response
+        .extensions_mut()
+        .insert(FrameworkError(message.to_owned()));
+    response
+}
+
+/// Marks an error no handler made (a rejection, a limit, a timeout, a panic, an unknown
+/// route), so [`dialect_errors`] can give it the body of the door it came through.
+#[derive(Clone)]
+struct FrameworkError(String);
+
+/// The errors no handler made answer in the shape of the dialect whose route was called (the
+/// status stays): an SDK reads every error of its routes the same way.
+async fn dialect_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let shape = error::Shape::for_path(request.uri().path());
+    let response = next.run(request).await;
+    let (Some(shape), Some(FrameworkError(message))) = (
+        shape,
+        response.extensions().get::<FrameworkError>().cloned(),
+    ) else {
+        return response;
+    };
+    let status = response.status();
+    let body = shape.body(status, error::code_of_status(status), &message);
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }
 
 /// Every JSON answer says its charset; error answers made by the framework itself (405, 413,
