@@ -113,7 +113,14 @@ pub(crate) fn choose(
             Test::Compare(field, Op::Eq, value) => {
                 (indexed(field), equal_ranges(std::slice::from_ref(value)))
             }
-            Test::In(field, values) => (indexed(field), equal_ranges(values)),
+            Test::In(field, values) => {
+                // An index keys an array by the whole array: every array is a candidate, and
+                // the filter then checks its elements.
+                let mut ranges = equal_ranges(values);
+                let (array, after) = JsonType::Array.tag_range();
+                ranges.push((vec![array], vec![after]));
+                (indexed(field), ranges)
+            }
             Test::IsNull(field) => (indexed(field), vec![(vec![0x00], vec![0x02])]),
             _ => continue,
         };

@@ -95,14 +95,16 @@ pub enum Filter {
         /// The value compared with (typed comparison).
         value: Value,
     },
-    /// The field equals one of the values.
+    /// The field equals one of the values, or is an array holding one of them (as MongoDB's
+    /// `$in`: a `tags` list matches when any tag is listed). Every dialect's `in` means this.
     In {
         /// The field path.
         path: String,
         /// The accepted values.
         values: Vec<Value>,
     },
-    /// The field equals none of the values (or is missing).
+    /// The negation of [`Filter::In`]: the field equals none of the values and, if it is an
+    /// array, holds none of them (or it is missing).
     NotIn {
         /// The field path.
         path: String,
@@ -155,7 +157,7 @@ impl Filter {
         ends_with => EndsWith,
     }
 
-    /// `path` equals one of `values`.
+    /// `path` equals one of `values`, or is an array holding one of them.
     pub fn is_in(
         path: impl Into<String>,
         values: impl IntoIterator<Item = impl Into<Value>>,
@@ -166,7 +168,7 @@ impl Filter {
         }
     }
 
-    /// `path` equals none of `values`.
+    /// `path` equals none of `values` and, if an array, holds none of them.
     pub fn not_in(
         path: impl Into<String>,
         values: impl IntoIterator<Item = impl Into<Value>>,
@@ -545,10 +547,10 @@ impl<'a> Row<'a> {
             }
             Test::In(field, values) => self
                 .resolve(field)
-                .is_some_and(|stored| values.iter().any(|v| values::equals_typed(&stored, v))),
+                .is_some_and(|stored| is_in(&stored, values)),
             Test::NotIn(field, values) => !self
                 .resolve(field)
-                .is_some_and(|stored| values.iter().any(|v| values::equals_typed(&stored, v))),
+                .is_some_and(|stored| is_in(&stored, values)),
             Test::IsNull(field) => {
                 matches!(self.resolve(field).as_deref(), None | Some(Value::Null))
             }
@@ -575,6 +577,12 @@ impl<'a> Row<'a> {
 /// An order-preserving key of a timestamp (big-endian with the sign bit flipped).
 fn timestamp_key(micros: i64) -> Vec<u8> {
     ((micros as u64) ^ (1 << 63)).to_be_bytes().to_vec()
+}
+
+/// `stored` equals one of `values`, or is an array with an element that does.
+fn is_in(stored: &Value, values: &[Value]) -> bool {
+    let listed = |item: &Value| values.iter().any(|v| values::equals_typed(item, v));
+    listed(stored) || matches!(stored, Value::Array(items) if items.iter().any(listed))
 }
 
 fn compare(stored: Option<&Value>, op: Op, value: &Value) -> bool {

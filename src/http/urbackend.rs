@@ -643,14 +643,7 @@ fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
         }
     }
     for (path, values) in in_lists {
-        // An array field matches when any element is in the list.
-        let any_element = Filter::Or(
-            values
-                .iter()
-                .map(|v| Filter::contains(path.clone(), v.clone()))
-                .collect(),
-        );
-        conditions.push(Filter::is_in(path, values).or(any_element));
+        conditions.push(Filter::is_in(path, values));
     }
     if sort.is_empty() {
         sort.push(Sort {
