@@ -1,14 +1,23 @@
 //! # larder — a backend in one file
 //!
-//! larder keeps an application's collections of JSON documents (and, as it grows, its users,
-//! sessions, API keys, permissions, files and settings) in **one [redb] file**. Link it as a
+//! larder keeps an application's backend — users, sessions, API keys, per-collection
+//! permissions, JSON documents, files and settings — in **one [redb] file**. Link it as a
 //! library, embed it in a desktop app, or start it as a fixture in a test suite: there is no
-//! server to install and it opens in microseconds.
+//! server to install. With the `http` feature, the same database serves HTTP from inside the
+//! process, in four dialects (Cocobase, urBackend, ekoDB, Cobru) beside a native admin API, all
+//! under the same rules as the library.
 //!
 //! Every write is one transaction, acknowledged only after a durable commit. Documents are JSON
 //! objects with server-assigned UUIDv7 ids and RFC 3339 timestamps; queries filter with typed
 //! comparison (`"30"` matches `30`, `"True"` matches `true`), sort on several keys, page, count
 //! and aggregate, and use secondary indexes where declared.
+//!
+//! [`Db`] opens the file and hands out one handle per capability: [`Db::collection`] and
+//! [`Db::collections`] (documents and collections), [`Db::bucket`] and [`Db::buckets`] (files),
+//! [`Db::users`], [`Db::sessions`], [`Db::keys`] and [`Db::signing_keys`] (accounts and
+//! credentials), [`Db::project`] and [`Db::mail`] (settings and mail). [`Db::as_user`],
+//! [`Db::with_key`] and [`Db::anonymous`] give an [`Actor`]: the same handles as that caller,
+//! under the same rules as HTTP.
 //!
 //! ## Quick start
 //!

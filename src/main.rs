@@ -1,4 +1,4 @@
-//! The `larder` command line: inspect and change a larder database file.
+//! The `larder` command line: serve a larder database file over HTTP, or inspect and change it.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +9,8 @@ use clap::{Parser, Subcommand};
 use larder::{CollectionSpec, Db, KeyKind, NewApiKey, Query, Server, ServerConfig};
 use serde_json::Value;
 
-/// A backend in one file: collections of JSON documents (and more) in one redb file.
+/// A backend in one file: users, sessions, API keys, permissions, JSON documents, files and
+/// settings in one redb file, served over HTTP or inspected and changed from here.
 #[derive(Parser, Debug)]
 #[command(name = "larder", version, about)]
 struct Cli {

@@ -1,8 +1,10 @@
-//! The native admin API: only administrators get in, every documented route exists, and each
-//! call does what the library call does.
+//! The native admin API: only administrators get in, the router serves exactly the documented
+//! routes, and each call does what the library call does.
 #![cfg(feature = "http")]
 
 mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::http::StatusCode;
 use larder::{Client, Db, KeyKind, NewApiKey, NewUser, ServerConfig};
@@ -131,6 +133,74 @@ fn every_documented_route_exists() {
             "{method} {path}: {status} {body}"
         );
         assert_ne!(status, 405, "{method} {path}");
+    }
+}
+
+/// The router and the OpenAPI document agree on `/api/admin`, seen from outside: each documented
+/// method of a documented path reaches an admin handler (401 without a key, where no handler
+/// would be the fallback's 404); every other method of that path is refused with 405, and its
+/// `Allow` lists the documented methods only; and the paths between `/api/admin` and a
+/// documented path that the document does not list reach no handler at all (404).
+#[test]
+fn the_router_serves_exactly_the_documented_admin_routes() {
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    let f = fixture();
+    let mut documented: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (method, path) in documented_routes(&f) {
+        documented.entry(path).or_default().insert(method);
+    }
+    for (path, methods) in &documented {
+        for method in METHODS {
+            let answer = common::http::call(&f.router, method, path, &[], None);
+            if methods.contains(method) {
+                assert_eq!(
+                    answer.status, 401,
+                    "{method} {path} is documented, but no admin handler answers it: {}",
+                    answer.json
+                );
+                assert!(answer.json["error"]["code"].is_string(), "{}", answer.json);
+                continue;
+            }
+            assert_eq!(
+                answer.status, 405,
+                "{method} {path} is not in the OpenAPI document, yet the router answers it: {}",
+                answer.json
+            );
+            // axum answers HEAD wherever it answers GET; the document lists GET only.
+            let allowed: BTreeSet<String> = answer
+                .headers
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty() && m != "HEAD")
+                .collect();
+            assert_eq!(
+                &allowed, methods,
+                "{path}: the methods the router allows, against the documented ones"
+            );
+        }
+    }
+    let undocumented_parents: BTreeSet<&str> = documented
+        .keys()
+        .flat_map(|path| {
+            path.match_indices('/')
+                .map(|(end, _)| &path[..end])
+                .filter(|parent| parent.starts_with("/api/admin"))
+        })
+        .filter(|parent| !documented.contains_key(*parent))
+        .collect();
+    assert!(undocumented_parents.contains("/api/admin"));
+    for path in undocumented_parents {
+        for method in METHODS {
+            let answer = common::http::call(&f.router, method, path, &[], None);
+            assert_eq!(
+                answer.status, 404,
+                "{method} {path} is not in the OpenAPI document, yet the router answers it: {}",
+                answer.json
+            );
+        }
     }
 }
 

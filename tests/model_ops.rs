@@ -608,8 +608,12 @@ impl MF {
                 negated,
                 values,
             } => {
-                let hit = resolve(id, doc, path)
-                    .is_some_and(|stored| values.iter().any(|(_, v)| typed_eq(&stored, v)));
+                // In: equal to a listed value, or an array holding one.
+                let listed = |item: &Value| values.iter().any(|(_, v)| typed_eq(item, v));
+                let hit = resolve(id, doc, path).is_some_and(|stored| {
+                    listed(&stored)
+                        || matches!(&stored, Value::Array(items) if items.iter().any(listed))
+                });
                 hit != *negated
             }
             MF::IsNull(path) => matches!(resolve(id, doc, path), None | Some(Value::Null)),

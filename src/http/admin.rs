@@ -496,23 +496,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_handler_is_in_the_route_table() {
-        let source = include_str!("admin.rs");
-        let arms = source
-            .lines()
-            .filter(|l| l.trim_start().starts_with("(\"") && l.contains(") => "));
-        for arm in arms {
-            let inner = &arm[arm.find('(').unwrap_or(0) + 1..arm.find(')').unwrap_or(0)];
-            let mut parts = inner.split(", ").map(|p| p.trim_matches('"'));
-            let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            assert!(
-                ROUTES.iter().any(|(m, p, _)| *m == method && *p == path),
-                "{method} {path} has a handler but no row in ROUTES"
-            );
-        }
-    }
-
-    #[test]
     fn every_documented_route_has_a_handler_and_is_documented() {
         for (method, path, _) in ROUTES {
             assert!(handler(method, path).is_some(), "{method} {path}");

@@ -286,11 +286,12 @@ fn loggable_path(path: &str) -> String {
     }
     path.split('/')
         .map(|segment| {
-            if crate::identity::api_keys::looks_like_secret(segment) {
-                "<key>"
-            } else {
-                segment
-            }
+            // Anywhere in the segment, and percent-encoded too: `key=sk%5Flive_…` is a key.
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            let carries_key = decoded
+                .char_indices()
+                .any(|(at, _)| crate::identity::api_keys::looks_like_secret(&decoded[at..]));
+            if carries_key { "<key>" } else { segment }
         })
         .collect::<Vec<_>>()
         .join("/")
@@ -564,6 +565,16 @@ mod tests {
         assert_eq!(
             loggable_path("/api/auth/keys/rk_live_abcdef"),
             "/api/auth/keys/<key>"
+        );
+        assert_eq!(
+            loggable_path("/api/key=sk_live_abcdef/x"),
+            "/api/<key>/x",
+            "a key inside a segment"
+        );
+        assert_eq!(
+            loggable_path("/api/sk%5Flive%5Fabcdef"),
+            "/api/<key>",
+            "a percent-encoded key"
         );
         assert_eq!(
             loggable_path("/api/find/notes/0192"),

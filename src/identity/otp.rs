@@ -1,5 +1,5 @@
-//! One-time codes and links: one mechanism for email verification and password reset (and,
-//! later, second factors and phone login).
+//! One-time codes and links: one mechanism for email verification, password reset, the second
+//! factor of a login and phone login.
 //!
 //! A code is `OTP_LENGTH` digits from the OS CSPRNG, stored only as a salted SHA-256, single
 //! use, valid 10 minutes, dead after 5 wrong attempts, bound to its purpose and account; a new

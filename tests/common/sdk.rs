@@ -5,16 +5,69 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// Kills the server when the test ends, however it ends.
-pub struct Running(Child);
+/// How long the log reader may take to see the end of the server's stderr once the server is
+/// dead; it only has the pipe's last buffered lines left to read.
+const LOG_READER_GRACE: Duration = Duration::from_secs(10);
+
+/// The running server and the thread reading its log. When the test ends, however it ends, the
+/// server is killed and the reader joined; a test that otherwise passed fails if any log line
+/// carried a key.
+pub struct Running {
+    server: Child,
+    /// Answers the log lines that carried a key.
+    log_reader: Option<JoinHandle<Vec<String>>>,
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let Some(log_reader) = self.log_reader.take() else {
+            return;
+        };
+        let deadline = Instant::now() + LOG_READER_GRACE;
+        while !log_reader.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A second panic while the test is already failing would abort the whole test binary,
+        // so then the finding is printed instead of asserted.
+        let failing_already = std::thread::panicking();
+        if !log_reader.is_finished() {
+            let message = format!(
+                "the server's log was not read to its end within {LOG_READER_GRACE:?} of the server's exit"
+            );
+            if failing_already {
+                eprintln!("{message}");
+                return;
+            }
+            panic!("{message}");
+        }
+        match log_reader.join() {
+            Ok(leaks) if leaks.is_empty() => {}
+            Ok(leaks) => {
+                let message = format!(
+                    "{} server log line(s) carry a key:\n{}",
+                    leaks.len(),
+                    leaks.join("\n")
+                );
+                if failing_already {
+                    eprintln!("{message}");
+                } else {
+                    panic!("{message}");
+                }
+            }
+            Err(panic) if !failing_already => std::panic::resume_unwind(panic),
+            Err(_) => eprintln!("the server's log reader panicked"),
+        }
     }
+}
+
+/// Whether a log line shows a secret or publishable key.
+fn carries_a_key(line: &str) -> bool {
+    line.contains("sk_live_") || line.contains("pk_live_")
 }
 
 fn run(command: &mut Command) {
@@ -56,7 +109,7 @@ pub fn random_secret() -> String {
 }
 
 /// Starts `larder serve` on `db` with `admin_key`; returns the guard and the URL. Every log line
-/// is checked to carry no key.
+/// is checked to carry no key (the guard fails the test when it is dropped).
 pub fn serve(db: &Path, admin_key: &str) -> (Running, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_larder"))
         .arg("--db")
@@ -68,19 +121,24 @@ pub fn serve(db: &Path, admin_key: &str) -> (Running, String) {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let server = Running(child);
-    let (lines, url) = mpsc::channel();
-    std::thread::spawn(move || {
+    let (url_sender, url) = mpsc::channel();
+    // The reader only collects: a panic on this thread would not reach the test.
+    let log_reader = std::thread::spawn(move || {
+        let mut leaks = Vec::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("larder: serving on ") {
-                let _ = lines.send(url.to_owned());
+                let _ = url_sender.send(url.to_owned());
             }
-            assert!(
-                !line.contains("sk_live_") && !line.contains("pk_live_"),
-                "{line}"
-            );
+            if carries_a_key(&line) {
+                leaks.push(line);
+            }
         }
+        leaks
     });
+    let server = Running {
+        server: child,
+        log_reader: Some(log_reader),
+    };
     let url = url
         .recv_timeout(Duration::from_secs(30))
         .expect("the server starts");
