@@ -4,7 +4,7 @@
 use crate::access::auth::{self, Credentials};
 use crate::access::policy::{self, Action, Decision, Target};
 use crate::access::principal::Principal;
-use crate::data::collections::{CollectionSpec, Collections};
+use crate::data::collections::{CollectionInfo, CollectionSpec, Collections};
 use crate::data::documents::Collection;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -219,6 +219,27 @@ impl Actor {
     pub(crate) fn server_bucket(&self, name: &str) -> Result<Bucket> {
         self.admin(Action::ServerStorage)?;
         Ok(self.bucket(name))
+    }
+
+    /// The whole database, for a caller the policy lets do `action` as an administrator: what
+    /// the administrative routes of every dialect act through once the policy has decided.
+    pub(crate) fn administrator(&self, action: Action) -> Result<Db> {
+        Ok(self.admin(action)?.clone())
+    }
+
+    /// The collections this caller may list, as the policy decides for each.
+    pub(crate) fn listable_collections(&self) -> Result<Vec<CollectionInfo>> {
+        let all = self.db.collections().list()?;
+        Ok(all
+            .into_iter()
+            .filter(|info| {
+                let target = Target::Collection {
+                    name: &info.name,
+                    spec: info.spec.guard(),
+                };
+                policy::authorize(&self.principal, Action::List, &target).is_ok()
+            })
+            .collect())
     }
 
     /// [`Db::users`], for administrators.

@@ -788,3 +788,44 @@ fn larder_compact_cleans_up_and_shrinks_the_file() {
     let db = Db::open(&path).unwrap();
     assert_eq!(db.bucket("big").list().unwrap().len(), 1);
 }
+
+#[test]
+fn an_update_that_stops_mentioning_an_attached_file_deletes_it() {
+    let (db, _) = memory_db();
+    db.buckets().create("att", BucketSpec::new()).unwrap();
+    db.collections()
+        .create("posts", CollectionSpec::new())
+        .unwrap();
+    let posts: larder::Collection = db.collection("posts");
+    let post = posts.insert(&json!({"t": 1})).unwrap();
+    let attach = || {
+        let mut upload = db.bucket("att").upload("a.png", "image/png").unwrap();
+        upload.attach_to("posts", &post.id);
+        upload.write(b"png").unwrap();
+        upload.finish().unwrap()
+    };
+    let url = |name: &str| format!("http://127.0.0.1/api/files/att/{name}");
+    let (photo, thumb, silent) = (attach(), attach(), attach());
+    posts
+        .patch(
+            &post.id,
+            &json!({"photo": url(&photo.name), "gallery": [url(&thumb.name)]}),
+        )
+        .unwrap();
+    // Another field changes: every file is still mentioned and stays.
+    posts.patch(&post.id, &json!({"t": 2})).unwrap();
+    // The photo's URL is replaced and the gallery's kept: the photo goes, in that transaction.
+    posts
+        .patch(&post.id, &json!({"photo": "http://elsewhere/p.png"}))
+        .unwrap();
+    let exists = |name: &str| db.bucket("att").info(name).is_ok();
+    assert!(!exists(&photo.name), "the replaced file is deleted");
+    assert!(exists(&thumb.name), "a file still mentioned stays");
+    assert!(
+        exists(&silent.name),
+        "a file the document never mentioned is not the update's to delete"
+    );
+    // A replace that leaves the gallery out drops it as well.
+    posts.replace(&post.id, &json!({"t": 3})).unwrap();
+    assert!(!exists(&thumb.name));
+}

@@ -351,3 +351,91 @@ fn strongly_connected(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<Str
     }
     state.found
 }
+
+/// Where a kind of code may appear: (what it is, the needles that find it, the files allowed to
+/// hold it, where new code of that kind goes instead).
+struct Confined {
+    what: &'static str,
+    needles: &'static [&'static str],
+    allowed: &'static [&'static str],
+    instead: &'static str,
+}
+
+const CONFINED: &[Confined] = &[
+    Confined {
+        what: "an authorization decision",
+        needles: &["authorize("],
+        allowed: &[
+            "access/policy.rs",
+            "actor.rs",
+            "data/documents.rs",
+            "files/mod.rs",
+        ],
+        instead: "act through a handle scoped to the caller's principal (an Actor from \
+                  `db.acting_as(principal)`: `collection`, `bucket`, `keys()?`, `administrator`), \
+                  which asks the policy itself",
+    },
+    Confined {
+        what: "a Principal made from parts",
+        needles: &[
+            "Principal::system(",
+            "Principal::key(",
+            "Principal::user_session(",
+            "Principal::anonymous(",
+        ],
+        // db.rs and actor.rs make the embedding program's own principal; files/mod.rs redeems
+        // a signed upload grant, a capability decided when it was granted.
+        allowed: &[
+            "access/principal.rs",
+            "access/auth.rs",
+            "db.rs",
+            "actor.rs",
+            "files/mod.rs",
+        ],
+        instead: "get it from the authentication edge (access/auth.rs: `authenticate`, `user`, \
+                  `key`, `of_session`, `anonymous`)",
+    },
+    Confined {
+        what: "an unscoped data handle in the HTTP front",
+        needles: &["db.collection(", "db.collection::<", "db.bucket("],
+        allowed: &[],
+        instead: "use `db.collection_as(name, principal)`, `db.bucket_as(name, principal)` or an \
+                  Actor, so the caller's rights apply",
+    },
+];
+
+#[test]
+fn decisions_and_principals_are_made_only_where_allowed() {
+    let mut misplaced = Vec::new();
+    for file in source_files() {
+        for rule in CONFINED {
+            let in_scope = rule.what != "an unscoped data handle in the HTTP front"
+                || file.name.starts_with("http/");
+            if !in_scope || rule.allowed.contains(&file.name.as_str()) {
+                continue;
+            }
+            for (number, line) in file.text.lines().enumerate() {
+                if let Some(needle) = rule.needles.iter().find(|n| line.contains(*n)) {
+                    // The definitions themselves are not uses.
+                    if line.trim_start().starts_with("pub(crate) fn ")
+                        || line.trim_start().starts_with("fn ")
+                    {
+                        continue;
+                    }
+                    misplaced.push(format!(
+                        "src/{}:{}: {} (`{needle}`): {}",
+                        file.name,
+                        number + 1,
+                        rule.what,
+                        rule.instead
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        misplaced.is_empty(),
+        "code outside its one place:\n  {}",
+        misplaced.join("\n  ")
+    );
+}

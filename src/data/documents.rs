@@ -145,6 +145,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
 
 /// The tables of one collection, opened once per write transaction.
 struct Tables<'txn> {
+    txn: &'txn WriteTransaction,
     docs: redb::Table<'txn, &'static str, &'static [u8]>,
     indexes: Vec<(IndexDef, redb::Table<'txn, &'static [u8], &'static str>)>,
     spec: CollectionSpec,
@@ -166,6 +167,7 @@ impl<'txn> Tables<'txn> {
             })
             .collect::<Result<_>>()?;
         Ok(Tables {
+            txn,
             docs,
             indexes,
             spec: target.spec,
@@ -724,6 +726,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         let now = self.store.now_micros().max(existing.updated_at + 1);
         DocRecord::finish(&mut tables.record, existing.created_at, now);
         tables.docs.insert(id, tables.record.as_slice())?;
+        crate::files::on_document_updated(tables.txn, &self.name, id, &existing.data, &data)?;
         for (def, table) in &mut tables.indexes {
             let old = def.key(id, existing.created_at, existing.updated_at, &existing.data);
             let new = def.key(id, existing.created_at, now, &data);

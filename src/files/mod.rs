@@ -669,6 +669,50 @@ pub(crate) fn on_document_deleted(
     Ok(())
 }
 
+/// Deletes the files attached to a document that an update stopped mentioning (called in the
+/// update's transaction): a file attached to a document belongs to it, so the update that
+/// replaces or drops its URL takes it, as deleting the document would. Only files the document
+/// mentioned before the update go: a file stored for an update still in flight is left alone.
+pub(crate) fn on_document_updated(
+    txn: &WriteTransaction,
+    collection: &str,
+    id: &str,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Result<()> {
+    let document = format!("{collection}/{id}");
+    let paths: Vec<String> = {
+        let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
+        table
+            .get(document.as_str())?
+            .map(|v| v.map(|v| v.value().to_owned()))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    for path in paths {
+        let Some((_, name)) = path.split_once('/') else {
+            continue;
+        };
+        if mentions(before, name) && !mentions(after, name) {
+            remove_detached(txn, &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether any string in `data` contains `name` (a generated file name: unique and made of
+/// characters JSON and URLs carry as they are, so a URL holding it names that file).
+fn mentions(data: &Map<String, Value>, name: &str) -> bool {
+    fn within(value: &Value, name: &str) -> bool {
+        match value {
+            Value::String(text) => text.contains(name),
+            Value::Array(items) => items.iter().any(|item| within(item, name)),
+            Value::Object(map) => map.values().any(|item| within(item, name)),
+            _ => false,
+        }
+    }
+    data.values().any(|value| within(value, name))
+}
+
 /// The files attached to the documents of `collection`, as (`collection/id`, `bucket/name`).
 fn attachments_in(txn: &WriteTransaction, collection: &str) -> Result<Vec<(String, String)>> {
     let prefix = format!("{collection}/");
@@ -783,6 +827,30 @@ impl Bucket {
             store: store.clone(),
             name: name.to_owned(),
             principal,
+        }
+    }
+}
+
+impl Bucket {
+    /// Undoes the uploads a request made before it failed: deletes each of `stored` that is
+    /// still exactly as stored (same name, size, checksum and time, which only its upload
+    /// handed out), whatever the caller's delete rights, so a refused request leaves nothing
+    /// behind. Best effort: a file that cannot be removed stays.
+    pub(crate) fn discard(&self, stored: &[FileInfo]) {
+        for info in stored.iter().filter(|info| info.bucket == self.name) {
+            let _ = self.store.write(|txn| {
+                let current: Option<StoredFile> = txn
+                    .open_table(FILES)?
+                    .get((info.bucket.as_str(), info.name.as_str()))?
+                    .map(|bytes| schema::decode(bytes.value()))
+                    .transpose()?;
+                match current {
+                    Some(file) if file.info(&info.bucket, &info.name) == *info => {
+                        remove_file(txn, &info.bucket, &info.name).map(|_| ())
+                    }
+                    _ => Ok(()),
+                }
+            });
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
-use crate::access::policy::{self, Action, Target};
+use crate::access::policy::Action;
 use crate::data::collections::CollectionSpec;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -199,8 +199,12 @@ impl FromRequestParts<AppState> for Admin {
     ) -> std::result::Result<Self, ApiError> {
         let presented = Presented::from_request_parts(parts, state).await?;
         let principal = presented.principal(&state.db).map_err(fail)?;
-        policy::authorize(&principal, Action::ManageKeys, &Target::Admin).map_err(fail)?;
-        Ok(Admin(state.db.clone()))
+        let db = state
+            .db
+            .acting_as(principal)
+            .administrator(Action::ManageKeys)
+            .map_err(fail)?;
+        Ok(Admin(db))
     }
 }
 

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
-use crate::access::policy::{self, Action, Target};
+use crate::access::policy::Action;
 use crate::access::principal::Principal;
 use crate::access::rules::{Rule, Rules};
 use crate::data::collections::{CollectionInfo, CollectionSpec};
@@ -393,7 +393,7 @@ async fn update_profile_with_files(
     parts: http_files::Parts,
     base: &str,
 ) -> Result<User> {
-    let bucket = uploads_bucket(db, Principal::user_session(session.clone())).await?;
+    let bucket = uploads_bucket(db, crate::access::auth::of_session(session.clone())).await?;
     let (fields, urls, files) = store_parts(db, parts, base, |filename, kind| {
         bucket.upload(filename, kind)
     })
@@ -418,7 +418,7 @@ async fn update_profile_with_files(
     let replaced = replaced_urls(&before, &file_fields, &updated.data);
     let user_id = updated.id.clone();
     // The user's own uploads only, and none attached to a document (those go with it).
-    delete_replaced(db, replaced, move |info| {
+    delete_replaced(bucket, replaced, move |info| {
         info.owner.as_deref() == Some(user_id.as_str()) && info.attached_to.is_none()
     })
     .await;
@@ -427,7 +427,11 @@ async fn update_profile_with_files(
 
 /// The administrative decision for this caller, from the one policy.
 fn allowed(caller: &Caller, action: Action) -> Result<()> {
-    policy::authorize(&caller.principal, action, &Target::Admin).map(|_| ())
+    caller
+        .db
+        .acting_as(caller.principal.clone())
+        .administrator(action)
+        .map(|_| ())
 }
 
 async fn list_users(caller: Caller) -> Answer {
@@ -819,13 +823,11 @@ async fn uploads_bucket(db: &Db, principal: Principal) -> Result<crate::files::B
     .await
 }
 
-/// Deletes files stored for a request that then failed.
+/// Undoes the uploads of a request that then failed (see [`crate::files::Bucket::discard`]).
 async fn discard(db: &Db, files: Vec<FileInfo>) {
-    let db = db.clone();
+    let bucket = db.bucket_as(FILES_BUCKET, crate::access::auth::anonymous());
     let _ = blocking(move || {
-        for info in files {
-            let _ = db.bucket(&info.bucket).delete(&info.name);
-        }
+        bucket.discard(&files);
         Ok(())
     })
     .await;
@@ -837,8 +839,6 @@ struct DocumentParts {
     data: Map<String, Value>,
     /// The files stored for it, attached to it.
     files: Vec<FileInfo>,
-    /// The fields that received files.
-    file_fields: Vec<String>,
 }
 
 impl DocumentParts {
@@ -847,7 +847,6 @@ impl DocumentParts {
         DocumentParts {
             data,
             files: Vec::new(),
-            file_fields: Vec::new(),
         }
     }
 }
@@ -869,13 +868,8 @@ async fn document_files(
     })
     .await?;
     let mut data = unwrap_data(data);
-    let file_fields = urls.keys().cloned().collect();
     data.extend(urls);
-    Ok(DocumentParts {
-        data,
-        files,
-        file_fields,
-    })
+    Ok(DocumentParts { data, files })
 }
 
 /// The name of the `uploads` file a URL made by [`file_url`] points at (any host: the one a
@@ -914,21 +908,19 @@ fn replaced_urls(before: &Value, fields: &[String], after: &Value) -> Vec<String
     urls.into_iter().map(str::to_owned).collect()
 }
 
-/// Deletes the replaced files of `urls` that `belongs` accepts (the files of the document or
-/// user that was updated, never anyone else's file whose URL was pasted into a field). Runs
-/// after the update committed, so a failure here leaves a file behind rather than failing an
-/// update that happened.
+/// Deletes, with the caller's rights (its `bucket` handle), the replaced files of `urls` that
+/// `belongs` accepts (the caller's own files, never anyone else's file whose URL was pasted
+/// into a field). Runs after the update committed, so a failure here leaves a file behind
+/// rather than failing an update that happened.
 async fn delete_replaced(
-    db: &Db,
+    bucket: crate::files::Bucket,
     urls: Vec<String>,
     belongs: impl Fn(&FileInfo) -> bool + Send + 'static,
 ) {
     if urls.is_empty() {
         return;
     }
-    let db = db.clone();
     let _ = blocking(move || {
-        let bucket = db.bucket(FILES_BUCKET);
         for name in urls.iter().filter_map(|url| uploads_file_name(url)) {
             if bucket.info(name).is_ok_and(|info| belongs(&info)) {
                 let _ = bucket.delete(name);
@@ -947,7 +939,7 @@ async fn profile_files(
     parts: http_files::Parts,
     base: &str,
 ) -> Result<User> {
-    let bucket = uploads_bucket(db, Principal::user_session(session.clone())).await?;
+    let bucket = uploads_bucket(db, crate::access::auth::of_session(session.clone())).await?;
     let (_, urls, _) = store_parts(db, parts, base, |filename, kind| {
         bucket.upload(filename, kind)
     })
@@ -1143,12 +1135,7 @@ async fn update_document(
             .await
             .map_err(fail)?,
     };
-    // The document before the patch, read only when files may replace some of its own.
-    let before = if parts.file_fields.is_empty() {
-        None
-    } else {
-        stored_document(&caller.db, &name, &id).await
-    };
+    // The patch's own transaction deletes the attached files it stops mentioning.
     let patch = Value::Object(parts.data);
     let target = id.clone();
     let patched = on_documents(&caller, &name, move |docs| docs.patch(&target, &patch)).await;
@@ -1157,43 +1144,7 @@ async fn update_document(
         discard(&caller.db, parts.files).await;
     }
     let (doc, created) = patched?;
-    if let Some(before) = before {
-        delete_replaced_attachments(&caller.db, &name, &id, &before, &parts.file_fields).await;
-    }
     answer(StatusCode::OK, document_view(&name, &created, doc))
-}
-
-/// After a patch sent new files for `fields`: deletes the files of this document those fields
-/// held before, unless the stored document (hidden fields included, which the caller's view
-/// may lack) still refers to them.
-async fn delete_replaced_attachments(
-    db: &Db,
-    name: &str,
-    id: &str,
-    before: &Value,
-    fields: &[String],
-) {
-    let Some(after) = stored_document(db, name, id).await else {
-        // Deleted meanwhile: its files went with it.
-        return;
-    };
-    let replaced = replaced_urls(before, fields, &after);
-    let document = format!("{name}/{id}");
-    delete_replaced(db, replaced, move |info| {
-        info.attached_to.as_deref() == Some(document.as_str())
-    })
-    .await;
-}
-
-/// A document's data as stored, read as the database (the caller's rights are checked by the
-/// patch; nothing read here is shown to anyone).
-async fn stored_document(db: &Db, name: &str, id: &str) -> Option<Value> {
-    let (db, name, id) = (db.clone(), name.to_owned(), id.to_owned());
-    blocking(move || db.collection::<Value>(&name).get(&id))
-        .await
-        .ok()
-        .flatten()
-        .map(|doc| doc.data)
 }
 
 async fn delete_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {

@@ -39,7 +39,7 @@ use serde_json::{Map, Value, json};
 use super::ekodb_query::{FindBody, project};
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
 use crate::access::auth::Credentials;
-use crate::access::policy::{self, Action, Target};
+use crate::access::policy::Action;
 use crate::access::principal::Principal;
 use crate::data::documents::{Collection, Doc};
 use crate::db::Db;
@@ -144,7 +144,10 @@ impl FromRequestParts<AppState> for Caller {
 impl Caller {
     /// The administrative decision for this caller, from the one policy.
     fn allowed(&self, action: Action) -> Result<()> {
-        policy::authorize(&self.principal, action, &Target::Admin).map(|_| ())
+        self.db
+            .acting_as(self.principal.clone())
+            .administrator(action)
+            .map(|_| ())
     }
 
     /// A key id from a path: `me` is the caller's own key.
@@ -427,7 +430,11 @@ async fn register(
             bearer: presented.bearer.as_deref(),
         })
         .map_err(fail)?;
-    policy::authorize(&principal, Action::ManageKeys, &Target::Admin).map_err(fail)?;
+    let db = state
+        .db
+        .acting_as(principal)
+        .administrator(Action::ManageKeys)
+        .map_err(fail)?;
     let kind = if request.is_admin {
         KeyKind::Secret
     } else {
@@ -436,7 +443,6 @@ async fn register(
     let mut new = NewApiKey::new(kind, request.label.unwrap_or_else(|| "ekoDB key".into()));
     new.description = request.description;
     new.grants = grants_of(&request.collection_permissions).map_err(fail)?;
-    let db = state.db.clone();
     let issued = blocking(move || db.keys().create(new))
         .await
         .map_err(fail)?;
@@ -950,18 +956,12 @@ async fn batch_delete(
 
 /// The collections the caller may list, as decided by the one policy for each.
 async fn list_collections(caller: Caller) -> Answer {
-    let collections = caller.db.collections().list().map_err(fail)?;
-    let names: Vec<&str> = collections
-        .iter()
-        .filter(|c| {
-            let target = Target::Collection {
-                name: &c.name,
-                spec: c.spec.guard(),
-            };
-            policy::authorize(&caller.principal, Action::List, &target).is_ok()
-        })
-        .map(|c| c.name.as_str())
-        .collect();
+    let listable = caller
+        .db
+        .acting_as(caller.principal.clone())
+        .listable_collections()
+        .map_err(fail)?;
+    let names: Vec<&str> = listable.iter().map(|c| c.name.as_str()).collect();
     answer(StatusCode::OK, json!({"collections": names}))
 }
 
