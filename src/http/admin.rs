@@ -14,11 +14,12 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
+use super::toolkit::{self, Dialect, json_body};
+use super::{ApiError, AppState, Shape, blocking, json_response, no_store};
 use crate::access::policy::Action;
 use crate::data::collections::CollectionSpec;
 use crate::db::Db;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::files::BucketSpec;
 use crate::identity::api_keys::{Grant, KeyKind, NewApiKey};
 
@@ -187,7 +188,16 @@ fn answer(status: StatusCode, value: impl serde::Serialize) -> Answer {
     Ok(no_store(json_response(status, body)))
 }
 
-/// An administrator, proven at the edge: a secret key (or a JWT minted from one).
+/// The native API's door: `{"error": {"code", "message"}}` errors.
+pub(crate) struct Native;
+
+impl Dialect for Native {
+    const SHAPE: Shape = Shape::Native;
+    const CREDENTIALS_REQUIRED: &'static str = "an administrator's credential is required";
+}
+
+/// An administrator, proven at the edge: a secret key (or a JWT minted from one), as the
+/// policy decides.
 struct Admin(Db);
 
 impl FromRequestParts<AppState> for Admin {
@@ -197,20 +207,13 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state).await?;
-        let principal = presented.principal(&state.db).map_err(fail)?;
-        let db = state
-            .db
-            .acting_as(principal)
+        let caller = toolkit::Caller::<Native>::from_request_parts(parts, state).await?;
+        let db = caller
+            .actor()
             .administrator(Action::ManageKeys)
             .map_err(fail)?;
         Ok(Admin(db))
     }
-}
-
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T> {
-    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid request body: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -227,7 +230,7 @@ struct NewKeyRequest {
 }
 
 async fn create_key(Admin(db): Admin, body: Bytes) -> Answer {
-    let request: NewKeyRequest = parse(&body).map_err(fail)?;
+    let request: NewKeyRequest = json_body(&body).map_err(fail)?;
     let mut new = NewApiKey::new(request.kind, request.label);
     new.description = request.description;
     new.grants = request.permissions;
@@ -253,7 +256,7 @@ struct RotateRequest {
 }
 
 async fn rotate_key(Admin(db): Admin, Path(id): Path<String>, body: Bytes) -> Answer {
-    let request: RotateRequest = parse(&body).map_err(fail)?;
+    let request: RotateRequest = json_body(&body).map_err(fail)?;
     let key = blocking(move || {
         db.keys()
             .rotate(&id, Duration::from_secs(request.overlap_seconds))
@@ -280,7 +283,7 @@ async fn get_collection(Admin(db): Admin, Path(name): Path<String>) -> Answer {
 }
 
 async fn put_collection(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
-    let spec: CollectionSpec = parse(&body).map_err(fail)?;
+    let spec: CollectionSpec = json_body(&body).map_err(fail)?;
     let existed = db.collections().info(&name).is_ok();
     let info = blocking(move || db.collections().put(&name, spec))
         .await
@@ -308,7 +311,7 @@ async fn list_buckets(Admin(db): Admin) -> Answer {
 }
 
 async fn put_bucket(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
-    let spec: BucketSpec = parse(&body).map_err(fail)?;
+    let spec: BucketSpec = json_body(&body).map_err(fail)?;
     let existed = db.buckets().info(&name).is_ok();
     let info = blocking(move || {
         if existed {
@@ -386,7 +389,7 @@ async fn get_settings(Admin(db): Admin) -> Answer {
 }
 
 async fn put_settings(Admin(db): Admin, body: Bytes) -> Answer {
-    let changes: Value = parse(&body).map_err(fail)?;
+    let changes: Value = json_body(&body).map_err(fail)?;
     let settings = blocking(move || db.project().update_settings(&changes))
         .await
         .map_err(fail)?;
@@ -426,7 +429,7 @@ struct EnvValue {
 }
 
 async fn put_env(Admin(db): Admin, Path(name): Path<String>, body: Bytes) -> Answer {
-    let request: EnvValue = parse(&body).map_err(fail)?;
+    let request: EnvValue = json_body(&body).map_err(fail)?;
     let name = blocking(move || db.project().set_env_var(&name, &request.value))
         .await
         .map_err(fail)?;

@@ -6,40 +6,30 @@ mod admin;
 mod cobru;
 mod cocobase;
 mod ekodb;
-mod ekodb_query;
 mod error;
 pub(crate) mod files;
 mod pages;
 mod server;
+mod toolkit;
 mod urbackend;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::db::Db;
-use crate::error::{Error, Result};
-use crate::identity::users::Client;
 
 pub(crate) use error::{ApiError, Shape};
-use server::PeerAddr;
 pub use server::{Server, ServerConfig, ServerHandle, Stopper};
-
-/// What every handler gets: the database.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) db: Db,
-}
+pub(crate) use toolkit::{AppState, Presented, blocking, json_response, no_store};
 
 /// The whole HTTP surface of `db` as one axum router (no socket: tests drive it with
 /// `tower::ServiceExt::oneshot`).
@@ -332,96 +322,6 @@ fn cors(db: Db) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
-/// Runs a library call off the async workers (argon2 and fsync must not stall them).
-pub(crate) async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|_| Error::internal(std::io::Error::other("a request handler failed")))?
-}
-
-/// The credentials a request presents, read once at the edge: `x-api-key` and
-/// `Authorization: Bearer`. Two different `x-api-key` headers, or a malformed
-/// `Authorization`, are refused rather than guessed at.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Presented {
-    pub(crate) api_key: Option<String>,
-    pub(crate) bearer: Option<String>,
-    pub(crate) client: Client,
-}
-
-impl Presented {
-    pub(crate) fn from_headers(headers: &HeaderMap, peer: Option<IpAddr>) -> Result<Presented> {
-        let mut keys = headers.get_all("x-api-key").iter();
-        let api_key = match (keys.next(), keys.next()) {
-            (None, _) => None,
-            (Some(key), None) => Some(
-                key.to_str()
-                    .map_err(|_| Error::unauthenticated("invalid API key"))?
-                    .to_owned(),
-            ),
-            (Some(_), Some(_)) => return Err(Error::invalid("send one x-api-key header")),
-        };
-        let bearer = match headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(value) => {
-                let value = value
-                    .to_str()
-                    .map_err(|_| Error::unauthenticated("invalid or expired token"))?;
-                match value.split_once(' ') {
-                    Some((scheme, token))
-                        if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-                    {
-                        Some(token.trim().to_owned())
-                    }
-                    _ => return Err(Error::unauthenticated("invalid or expired token")),
-                }
-            }
-        };
-        let client = peer.map(Client::at).unwrap_or_default();
-        Ok(Presented {
-            api_key,
-            bearer,
-            client,
-        })
-    }
-}
-
-impl Presented {
-    /// The principal these credentials prove (see [`Db::authenticate_request`]).
-    pub(crate) fn principal(&self, db: &Db) -> Result<crate::access::principal::Principal> {
-        db.authenticate_request(crate::access::auth::Credentials {
-            api_key: self.api_key.as_deref(),
-            bearer: self.bearer.as_deref(),
-        })
-    }
-}
-
-impl Presented {
-    /// The principal of a request that must present a key or a token; `missing` is the message
-    /// when it presents neither.
-    pub(crate) fn required_principal(
-        &self,
-        db: &Db,
-        missing: &str,
-    ) -> Result<crate::access::principal::Principal> {
-        if self.api_key.is_none() && self.bearer.is_none() {
-            return Err(Error::unauthenticated(missing));
-        }
-        self.principal(db)
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Presented {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-        Presented::from_headers(&parts.headers, peer).map_err(|e| ApiError::new(e, Shape::Native))
-    }
-}
-
 /// The storage's state (see [`Db::health`]): `ok` (200), or `degraded` (503) once a fatal
 /// storage error means the file must be reopened — the process still answers what it can, and
 /// the 503 tells a supervisor to restart it. `integrity_ok` (the field ekoDB's client reads)
@@ -539,19 +439,6 @@ async fn json_errors(response: Response) -> Response {
             HeaderValue::from_static("application/json; charset=utf-8"),
         );
     }
-    response
-}
-
-/// A JSON answer with a status.
-pub(crate) fn json_response(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
-}
-
-/// Marks a response as not to be cached (every auth answer).
-pub(crate) fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::http::toolkit::PeerAddr;
 
 /// Limits of the HTTP front. The defaults suit a desktop app or a test fixture on loopback.
 #[derive(Debug, Clone)]
@@ -185,10 +186,6 @@ impl Stopper {
         let _ = self.0.send(true);
     }
 }
-
-/// The client's address, added to every request of a connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PeerAddr(pub(crate) SocketAddr);
 
 async fn serve(
     listener: StdListener,

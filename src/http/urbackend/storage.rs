@@ -11,11 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
-use super::{Answer, Caller, body_object, fail, ok};
+use super::{Answer, Caller, fail, ok};
 use crate::access::rules::{Rule, Rules};
 use crate::error::{Error, Result};
 use crate::files::{Bucket, BucketSpec, FileInfo};
 use crate::http::files::{self as http_files, UPLOAD_URL_LIFETIME, base_url};
+use crate::http::toolkit::json_object;
 use crate::http::{AppState, Presented, blocking};
 
 /// The bucket urBackend files live in; paths are `storage/<name>`.
@@ -89,7 +90,7 @@ fn size(fields: &serde_json::Map<String, Value>) -> Result<u64> {
 }
 
 async fn upload_request(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let filename = text(&fields, "filename").map_err(fail)?;
     let content_type = text(&fields, "contentType").map_err(fail)?;
     let size = size(&fields).map_err(fail)?;
@@ -128,7 +129,7 @@ async fn blob(
 }
 
 async fn upload_confirm(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let name = file_name(&text(&fields, "filePath").map_err(fail)?).map_err(fail)?;
     let declared = size(&fields).map_err(fail)?;
     let bucket = bucket(&caller).await.map_err(fail)?;
@@ -191,7 +192,7 @@ async fn download(
 }
 
 async fn delete_file(caller: Caller, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let path = text(&fields, "path").map_err(fail)?;
     let name = file_name(&path).map_err(fail)?;
     let bucket = bucket(&caller).await.map_err(fail)?;

@@ -8,8 +8,6 @@
 
 mod storage;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query as UrlQuery};
@@ -19,12 +17,12 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, AppState, Presented, Shape, blocking, no_store};
+use super::toolkit::{self, Dialect, json_object};
+use super::{ApiError, AppState, Shape, blocking, no_store};
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Filter, Op, Order, Query, Sort};
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::identity::api_keys::{KeyIdentity, KeyKind};
 use crate::identity::sessions::SignedIn;
 use crate::identity::users::{NewUser, User};
 
@@ -79,79 +77,46 @@ fn ok(status: StatusCode, data: Value, message: &str) -> Response {
     )
 }
 
-/// The caller of an urBackend route: what it presented (a project key, if any, is checked on
-/// arrival), and its Bearer.
-struct Caller {
-    db: Db,
-    presented: Presented,
-    key: Option<Arc<KeyIdentity>>,
-    refresh_mode_header: bool,
+/// urBackend's door: `{success: false, error, message, code}` errors.
+pub(crate) struct UrBackend;
+
+impl Dialect for UrBackend {
+    const SHAPE: Shape = Shape::UrBackend;
+    const CREDENTIALS_REQUIRED: &'static str = "an x-api-key header or a Bearer token is required";
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// The caller of an urBackend route: what it presented (a key, if any, checked on arrival).
+/// The data, mail and storage routes act through [`toolkit::Visitor::actor`], so every
+/// credential opens them within its rights.
+type Caller = toolkit::Visitor<UrBackend>;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state)
-            .await
-            .map_err(|e| fail(e.error))?;
-        let key = presented
-            .api_key
-            .as_deref()
-            .map(|secret| state.db.keys().authenticate(secret))
-            .transpose()
-            .map_err(fail)?;
-        let refresh_mode_header = parts
-            .headers
-            .get("x-refresh-token-mode")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"header"));
-        Ok(Caller {
-            db: state.db.clone(),
-            presented,
-            key,
-            refresh_mode_header,
-        })
-    }
-}
-
-impl Caller {
+impl toolkit::Visitor<UrBackend> {
     /// The account routes name the project by its key, as the hosted service does.
     fn require_project_key(&self) -> Result<()> {
-        match self.key {
-            Some(_) => Ok(()),
-            None => Err(Error::unauthenticated("an x-api-key header is required")),
-        }
-    }
-
-    /// Who the data, mail and storage routes run as: the one authentication edge's answer
-    /// (a valid Bearer decides, then the key), so every credential opens these doors.
-    fn actor(&self) -> Result<crate::Actor> {
-        let principal = self.presented.required_principal(
-            &self.db,
-            "an x-api-key header or a Bearer token is required",
-        )?;
-        Ok(self.db.acting_as(principal))
-    }
-
-    /// A secret key's signups skip the per-address limit (a server acting for its users).
-    fn client(&self) -> crate::identity::users::Client {
-        let client = self.presented.client.clone();
-        if self.key.as_ref().is_some_and(|k| k.kind == KeyKind::Secret) {
-            client.server_trusted()
+        if self.has_key {
+            Ok(())
         } else {
-            client
+            Err(Error::unauthenticated("an x-api-key header is required"))
         }
     }
 }
 
-fn body_object(body: &Bytes) -> Result<Map<String, Value>> {
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::invalid("the body must be a JSON object")),
-        Err(_) => Err(Error::invalid("the body is not valid JSON")),
+/// `x-refresh-token-mode: header`: the refresh token travels in the body, not in a cookie.
+struct RefreshMode(bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for RefreshMode {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        Ok(RefreshMode(
+            parts
+                .headers
+                .get("x-refresh-token-mode")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"header")),
+        ))
     }
 }
 
@@ -246,9 +211,9 @@ fn presented_refresh_token(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-async fn signup(caller: Caller, body: Bytes) -> Answer {
+async fn signup(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Bytes) -> Answer {
     caller.require_project_key().map_err(fail)?;
-    let mut fields = body_object(&body).map_err(fail)?;
+    let mut fields = json_object(&body).map_err(fail)?;
     let email = text_field(&fields, "email").map_err(fail)?;
     let password = text_field(&fields, "password").map_err(fail)?;
     let username = match fields.remove("username") {
@@ -273,7 +238,6 @@ async fn signup(caller: Caller, body: Bytes) -> Answer {
     new.username = username;
     new.data = fields;
     let client = caller.client();
-    let header_mode = caller.refresh_mode_header;
     let db = caller.db.clone();
     let signed_in = blocking(move || db.users().signup(new, &client))
         .await
@@ -291,9 +255,9 @@ async fn signup(caller: Caller, body: Bytes) -> Answer {
     ))
 }
 
-async fn login(caller: Caller, body: Bytes) -> Answer {
+async fn login(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Bytes) -> Answer {
     caller.require_project_key().map_err(fail)?;
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let email = text_field(&fields, "email").map_err(fail)?;
     let password = text_field(&fields, "password").map_err(fail)?;
     let client = caller.client();
@@ -304,16 +268,20 @@ async fn login(caller: Caller, body: Bytes) -> Answer {
     Ok(signed_in_answer(
         StatusCode::OK,
         &signed_in,
-        caller.refresh_mode_header,
+        header_mode,
         Map::new(),
     ))
 }
 
-async fn refresh(caller: Caller, headers: HeaderMap) -> Answer {
+async fn refresh(
+    caller: Caller,
+    RefreshMode(header_mode): RefreshMode,
+    headers: HeaderMap,
+) -> Answer {
     caller.require_project_key().map_err(fail)?;
     let token = presented_refresh_token(&headers)
         .ok_or_else(|| fail(Error::unauthenticated("a refresh token is required")))?;
-    let header_mode = caller.refresh_mode_header || headers.contains_key("x-refresh-token");
+    let header_mode = header_mode || headers.contains_key("x-refresh-token");
     let db = caller.db.clone();
     let signed_in = blocking(move || db.sessions().refresh(&token))
         .await
@@ -379,7 +347,7 @@ async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer 
 
 async fn update_profile(caller: Caller, body: Bytes) -> Answer {
     let session = session(&caller).map_err(fail)?;
-    let changes = Value::Object(body_object(&body).map_err(fail)?);
+    let changes = Value::Object(json_object(&body).map_err(fail)?);
     let db = caller.db.clone();
     let user = blocking(move || db.users().update_profile(&session, &changes))
         .await
@@ -393,7 +361,7 @@ async fn update_profile(caller: Caller, body: Bytes) -> Answer {
 
 async fn change_password(caller: Caller, body: Bytes) -> Answer {
     let session = session(&caller).map_err(fail)?;
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let current = text_field(&fields, "currentPassword").map_err(fail)?;
     let new = text_field(&fields, "newPassword").map_err(fail)?;
     let db = caller.db.clone();
@@ -415,7 +383,7 @@ async fn account_flow(
     call: impl FnOnce(&Db, &Map<String, Value>) -> Result<()> + Send + 'static,
 ) -> Answer {
     caller.require_project_key().map_err(fail)?;
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let db = caller.db.clone();
     blocking(move || call(&db, &fields)).await.map_err(fail)?;
     Ok(no_store(ok(
@@ -502,7 +470,7 @@ fn addresses(value: Option<&Value>) -> Result<Vec<String>> {
 async fn send_mail(caller: Caller, body: Bytes) -> Answer {
     let actor = caller.actor().map_err(fail)?;
     actor.mail().map_err(fail)?;
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
     let message = crate::project::mail::MailMessage {
         to: addresses(fields.get("to")).map_err(fail)?,
@@ -545,7 +513,7 @@ fn data_collection(name: &str) -> Result<String> {
 
 /// A document body: `_id`, `createdAt`, `updatedAt` are ignored; `$` operators refused.
 fn document_body(body: &Bytes) -> Result<Value> {
-    let mut fields = body_object(body)?;
+    let mut fields = json_object(body)?;
     for managed in ["_id", "createdAt", "updatedAt"] {
         fields.remove(managed);
     }

@@ -8,14 +8,14 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query as UrlQuery, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, Path, Query as UrlQuery, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
+use super::toolkit::{self, Dialect, json_object};
+use super::{ApiError, AppState, Shape, blocking, json_response, no_store};
 use crate::access::policy::Action;
 use crate::access::principal::Principal;
 use crate::access::rules::{Rule, Rules};
@@ -115,72 +115,18 @@ fn answer(status: StatusCode, body: Value) -> Answer {
     Ok(json_response(status, body))
 }
 
-/// A caller whose credentials were checked: the principal, and the database.
-struct Caller {
-    db: Db,
-    principal: Principal,
+/// Cocobase's door: `{"detail"}` errors.
+pub(crate) struct Cocobase;
+
+impl Dialect for Cocobase {
+    const SHAPE: Shape = Shape::Detail;
+    const CREDENTIALS_REQUIRED: &'static str = "Authentication required";
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> std::result::Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state)
-            .await
-            .map_err(|e| fail(e.error))?;
-        let principal = presented
-            .required_principal(&state.db, "Authentication required")
-            .map_err(fail)?;
-        Ok(Caller {
-            db: state.db.clone(),
-            principal,
-        })
-    }
-}
-
-/// A caller of the public auth routes: the key is checked, a Bearer ignored.
-struct PublicCaller {
-    db: Db,
-    client: crate::identity::users::Client,
-}
-
-impl FromRequestParts<AppState> for PublicCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> std::result::Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state)
-            .await
-            .map_err(|e| fail(e.error))?;
-        let mut client = presented.client.clone();
-        if let Some(key) = &presented.api_key {
-            let identity = state.db.keys().authenticate(key).map_err(fail)?;
-            if identity.kind == crate::identity::api_keys::KeyKind::Secret {
-                client = client.server_trusted();
-            }
-        }
-        Ok(PublicCaller {
-            db: state.db.clone(),
-            client,
-        })
-    }
-}
-
-fn body_object(body: &Bytes) -> Result<Map<String, Value>> {
-    if body.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Error::invalid("the body must be a JSON object")),
-        Err(_) => Err(Error::invalid("the body is not valid JSON")),
-    }
-}
+/// A caller of the data and user routes (a key or a token required).
+type Caller = toolkit::Caller<Cocobase>;
+/// A caller of the public auth routes: a key, when presented, is checked.
+type PublicCaller = toolkit::Visitor<Cocobase>;
 
 /// `body["data"]` when it is an object, else the body (the SDK wraps most payloads once).
 fn unwrap_data(mut body: Map<String, Value>) -> Map<String, Value> {
@@ -197,7 +143,7 @@ fn unwrap_data(mut body: Map<String, Value>) -> Map<String, Value> {
 /// Document bodies: unwrapped once, and once more when the result's only key is an object
 /// named `data` (the 1.5.0 SDK wraps twice).
 fn document_body(body: &Bytes) -> Result<Map<String, Value>> {
-    let once = unwrap_data(body_object(body)?);
+    let once = unwrap_data(json_object(body)?);
     if once.len() == 1 && matches!(once.get("data"), Some(Value::Object(_))) {
         return Ok(unwrap_data(once));
     }
@@ -259,7 +205,7 @@ fn sign_in_answer(status: StatusCode, outcome: Result<SignedIn>) -> Answer {
 async fn signup(caller: PublicCaller, request: Request) -> Answer {
     let base = base_url(&caller.db, request.headers());
     let (fields, rest) = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => (body_object(&body).map_err(fail)?, None),
+        Form::Json(body) => (json_object(&body).map_err(fail)?, None),
         // The SDK sends the `data` part first; files are stored as the new user after signup.
         Form::Multipart(mut parts) => {
             let data = first_data_part(&mut parts, &caller.db)
@@ -282,7 +228,7 @@ async fn signup(caller: PublicCaller, request: Request) -> Answer {
     if let Some(Value::String(phone)) = fields.get("phone_number") {
         new.phone = Some(phone.clone());
     }
-    let (db, client) = (caller.db.clone(), caller.client);
+    let (db, client) = (caller.db.clone(), caller.client());
     let outcome = blocking(move || Ok(db.users().signup(new, &client)))
         .await
         .map_err(fail)?;
@@ -304,12 +250,12 @@ async fn signup(caller: PublicCaller, request: Request) -> Answer {
 }
 
 async fn login(caller: PublicCaller, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let (email, password) = (
         text(&fields, "email").map_err(fail)?,
         text(&fields, "password").map_err(fail)?,
     );
-    let (db, client) = (caller.db, caller.client);
+    let (client, db) = (caller.client(), caller.db);
     let outcome = blocking(move || Ok(db.users().login(&email, &password, &client)))
         .await
         .map_err(fail)?;
@@ -337,7 +283,7 @@ async fn update_user(caller: Caller, request: Request) -> Answer {
     let base = base_url(&caller.db, request.headers());
     let user = match form(request, &caller.db).await.map_err(fail)? {
         Form::Json(body) => {
-            let fields = body_object(&body).map_err(fail)?;
+            let fields = json_object(&body).map_err(fail)?;
             refuse_credential_changes(&fields, &session).map_err(fail)?;
             let db = caller.db.clone();
             blocking(move || {
@@ -427,11 +373,7 @@ async fn update_profile_with_files(
 
 /// The administrative decision for this caller, from the one policy.
 fn allowed(caller: &Caller, action: Action) -> Result<()> {
-    caller
-        .db
-        .acting_as(caller.principal.clone())
-        .administrator(action)
-        .map(|_| ())
+    caller.actor().administrator(action).map(|_| ())
 }
 
 async fn list_users(caller: Caller) -> Answer {
@@ -479,7 +421,7 @@ async fn toggle_2fa(caller: Caller, enabled: bool) -> Answer {
 }
 
 async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
-    let email = text(&body_object(&body).map_err(fail)?, "email").map_err(fail)?;
+    let email = text(&json_object(&body).map_err(fail)?, "email").map_err(fail)?;
     let db = caller.db;
     blocking(move || db.users().resend_second_factor(&email))
         .await
@@ -491,12 +433,12 @@ async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
 }
 
 async fn verify_2fa(caller: PublicCaller, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let (email, code) = (
         text(&fields, "email").map_err(fail)?,
         text(&fields, "code").map_err(fail)?,
     );
-    let (db, client) = (caller.db, caller.client);
+    let (client, db) = (caller.client(), caller.db);
     let signed_in = blocking(move || db.users().complete_second_factor(&email, &code, &client))
         .await
         .map_err(fail)?;
@@ -517,7 +459,7 @@ async fn send_verification(caller: Caller) -> Answer {
 }
 
 async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
-    let token = text(&body_object(&body).map_err(fail)?, "token").map_err(fail)?;
+    let token = text(&json_object(&body).map_err(fail)?, "token").map_err(fail)?;
     let db = caller.db;
     blocking(move || db.users().verify_email_token(&token))
         .await
@@ -565,7 +507,7 @@ fn refuse_webhook(fields: &Map<String, Value>) -> Result<()> {
 
 async fn create_collection(caller: Caller, body: Bytes) -> Answer {
     admin_only(&caller).map_err(fail)?;
-    let fields = unwrap_data(body_object(&body).map_err(fail)?);
+    let fields = unwrap_data(json_object(&body).map_err(fail)?);
     refuse_webhook(&fields).map_err(fail)?;
     let name = text(&fields, "name").map_err(fail)?;
     let db = caller.db.clone();
@@ -579,7 +521,7 @@ async fn create_collection(caller: Caller, body: Bytes) -> Answer {
 /// key grants follow); the same name or none changes nothing.
 async fn update_collection(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     admin_only(&caller).map_err(fail)?;
-    let fields = unwrap_data(body_object(&body).map_err(fail)?);
+    let fields = unwrap_data(json_object(&body).map_err(fail)?);
     refuse_webhook(&fields).map_err(fail)?;
     let new_name = match fields.get("name") {
         None | Some(Value::Null) => None,
@@ -757,7 +699,7 @@ async fn data_part(
             return Err(Error::too_large("the `data` part", limit as u64));
         }
     }
-    body_object(&Bytes::from(text))
+    json_object(&Bytes::from(text))
 }
 
 /// The `data` part, which must come first (the SDK sends it first).
@@ -1130,7 +1072,7 @@ async fn update_document(
 ) -> Answer {
     let base = base_url(&caller.db, request.headers());
     let parts = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => DocumentParts::json(unwrap_data(body_object(&body).map_err(fail)?)),
+        Form::Json(body) => DocumentParts::json(unwrap_data(json_object(&body).map_err(fail)?)),
         Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
             .await
             .map_err(fail)?,
@@ -1156,7 +1098,7 @@ async fn delete_document(caller: Caller, Path((name, id)): Path<(String, String)
 }
 
 async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let documents: Vec<Value> = match fields.get("documents") {
         Some(Value::Array(items)) => items.clone(),
         _ => return Err(fail(Error::invalid("`documents` must be a list"))),
@@ -1167,7 +1109,7 @@ async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
 }
 
 async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let updates: Vec<(String, Value)> = match fields.get("updates") {
         Some(Value::Object(map)) => map
             .iter()
@@ -1185,7 +1127,7 @@ async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
 }
 
 async fn batch_delete(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
-    let fields = body_object(&body).map_err(fail)?;
+    let fields = json_object(&body).map_err(fail)?;
     let ids: Vec<String> = match fields.get("document_ids") {
         Some(ids) => serde_json::from_value(ids.clone())
             .map_err(|_| fail(Error::invalid("`document_ids` must be a list of strings")))?,

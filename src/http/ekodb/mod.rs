@@ -23,6 +23,8 @@
 //! "record not found"): atomic field actions under `/api/update/…/action/…` and
 //! `/api/update/sequence/…`, and per-prefix KV grants (larder has no key-value store).
 
+mod query;
+
 use std::collections::BTreeMap;
 
 use axum::Router;
@@ -36,15 +38,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::ekodb_query::{FindBody, project};
+use super::toolkit::{self, Dialect, json_body};
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
 use crate::access::auth::Credentials;
 use crate::access::policy::Action;
-use crate::access::principal::Principal;
 use crate::data::documents::{Collection, Doc};
 use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::api_keys::{ApiKeyInfo, Grant, GrantChange, KeyKind, NewApiKey};
+use query::{FindBody, project};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -112,42 +114,22 @@ fn not_implemented(message: &str) -> Answer {
     Err(fail(Error::unsupported(message)))
 }
 
-/// A caller whose credentials were checked: the principal, and the database.
-struct Caller {
-    db: Db,
-    principal: Principal,
+/// ekoDB's door: `{"code", "message", "error"}` errors.
+pub(crate) struct EkoDb;
+
+impl Dialect for EkoDb {
+    const SHAPE: Shape = Shape::EkoDb;
+    const CREDENTIALS_REQUIRED: &'static str =
+        "missing token: exchange an API key at /api/auth/token";
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// A caller of the record, collection and key routes (a key or a token required).
+type Caller = toolkit::Caller<EkoDb>;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> std::result::Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state)
-            .await
-            .map_err(|e| fail(e.error))?;
-        let principal = presented
-            .required_principal(
-                &state.db,
-                "missing token: exchange an API key at /api/auth/token",
-            )
-            .map_err(fail)?;
-        Ok(Caller {
-            db: state.db.clone(),
-            principal,
-        })
-    }
-}
-
-impl Caller {
+impl toolkit::Caller<EkoDb> {
     /// The administrative decision for this caller, from the one policy.
     fn allowed(&self, action: Action) -> Result<()> {
-        self.db
-            .acting_as(self.principal.clone())
-            .administrator(action)
-            .map(|_| ())
+        self.actor().administrator(action).map(|_| ())
     }
 
     /// A key id from a path: `me` is the caller's own key.
@@ -246,11 +228,6 @@ impl Wire {
         let content_type = [(header::CONTENT_TYPE, HeaderValue::from_static(MSGPACK))];
         Ok((status, content_type, bytes).into_response())
     }
-}
-
-fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T> {
-    let body: &[u8] = if body.is_empty() { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| Error::invalid(format!("invalid request body: {e}")))
 }
 
 // ----- token and keys -----
@@ -714,7 +691,7 @@ async fn on_records<T: Send + 'static>(
     name: &str,
     call: impl FnOnce(Collection<Value>) -> Result<T> + Send + 'static,
 ) -> std::result::Result<T, ApiError> {
-    let actor = caller.db.acting_as(caller.principal.clone());
+    let actor = caller.actor();
     let name = name.to_owned();
     blocking(move || call(actor.collection(&name)))
         .await
@@ -956,11 +933,7 @@ async fn batch_delete(
 
 /// The collections the caller may list, as decided by the one policy for each.
 async fn list_collections(caller: Caller) -> Answer {
-    let listable = caller
-        .db
-        .acting_as(caller.principal.clone())
-        .listable_collections()
-        .map_err(fail)?;
+    let listable = caller.actor().listable_collections().map_err(fail)?;
     let names: Vec<&str> = listable.iter().map(|c| c.name.as_str()).collect();
     answer(StatusCode::OK, json!({"collections": names}))
 }
