@@ -91,7 +91,7 @@ pub use files::{
 pub use http::{Server, ServerConfig, ServerHandle, Stopper, router};
 pub use identity::accounts::Users;
 pub use identity::api_keys::{
-    ApiKeyInfo, Grant, GrantChange, IssuedKey, KeyIdentity, KeyKind, Keys, NewApiKey,
+    ApiKeyInfo, Grant, GrantChange, GrantPatch, IssuedKey, KeyIdentity, KeyKind, Keys, NewApiKey,
 };
 pub use identity::otp::{CODE_LIFETIME, MAX_ATTEMPTS};
 pub use identity::password::{MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};

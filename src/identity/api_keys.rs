@@ -118,6 +118,50 @@ impl Grant {
     }
 }
 
+/// A change to one collection's grant: what is `None` is kept as it is.
+///
+/// ```
+/// use larder::{Grant, GrantPatch};
+/// let patch = GrantPatch { write: Some(true), exclude_fields: Some(vec!["ssn".into()]), ..GrantPatch::default() };
+/// let grant = patch.apply(Grant::read());
+/// assert!(grant.read && grant.write && !grant.delete);
+/// assert_eq!(grant.exclude_fields, ["ssn"]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantPatch {
+    /// Whether it may read.
+    pub read: Option<bool>,
+    /// Whether it may write.
+    pub write: Option<bool>,
+    /// Whether it may delete.
+    pub delete: Option<bool>,
+    /// The selected fields (`Some(None)`: every field).
+    pub select_fields: Option<Option<Vec<String>>>,
+    /// The excluded fields.
+    pub exclude_fields: Option<Vec<String>>,
+    /// The writable fields (`Some(None)`: every field).
+    pub writable_fields: Option<Option<Vec<String>>>,
+}
+
+impl GrantPatch {
+    /// `grant` with this patch applied.
+    pub fn apply(&self, mut grant: Grant) -> Grant {
+        grant.read = self.read.unwrap_or(grant.read);
+        grant.write = self.write.unwrap_or(grant.write);
+        grant.delete = self.delete.unwrap_or(grant.delete);
+        if let Some(select) = &self.select_fields {
+            grant.select_fields.clone_from(select);
+        }
+        if let Some(exclude) = &self.exclude_fields {
+            grant.exclude_fields.clone_from(exclude);
+        }
+        if let Some(writable) = &self.writable_fields {
+            grant.writable_fields.clone_from(writable);
+        }
+        grant
+    }
+}
+
 /// A request for a new key.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
@@ -649,28 +693,70 @@ impl Keys<'_> {
         })
     }
 
-    /// Edits a scoped key's grants in one transaction: `edit` sees the current grants and returns
-    /// the new ones (so concurrent edits cannot lose each other's changes); every difference is
-    /// reported.
+    /// Sets the grants named in `grants` and keeps the key's others, in one transaction, and
+    /// reports every change.
     ///
     /// # Errors
-    /// As [`Keys::put_grant`](crate::Keys::put_grant), and whatever `edit` returns.
-    #[cfg(feature = "http")]
-    pub(crate) fn edit_grants(
+    /// As [`Keys::put_grant`](crate::Keys::put_grant).
+    pub fn merge_grants(
         &self,
         id: &str,
-        mut edit: impl FnMut(&BTreeMap<String, Grant>) -> Result<BTreeMap<String, Grant>>,
+        grants: BTreeMap<String, Grant>,
     ) -> Result<Vec<GrantChange>> {
+        for (collection, grant) in &grants {
+            crate::store::names::validate_grant_target(collection)?;
+            grant.validate()?;
+        }
         self.change_grants(id, |current| {
-            let next = edit(current)?;
-            for (collection, grant) in &next {
-                crate::store::names::validate_grant_target(collection)?;
-                grant.validate()?;
-            }
+            let mut next = current.clone();
+            next.extend(grants.clone());
             let changes = grant_changes(current, &next);
             *current = next;
             Ok(changes)
         })
+    }
+
+    /// Changes (`Some`) or removes (`None`) a scoped key's grant on one collection, in one
+    /// transaction, and reports it as it was and as it is. A patch applies to the current grant
+    /// (or to no rights, without one).
+    ///
+    /// # Errors
+    /// As [`Keys::put_grant`](crate::Keys::put_grant); `NotFound` for removing a grant the key
+    /// does not have (it names the wrong key or collection; nothing changes).
+    pub fn patch_grant(
+        &self,
+        id: &str,
+        collection: &str,
+        patch: Option<&GrantPatch>,
+    ) -> Result<GrantChange> {
+        crate::store::names::validate_grant_target(collection)?;
+        self.change_grants(id, |grants| {
+            let before = grants.get(collection).cloned();
+            let after = match patch {
+                Some(patch) => {
+                    let grant = patch.apply(before.clone().unwrap_or_default());
+                    grant.validate()?;
+                    grants.insert(collection.to_owned(), grant.clone());
+                    Some(grant)
+                }
+                None if before.is_none() => {
+                    return Err(Error::not_found(format!(
+                        "a grant on collection `{collection}`"
+                    )));
+                }
+                None => {
+                    grants.remove(collection);
+                    None
+                }
+            };
+            Ok(vec![GrantChange {
+                collection: collection.to_owned(),
+                before,
+                after,
+            }])
+        })?
+        .pop()
+        .ok_or_else(|| Error::internal(std::io::Error::other("no grant change")))
     }
 
     fn change_grants(

@@ -45,7 +45,7 @@ use crate::access::policy::Action;
 use crate::data::documents::{Collection, Doc};
 use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
-use crate::identity::api_keys::{ApiKeyInfo, Grant, GrantChange, KeyKind, NewApiKey};
+use crate::identity::api_keys::{ApiKeyInfo, Grant, GrantChange, GrantPatch, KeyKind, NewApiKey};
 use query::{FindBody, project};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -330,21 +330,16 @@ struct GrantEdit {
     writable_fields: Option<Option<Vec<String>>>,
 }
 
-impl GrantEdit {
-    fn apply(self, mut grant: Grant) -> Grant {
-        grant.read = self.read.unwrap_or(grant.read);
-        grant.write = self.write.unwrap_or(grant.write);
-        grant.delete = self.delete.unwrap_or(grant.delete);
-        if let Some(select) = self.select_fields {
-            grant.select_fields = select;
+impl From<GrantEdit> for GrantPatch {
+    fn from(edit: GrantEdit) -> GrantPatch {
+        GrantPatch {
+            read: edit.read,
+            write: edit.write,
+            delete: edit.delete,
+            select_fields: edit.select_fields,
+            exclude_fields: edit.exclude_fields.map(Option::unwrap_or_default),
+            writable_fields: edit.writable_fields,
         }
-        if let Some(exclude) = self.exclude_fields {
-            grant.exclude_fields = exclude.unwrap_or_default();
-        }
-        if let Some(writable) = self.writable_fields {
-            grant.writable_fields = writable;
-        }
-        grant
     }
 }
 
@@ -364,7 +359,7 @@ fn grant_of(value: &Value) -> Result<Grant> {
             Ok(grant)
         }
         Value::Object(_) => serde_json::from_value::<GrantEdit>(value.clone())
-            .map(|edit| edit.apply(Grant::default()))
+            .map(|edit| GrantPatch::from(edit).apply(Grant::default()))
             .map_err(|e| Error::invalid(format!("invalid grant: {e}"))),
         _ => Err(Error::invalid(
             "a grant is a list of actions or an object {read, write, …}",
@@ -518,6 +513,31 @@ async fn update_permissions(caller: Caller, body: Bytes) -> Answer {
     change_permissions(caller, body, false).await
 }
 
+/// What a permissions request asks for.
+enum PermissionsChange {
+    /// POST: every grant of the key becomes these.
+    Replace(BTreeMap<String, Grant>),
+    /// PUT: the collections named get these grants, the others are kept.
+    Merge(BTreeMap<String, Grant>),
+    /// The client's legacy form: one collection's grant changes as patched.
+    Single(String, GrantPatch),
+}
+
+impl PermissionsRequest {
+    fn change(&self, replace: bool) -> Result<PermissionsChange> {
+        match (&self.collection_permissions, &self.collection) {
+            (Some(map), _) if replace => Ok(PermissionsChange::Replace(grants_of(map)?)),
+            (Some(map), _) => Ok(PermissionsChange::Merge(grants_of(map)?)),
+            (None, Some(collection)) if !replace => {
+                let edit: GrantEdit = serde_json::from_value(Value::Object(self.grant.clone()))
+                    .map_err(|e| Error::invalid(format!("invalid grant: {e}")))?;
+                Ok(PermissionsChange::Single(collection.clone(), edit.into()))
+            }
+            _ => Err(Error::invalid("`collection_permissions` is required")),
+        }
+    }
+}
+
 /// POST replaces every grant of the key; PUT changes only the collections named.
 async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
@@ -525,41 +545,20 @@ async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answe
     let id = caller
         .key_id(&request.key(&caller.db).map_err(fail)?)
         .map_err(fail)?;
-    // The seed names several collections; the client's legacy form edits one, keeping what it
-    // leaves out.
-    let (named, single) = match (&request.collection_permissions, &request.collection) {
-        (Some(map), _) => (grants_of(map).map_err(fail)?, None),
-        (None, Some(collection)) if !replace => {
-            let edit: GrantEdit = serde_json::from_value(Value::Object(request.grant.clone()))
-                .map_err(|e| fail(Error::invalid(format!("invalid grant: {e}"))))?;
-            (BTreeMap::new(), Some((collection.clone(), edit)))
-        }
-        _ => {
-            return Err(fail(Error::invalid("`collection_permissions` is required")));
-        }
-    };
-    let is_single = single.is_some();
-    let db = caller.db.clone();
-    let key = id.clone();
-    let changes = blocking(move || {
-        db.keys().edit_grants(&key, |current| {
-            let mut next = if replace {
-                BTreeMap::new()
-            } else {
-                current.clone()
-            };
-            next.extend(named.clone());
-            if let Some((collection, edit)) = single.clone() {
-                let grant = edit.apply(current.get(&collection).cloned().unwrap_or_default());
-                next.insert(collection, grant);
-            }
-            Ok(next)
-        })
+    let change = request.change(replace).map_err(fail)?;
+    let (db, key) = (caller.db.clone(), id.clone());
+    let (single, changes) = blocking(move || match change {
+        PermissionsChange::Replace(grants) => Ok((false, db.keys().set_grants(&key, grants)?)),
+        PermissionsChange::Merge(grants) => Ok((false, db.keys().merge_grants(&key, grants)?)),
+        PermissionsChange::Single(collection, patch) => Ok((
+            true,
+            vec![db.keys().patch_grant(&key, &collection, Some(&patch))?],
+        )),
     })
     .await
     .map_err(fail)?;
     let info = caller.db.keys().get(&id).map_err(fail)?;
-    if is_single {
+    if single {
         // The client's legacy call reads an ApiKey back.
         return answer(StatusCode::OK, key_view(&info, None));
     }
@@ -637,48 +636,17 @@ async fn delete_grant(caller: Caller, Path((key, name)): Path<(String, String)>)
 async fn edit_grant(caller: Caller, key: String, name: String, edit: Option<GrantEdit>) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
     let id = caller.key_id(&key).map_err(fail)?;
-    let db = caller.db.clone();
-    let collection = name.clone();
-    let (changes, before) = blocking(move || {
-        let mut before = None;
-        let changes = db.keys().edit_grants(&id, |current| {
-            let mut next = current.clone();
-            before = current.get(&collection).cloned();
-            match edit.clone() {
-                Some(edit) => {
-                    next.insert(
-                        collection.clone(),
-                        edit.apply(before.clone().unwrap_or_default()),
-                    );
-                }
-                // Removing a grant the key does not have names the wrong key or collection:
-                // say so (404) rather than answer a success that changed nothing.
-                None if before.is_none() => {
-                    return Err(Error::not_found(format!(
-                        "a grant on collection `{collection}`"
-                    )));
-                }
-                None => {
-                    next.remove(&collection);
-                }
-            }
-            Ok(next)
-        })?;
-        Ok((changes, before))
-    })
-    .await
-    .map_err(fail)?;
-    // With no difference the grant is unchanged: after is before.
-    let after = match changes.into_iter().find(|c| c.collection == name) {
-        Some(change) => change.after,
-        None => before.clone(),
-    };
+    let (db, collection) = (caller.db.clone(), name.clone());
+    let patch = edit.map(GrantPatch::from);
+    let change = blocking(move || db.keys().patch_grant(&id, &collection, patch.as_ref()))
+        .await
+        .map_err(fail)?;
     answer(
         StatusCode::OK,
         json!({
             "collection": name,
-            "before": before.as_ref().map(grant_view),
-            "after": after.as_ref().map(grant_view),
+            "before": change.before.as_ref().map(grant_view),
+            "after": change.after.as_ref().map(grant_view),
         }),
     )
 }
