@@ -202,6 +202,24 @@ fn sign_in_answer(status: StatusCode, outcome: Result<SignedIn>) -> Answer {
     }
 }
 
+/// A signup's fields: `email`, `password`, the profile under `data`, `roles` and
+/// `phone_number`.
+fn new_user(fields: &Map<String, Value>) -> Result<NewUser> {
+    let mut new = NewUser::new(text(fields, "email")?, text(fields, "password")?);
+    if let Some(Value::Object(data)) = fields.get("data") {
+        new.data = data.clone();
+    }
+    if let Some(roles) = fields.get("roles").filter(|r| !r.is_null()) {
+        new.roles = serde_json::from_value(roles.clone())
+            .map_err(|_| Error::invalid("`roles` must be a list of strings"))?;
+    }
+    if let Some(Value::String(phone)) = fields.get("phone_number") {
+        new.phone = Some(phone.clone());
+    }
+    Ok(new)
+}
+
+/// A signup; a multipart one's files are stored as the new user, into the profile.
 async fn signup(caller: PublicCaller, request: Request) -> Answer {
     let base = base_url(&caller.db, request.headers());
     let (fields, rest) = match form(request, &caller.db).await.map_err(fail)? {
@@ -214,20 +232,7 @@ async fn signup(caller: PublicCaller, request: Request) -> Answer {
             (data, Some(parts))
         }
     };
-    let mut new = NewUser::new(
-        text(&fields, "email").map_err(fail)?,
-        text(&fields, "password").map_err(fail)?,
-    );
-    if let Some(Value::Object(data)) = fields.get("data") {
-        new.data = data.clone();
-    }
-    if let Some(roles) = fields.get("roles").filter(|r| !r.is_null()) {
-        new.roles = serde_json::from_value(roles.clone())
-            .map_err(|_| fail(Error::invalid("`roles` must be a list of strings")))?;
-    }
-    if let Some(Value::String(phone)) = fields.get("phone_number") {
-        new.phone = Some(phone.clone());
-    }
+    let new = new_user(&fields).map_err(fail)?;
     let (db, client) = (caller.db.clone(), caller.client());
     let outcome = blocking(move || Ok(db.users().signup(new, &client)))
         .await
@@ -596,41 +601,50 @@ async fn on_documents<T: Send + 'static>(
     .map_err(fail)
 }
 
+/// The `collection` query parameter of the create route.
+fn collection_param(params: &[(String, String)]) -> Result<String> {
+    params
+        .iter()
+        .find(|(k, _)| k == "collection")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| Error::invalid("`collection` is required"))
+}
+
+/// An administrator's first document creates its collection (the hosted behaviour), owner-only.
+async fn create_missing_collection(caller: &Caller, name: &str) -> Result<()> {
+    let Ok(db) = caller.actor().administrator(Action::ManageCollections) else {
+        return Ok(());
+    };
+    let name = name.to_owned();
+    blocking(move || match db.collections().info(&name) {
+        Ok(_) => Ok(()),
+        Err(_) => db.collections().put(&name, owner_only()).map(|_| ()),
+    })
+    .await
+}
+
 async fn create_document(
     caller: Caller,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
     request: Request,
 ) -> Answer {
-    let name = params
-        .iter()
-        .find(|(k, _)| k == "collection")
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| fail(Error::invalid("`collection` is required")))?;
+    let name = collection_param(&params).map_err(fail)?;
     let base = base_url(&caller.db, request.headers());
     // With files, the id is chosen first so each file is attached to its document.
     let id = caller.db.store().new_id();
-    let DocumentParts { data, files, .. } = match form(request, &caller.db).await.map_err(fail)? {
+    let DocumentParts { data, files } = match form(request, &caller.db).await.map_err(fail)? {
         Form::Json(body) => DocumentParts::json(document_body(&body).map_err(fail)?),
         Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
             .await
             .map_err(fail)?,
     };
-    let data = Value::Object(data);
-    // The admin key creates a missing collection on the fly (the hosted behaviour).
-    if admin_only(&caller).is_ok() && caller.db.collections().info(&name).is_err() {
-        let db = caller.db.clone();
-        let to_create = name.clone();
-        blocking(move || db.collections().put(&to_create, owner_only()))
-            .await
-            .map_err(fail)?;
-    }
-    let with_files = !files.is_empty();
-    let inserted = on_documents(&caller, &name, move |docs| {
-        if with_files {
-            docs.insert_with_id(&id, &data)
-        } else {
-            docs.insert(&data)
-        }
+    create_missing_collection(&caller, &name)
+        .await
+        .map_err(fail)?;
+    let (data, with_files) = (Value::Object(data), !files.is_empty());
+    let inserted = on_documents(&caller, &name, move |docs| match with_files {
+        true => docs.insert_with_id(&id, &data),
+        false => docs.insert(&data),
     })
     .await;
     if inserted.is_err() {

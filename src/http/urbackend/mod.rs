@@ -211,18 +211,17 @@ fn presented_refresh_token(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-async fn signup(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Bytes) -> Answer {
-    caller.require_project_key().map_err(fail)?;
-    let mut fields = json_object(&body).map_err(fail)?;
-    let email = text_field(&fields, "email").map_err(fail)?;
-    let password = text_field(&fields, "password").map_err(fail)?;
+/// A signup body: `email`, `password`, an optional `username`, and the rest as the profile
+/// (server-managed fields among the extras are ignored, the study's policy).
+fn new_user(body: &Bytes) -> Result<NewUser> {
+    let mut fields = json_object(body)?;
+    let email = text_field(&fields, "email")?;
+    let password = text_field(&fields, "password")?;
     let username = match fields.remove("username") {
         Some(Value::String(name)) => Some(name),
         None | Some(Value::Null) => None,
-        Some(_) => return Err(fail(Error::invalid("`username` must be a string"))),
+        Some(_) => return Err(Error::invalid("`username` must be a string")),
     };
-    // Server-managed fields in the extras are ignored on signup (the study's policy), the rest
-    // becomes the profile.
     for managed in [
         "email",
         "password",
@@ -237,8 +236,13 @@ async fn signup(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Byt
     let mut new = NewUser::new(email, password);
     new.username = username;
     new.data = fields;
-    let client = caller.client();
-    let db = caller.db.clone();
+    Ok(new)
+}
+
+async fn signup(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Bytes) -> Answer {
+    caller.require_project_key().map_err(fail)?;
+    let new = new_user(&body).map_err(fail)?;
+    let (client, db) = (caller.client(), caller.db.clone());
     let signed_in = blocking(move || db.users().signup(new, &client))
         .await
         .map_err(fail)?;
