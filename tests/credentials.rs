@@ -311,3 +311,76 @@ fn the_rust_api_gives_the_same_answers_as_the_doors() {
         larder::ErrorKind::Forbidden { .. }
     ));
 }
+
+/// The file doors: larder's own `/api/files/{bucket}`, Cocobase's `/collections/file` (bucket
+/// `uploads`) and urBackend's `/api/storage/upload` (bucket `storage`), each with a multipart
+/// part named `file`.
+#[test]
+fn a_scoped_key_and_its_jwt_upload_exactly_where_their_grants_allow_at_every_file_door() {
+    let db = Db::in_memory().unwrap();
+    db.buckets()
+        .create("docs", larder::BucketSpec::new())
+        .unwrap();
+    let mut write = Grant::default();
+    write.write = true;
+    write.read = true;
+    let granted = NewApiKey::new(KeyKind::Scoped, "uploader")
+        .grant("files/docs", write.clone())
+        .grant("files/uploads", write.clone())
+        .grant("files/storage", write);
+    let granted = db.keys().create(granted).unwrap().secret;
+    let (granted_jwt, _) = db.keys().token(&granted).unwrap();
+    let ungranted = db
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "reader").grant("notes", Grant::read()))
+        .unwrap()
+        .secret;
+    let (ungranted_jwt, _) = db.keys().token(&ungranted).unwrap();
+    let router = larder::router(db.clone(), &ServerConfig::default());
+    let (content_type, body) =
+        common::http::multipart(&[("file", Some("report.txt"), &b"all good"[..])]);
+    let upload = |path: &str, key: Option<&str>, bearer: Option<&str>| {
+        let bearer = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", content_type.as_str())];
+        if let Some(key) = key {
+            headers.push(("x-api-key", key));
+        }
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer.as_str()));
+        }
+        common::http::call_raw(&router, "POST", path, &headers, body.clone())
+    };
+    for path in [
+        "/api/files/docs",
+        "/collections/file",
+        "/api/storage/upload",
+    ] {
+        for (who, key, bearer) in [
+            ("scoped key", Some(granted.as_str()), None),
+            ("its JWT", None, Some(granted_jwt.as_str())),
+        ] {
+            let answer = upload(path, key, bearer);
+            assert_eq!(answer.status, 201, "{path}, {who}: {}", answer.json());
+        }
+        for (who, key, bearer) in [
+            ("scoped key", Some(ungranted.as_str()), None),
+            ("its JWT", None, Some(ungranted_jwt.as_str())),
+        ] {
+            let answer = upload(path, key, bearer);
+            assert_eq!(
+                answer.status,
+                403,
+                "{path}, {who} without a grant: {}",
+                answer.json()
+            );
+        }
+    }
+    let stored: usize = ["docs", "uploads", "storage"]
+        .iter()
+        .map(|bucket| db.bucket(bucket).list().unwrap().len())
+        .sum();
+    assert_eq!(
+        stored, 6,
+        "two uploads through each door, none refused stored"
+    );
+}

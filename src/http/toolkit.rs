@@ -146,6 +146,16 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     }
 }
 
+/// The credentials a request presents to dialect `D`, a malformed one refused in its shape.
+async fn presented_to<D: Dialect>(
+    parts: &mut Parts,
+    state: &AppState,
+) -> std::result::Result<Presented, ApiError> {
+    Presented::from_request_parts(parts, state)
+        .await
+        .map_err(|e| D::fail(e.error))
+}
+
 /// A caller whose credentials the authentication edge checked (a key or a token is required):
 /// its principal and the database. Every door's handlers act through
 /// [`Caller::actor`], so the policy decides what they may do.
@@ -162,9 +172,7 @@ impl<D: Dialect> FromRequestParts<AppState> for Caller<D> {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state)
-            .await
-            .map_err(|e| D::fail(e.error))?;
+        let presented = presented_to::<D>(parts, state).await?;
         let principal = presented
             .required_principal(&state.db, D::CREDENTIALS_REQUIRED)
             .map_err(D::fail)?;
@@ -202,9 +210,7 @@ impl<D: Dialect> FromRequestParts<AppState> for Visitor<D> {
         parts: &mut Parts,
         state: &AppState,
     ) -> std::result::Result<Self, ApiError> {
-        let presented = Presented::from_request_parts(parts, state)
-            .await
-            .map_err(|e| D::fail(e.error))?;
+        let presented = presented_to::<D>(parts, state).await?;
         let mut client = presented.client.clone();
         let mut has_key = false;
         if let Some(secret) = &presented.api_key {
