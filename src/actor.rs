@@ -4,7 +4,7 @@
 use crate::access::auth::{self, Credentials};
 use crate::access::policy::{self, Action, Decision, Target};
 use crate::access::principal::Principal;
-use crate::data::collections::{CollectionInfo, CollectionSpec, Collections};
+use crate::data::collections::{CollectionSpec, Collections};
 use crate::data::documents::Collection;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -214,6 +214,7 @@ impl Actor {
         Ok(self.admin(Action::ManageKeys)?.signing_keys())
     }
 
+    #[cfg(feature = "http")]
     /// A bucket on the server-side storage routes (urBackend's): a secret key acts there, or
     /// a scoped key within its grants; a publishable key or a user is refused.
     pub(crate) fn server_bucket(&self, name: &str) -> Result<Bucket> {
@@ -221,14 +222,18 @@ impl Actor {
         Ok(self.bucket(name))
     }
 
+    #[cfg(feature = "http")]
     /// The whole database, for a caller the policy lets do `action` as an administrator: what
     /// the administrative routes of every dialect act through once the policy has decided.
     pub(crate) fn administrator(&self, action: Action) -> Result<Db> {
         Ok(self.admin(action)?.clone())
     }
 
+    #[cfg(feature = "http")]
     /// The collections this caller may list, as the policy decides for each.
-    pub(crate) fn listable_collections(&self) -> Result<Vec<CollectionInfo>> {
+    pub(crate) fn listable_collections(
+        &self,
+    ) -> Result<Vec<crate::data::collections::CollectionInfo>> {
         let all = self.db.collections().list()?;
         Ok(all
             .into_iter()

@@ -321,9 +321,11 @@ fn a_scoped_key_and_its_jwt_upload_exactly_where_their_grants_allow_at_every_fil
     db.buckets()
         .create("docs", larder::BucketSpec::new())
         .unwrap();
-    let mut write = Grant::default();
-    write.write = true;
-    write.read = true;
+    let write = Grant {
+        read: true,
+        write: true,
+        ..Grant::default()
+    };
     let granted = NewApiKey::new(KeyKind::Scoped, "uploader")
         .grant("files/docs", write.clone())
         .grant("files/uploads", write.clone())

@@ -4,7 +4,7 @@
 use crate::access::principal::Principal;
 use crate::error::{Error, Result};
 use crate::identity::api_keys::Keys;
-use crate::identity::sessions::{Sessions, UserSession};
+use crate::identity::sessions::Sessions;
 use crate::identity::tokens::{SigningKeys, TokenType};
 use crate::store::Store;
 
@@ -75,7 +75,8 @@ pub(crate) fn user(store: &Store, access_token: &str) -> Result<Principal> {
 }
 
 /// The principal of a session the caller has just proven (a signup or login made it).
-pub(crate) fn of_session(session: UserSession) -> Principal {
+#[cfg(feature = "http")]
+pub(crate) fn of_session(session: crate::identity::sessions::UserSession) -> Principal {
     Principal::user_session(session)
 }
 

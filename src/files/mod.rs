@@ -649,20 +649,24 @@ fn remove_detached(txn: &WriteTransaction, path: &str) -> Result<u64> {
     Ok(u64::from(remove_file(txn, bucket, name)?.is_some()))
 }
 
+/// The `bucket/name` of each file attached to document `collection/id`.
+fn attached_to(txn: &WriteTransaction, collection: &str, id: &str) -> Result<Vec<String>> {
+    let document = format!("{collection}/{id}");
+    let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
+    let paths = table
+        .get(document.as_str())?
+        .map(|v| v.map(|v| v.value().to_owned()))
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(paths)
+}
+
 /// Deletes the files attached to a document being deleted (called in its transaction).
 pub(crate) fn on_document_deleted(
     txn: &WriteTransaction,
     collection: &str,
     id: &str,
 ) -> Result<()> {
-    let document = format!("{collection}/{id}");
-    let paths: Vec<String> = {
-        let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
-        table
-            .get(document.as_str())?
-            .map(|v| v.map(|v| v.value().to_owned()))
-            .collect::<std::result::Result<_, _>>()?
-    };
+    let paths = attached_to(txn, collection, id)?;
     for path in paths {
         remove_detached(txn, &path)?;
     }
@@ -680,14 +684,7 @@ pub(crate) fn on_document_updated(
     before: &Map<String, Value>,
     after: &Map<String, Value>,
 ) -> Result<()> {
-    let document = format!("{collection}/{id}");
-    let paths: Vec<String> = {
-        let table = txn.open_multimap_table(FILES_BY_ATTACHMENT)?;
-        table
-            .get(document.as_str())?
-            .map(|v| v.map(|v| v.value().to_owned()))
-            .collect::<std::result::Result<_, _>>()?
-    };
+    let paths = attached_to(txn, collection, id)?;
     for path in paths {
         let Some((_, name)) = path.split_once('/') else {
             continue;
@@ -832,6 +829,7 @@ impl Bucket {
 }
 
 impl Bucket {
+    #[cfg(feature = "http")]
     /// Undoes the uploads a request made before it failed: deletes each of `stored` that is
     /// still exactly as stored (same name, size, checksum and time, which only its upload
     /// handed out), whatever the caller's delete rights, so a refused request leaves nothing

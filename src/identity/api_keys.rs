@@ -682,15 +682,7 @@ impl Keys<'_> {
         id: &str,
         grants: BTreeMap<String, Grant>,
     ) -> Result<Vec<GrantChange>> {
-        for (collection, grant) in &grants {
-            crate::store::names::validate_grant_target(collection)?;
-            grant.validate()?;
-        }
-        self.change_grants(id, |current| {
-            let changes = grant_changes(current, &grants);
-            *current = grants.clone();
-            Ok(changes)
-        })
+        self.replace_grants(id, |_| grants.clone())
     }
 
     /// Sets the grants named in `grants` and keeps the key's others, in one transaction, and
@@ -703,16 +695,10 @@ impl Keys<'_> {
         id: &str,
         grants: BTreeMap<String, Grant>,
     ) -> Result<Vec<GrantChange>> {
-        for (collection, grant) in &grants {
-            crate::store::names::validate_grant_target(collection)?;
-            grant.validate()?;
-        }
-        self.change_grants(id, |current| {
+        self.replace_grants(id, |current| {
             let mut next = current.clone();
             next.extend(grants.clone());
-            let changes = grant_changes(current, &next);
-            *current = next;
-            Ok(changes)
+            next
         })
     }
 
@@ -757,6 +743,25 @@ impl Keys<'_> {
         })?
         .pop()
         .ok_or_else(|| Error::internal(std::io::Error::other("no grant change")))
+    }
+
+    /// Makes a scoped key's grants `next(current)` in one transaction, each checked, and
+    /// reports every difference.
+    fn replace_grants(
+        &self,
+        id: &str,
+        next: impl Fn(&BTreeMap<String, Grant>) -> BTreeMap<String, Grant>,
+    ) -> Result<Vec<GrantChange>> {
+        self.change_grants(id, |current| {
+            let next = next(current);
+            for (collection, grant) in &next {
+                crate::store::names::validate_grant_target(collection)?;
+                grant.validate()?;
+            }
+            let changes = grant_changes(current, &next);
+            *current = next;
+            Ok(changes)
+        })
     }
 
     fn change_grants(
