@@ -14,12 +14,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post, put};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,14 +32,6 @@ use crate::files::{Bucket, FileInfo, FileReader, Upload};
 pub(crate) const UPLOAD_URL_LIFETIME: Duration = Duration::from_secs(600);
 /// Bytes handed to the blocking writer at a time (four stored chunks).
 const WRITE_BATCH: usize = 1024 * 1024;
-
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/files/{bucket}", get(list).post(upload))
-        .route("/api/files/{bucket}/{name}", get(download).delete(remove))
-        .route("/api/uploads", post(grant))
-        .route("/api/uploads/{token}", put(redeem))
-}
 
 type Answer = std::result::Result<Response, ApiError>;
 
@@ -588,7 +578,7 @@ fn mime_of(filename: &str) -> &'static str {
 // ---------------------------------------------------------------------------------------------
 // The native routes.
 
-async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     presented: Presented,
     Path(bucket): Path<String>,
@@ -605,11 +595,11 @@ async fn list(
 }
 
 #[derive(Deserialize)]
-struct UploadQuery {
+pub(super) struct UploadQuery {
     filename: Option<String>,
 }
 
-async fn upload(
+pub(super) async fn upload(
     State(state): State<AppState>,
     presented: Presented,
     Path(bucket): Path<String>,
@@ -639,7 +629,7 @@ async fn upload(
     Ok(json_response(StatusCode::CREATED, file_view(&base, &info)))
 }
 
-async fn download(
+pub(super) async fn download(
     State(state): State<AppState>,
     presented: Presented,
     Path((bucket, name)): Path<(String, String)>,
@@ -651,7 +641,7 @@ async fn download(
         .map_err(fail)
 }
 
-async fn remove(
+pub(super) async fn remove(
     State(state): State<AppState>,
     presented: Presented,
     Path((bucket, name)): Path<(String, String)>,
@@ -675,7 +665,7 @@ struct GrantRequest {
     size: u64,
 }
 
-async fn grant(
+pub(super) async fn grant(
     State(state): State<AppState>,
     presented: Presented,
     headers: HeaderMap,
@@ -722,7 +712,7 @@ pub(crate) async fn redeem_upload(db: &Db, token: String, request: Request) -> R
     store(upload, request.into_body(), limit).await
 }
 
-async fn redeem(
+pub(super) async fn redeem(
     State(state): State<AppState>,
     Path(token): Path<String>,
     request: Request,

@@ -9,6 +9,7 @@ mod ekodb;
 mod error;
 pub(crate) mod files;
 mod pages;
+mod routes;
 mod server;
 mod toolkit;
 mod urbackend;
@@ -36,13 +37,8 @@ pub(crate) use toolkit::{AppState, Presented, blocking, json_response, no_store}
 pub fn router(db: Db, config: &ServerConfig) -> Router {
     let state = AppState { db: db.clone() };
     let routes = Router::new()
-        .merge(urbackend::routes())
-        .merge(cobru::routes())
-        .merge(cocobase::routes())
-        .merge(ekodb::routes())
+        .merge(routes::all())
         .merge(admin::routes())
-        .merge(files::routes())
-        .merge(pages::routes())
         .route("/api/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
         .fallback(not_found)

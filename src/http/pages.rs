@@ -2,29 +2,21 @@
 //! confirming an email, and a form to choose a new password. Plain HTML, no script, a strict
 //! content security policy, and no referrer (the token is in the URL).
 
-use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 
 use super::{AppState, blocking};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/verify-email", get(verify_email))
-        .route("/auth/reset-password", get(reset_form).post(reset_password))
-}
-
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(super) struct TokenQuery {
     #[serde(default)]
     token: String,
 }
 
 #[derive(Deserialize)]
-struct ResetForm {
+pub(super) struct ResetForm {
     #[serde(default)]
     token: String,
     #[serde(default)]
@@ -72,7 +64,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     response
 }
 
-async fn verify_email(State(state): State<AppState>, Query(query): Query<TokenQuery>) -> Response {
+pub(super) async fn verify_email(
+    State(state): State<AppState>,
+    Query(query): Query<TokenQuery>,
+) -> Response {
     let db = state.db.clone();
     let token = query.token;
     let verified = blocking(move || db.users().verify_email_token(&token)).await;
@@ -121,7 +116,7 @@ fn reset_form_page(token: &str, message: Option<&str>) -> String {
     )
 }
 
-async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
+pub(super) async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
     // Showing the form spends nothing: the token is only used when the form is sent.
     page(
         StatusCode::OK,
@@ -130,7 +125,10 @@ async fn reset_form(Query(query): Query<TokenQuery>) -> Response {
     )
 }
 
-async fn reset_password(State(state): State<AppState>, Form(form): Form<ResetForm>) -> Response {
+pub(super) async fn reset_password(
+    State(state): State<AppState>,
+    Form(form): Form<ResetForm>,
+) -> Response {
     let db = state.db.clone();
     let (token, password) = (form.token.clone(), form.password);
     match blocking(move || db.users().reset_password_with_token(&token, &password)).await {

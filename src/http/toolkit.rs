@@ -246,6 +246,39 @@ impl<D: Dialect> Visitor<D> {
     }
 }
 
+/// A query parameter that must be a whole number (`limit`, `offset`, `page`, …).
+pub(crate) fn whole_number(name: &str, value: &str) -> Result<usize> {
+    value
+        .parse()
+        .map_err(|_| Error::invalid(format!("`{name}` must be a whole number")))
+}
+
+impl<D> Caller<D> {
+    /// Runs `call` off the async workers on the whole database, once the policy lets this
+    /// caller do `action` as an administrator.
+    pub(crate) async fn as_administrator<T: Send + 'static>(
+        &self,
+        action: crate::access::policy::Action,
+        call: impl FnOnce(Db) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.actor().administrator(action)?;
+        blocking(move || call(db)).await
+    }
+}
+
+impl<D> Caller<D> {
+    /// Deletes a collection with its documents, indexes and attached files, for an
+    /// administrator (every dialect's delete-collection route).
+    pub(crate) async fn delete_collection(&self, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.as_administrator(
+            crate::access::policy::Action::ManageCollections,
+            move |db| db.collections().delete(&name),
+        )
+        .await
+    }
+}
+
 /// The one JSON body parser for bodies that are objects: an empty body is an empty object.
 pub(crate) fn json_object(body: &Bytes) -> Result<Map<String, Value>> {
     if body.is_empty() {

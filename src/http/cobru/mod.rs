@@ -3,26 +3,20 @@
 //! reused for every mint, so this route does not rotate it (see
 //! [`Sessions::access_token_from_refresh`](crate::Sessions::access_token_from_refresh)).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Presented, Shape, blocking, json_response, no_store};
 use crate::error::Error;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/token/refresh/", post(refresh))
-}
-
 fn fail(error: Error) -> ApiError {
     ApiError::new(error, Shape::Detail)
 }
 
-async fn refresh(
+pub(super) async fn refresh(
     State(state): State<AppState>,
     presented: Presented,
     body: Bytes,

@@ -6,15 +6,13 @@
 //! 401, never a fallback; with neither a key nor a token the request is refused. On signup,
 //! login and the second-factor step the SDK sends stale tokens, so a Bearer is ignored there.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query as UrlQuery, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
-use super::toolkit::{self, Dialect, json_object};
+use super::toolkit::{self, Dialect, json_object, whole_number};
 use super::{ApiError, AppState, Shape, blocking, json_response, no_store};
 use crate::access::policy::Action;
 use crate::access::principal::Principal;
@@ -46,64 +44,6 @@ const RESERVED: &[&str] = &[
     "operation",
     "collection",
 ];
-
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth-collections/signup", post(signup))
-        .route("/auth-collections/login", post(login))
-        .route(
-            "/auth-collections/user",
-            get(current_user).patch(update_user),
-        )
-        .route("/auth-collections/users", get(list_users))
-        .route("/auth-collections/users/{id}", get(get_user))
-        .route("/auth-collections/2fa/enable", post(enable_2fa))
-        .route("/auth-collections/2fa/disable", post(disable_2fa))
-        .route("/auth-collections/2fa/send-code", post(send_2fa_code))
-        .route("/auth-collections/2fa/verify", post(verify_2fa))
-        .route(
-            "/auth-collections/verify-email/send",
-            post(send_verification),
-        )
-        .route(
-            "/auth-collections/verify-email/resend",
-            post(send_verification),
-        )
-        .route("/auth-collections/verify-email/verify", post(verify_email))
-        .route("/auth-collections/google-verify", post(oauth))
-        .route("/auth-collections/github-verify", post(oauth))
-        .route("/collections/", post(create_collection))
-        .route(
-            "/collections/{name}",
-            axum::routing::patch(update_collection).delete(delete_collection),
-        )
-        .route("/collections/documents", post(create_document))
-        .route("/collections/file", post(upload_file))
-        .route("/collections/{name}/documents", get(list_documents))
-        .route(
-            "/collections/{name}/documents/{id}",
-            get(get_document)
-                .patch(update_document)
-                .delete(delete_document),
-        )
-        .route(
-            "/collections/{name}/batch/documents/create",
-            post(batch_create),
-        )
-        .route(
-            "/collections/{name}/batch/documents/update",
-            post(batch_update),
-        )
-        .route(
-            "/collections/{name}/batch/documents/delete",
-            post(batch_delete),
-        )
-        .route("/collections/{name}/query/documents/count", get(count))
-        .route(
-            "/collections/{name}/query/documents/aggregate",
-            get(aggregate),
-        )
-}
 
 type Answer = std::result::Result<Response, ApiError>;
 
@@ -220,7 +160,7 @@ fn new_user(fields: &Map<String, Value>) -> Result<NewUser> {
 }
 
 /// A signup; a multipart one's files are stored as the new user, into the profile.
-async fn signup(caller: PublicCaller, request: Request) -> Answer {
+pub(super) async fn signup(caller: PublicCaller, request: Request) -> Answer {
     let base = base_url(&caller.db, request.headers());
     let (fields, rest) = match form(request, &caller.db).await.map_err(fail)? {
         Form::Json(body) => (json_object(&body).map_err(fail)?, None),
@@ -254,7 +194,7 @@ async fn signup(caller: PublicCaller, request: Request) -> Answer {
     sign_in_answer(StatusCode::CREATED, outcome)
 }
 
-async fn login(caller: PublicCaller, body: Bytes) -> Answer {
+pub(super) async fn login(caller: PublicCaller, body: Bytes) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let (email, password) = (
         text(&fields, "email").map_err(fail)?,
@@ -275,7 +215,7 @@ fn session(caller: &Caller) -> Result<crate::identity::sessions::UserSession> {
         .ok_or_else(|| Error::unauthenticated("a user token is required"))
 }
 
-async fn current_user(caller: Caller) -> Answer {
+pub(super) async fn current_user(caller: Caller) -> Answer {
     let session = session(&caller).map_err(fail)?;
     Ok(no_store(json_response(
         StatusCode::OK,
@@ -283,7 +223,7 @@ async fn current_user(caller: Caller) -> Answer {
     )))
 }
 
-async fn update_user(caller: Caller, request: Request) -> Answer {
+pub(super) async fn update_user(caller: Caller, request: Request) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let base = base_url(&caller.db, request.headers());
     let user = match form(request, &caller.db).await.map_err(fail)? {
@@ -381,7 +321,7 @@ fn allowed(caller: &Caller, action: Action) -> Result<()> {
     caller.actor().administrator(action).map(|_| ())
 }
 
-async fn list_users(caller: Caller) -> Answer {
+pub(super) async fn list_users(caller: Caller) -> Answer {
     allowed(&caller, Action::ManageUsers).map_err(fail)?;
     let users: Vec<Value> = caller
         .db
@@ -394,7 +334,7 @@ async fn list_users(caller: Caller) -> Answer {
     answer(StatusCode::OK, Value::Array(users))
 }
 
-async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
+pub(super) async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
     // Everyone may read their own record; anyone else's is an administrative read.
     if caller.principal.user().is_none_or(|u| u.id != id) {
         allowed(&caller, Action::ManageUsers).map_err(fail)?;
@@ -405,11 +345,11 @@ async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
     )
 }
 
-async fn enable_2fa(caller: Caller) -> Answer {
+pub(super) async fn enable_2fa(caller: Caller) -> Answer {
     toggle_2fa(caller, true).await
 }
 
-async fn disable_2fa(caller: Caller) -> Answer {
+pub(super) async fn disable_2fa(caller: Caller) -> Answer {
     toggle_2fa(caller, false).await
 }
 
@@ -425,7 +365,7 @@ async fn toggle_2fa(caller: Caller, enabled: bool) -> Answer {
     )
 }
 
-async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
+pub(super) async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
     let email = text(&json_object(&body).map_err(fail)?, "email").map_err(fail)?;
     let db = caller.db;
     blocking(move || db.users().resend_second_factor(&email))
@@ -437,7 +377,7 @@ async fn send_2fa_code(caller: PublicCaller, body: Bytes) -> Answer {
     )
 }
 
-async fn verify_2fa(caller: PublicCaller, body: Bytes) -> Answer {
+pub(super) async fn verify_2fa(caller: PublicCaller, body: Bytes) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let (email, code) = (
         text(&fields, "email").map_err(fail)?,
@@ -450,7 +390,7 @@ async fn verify_2fa(caller: PublicCaller, body: Bytes) -> Answer {
     token_answer(StatusCode::OK, &signed_in)
 }
 
-async fn send_verification(caller: Caller) -> Answer {
+pub(super) async fn send_verification(caller: Caller) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let db = caller.db.clone();
     let email = session.user().email.clone();
@@ -463,7 +403,7 @@ async fn send_verification(caller: Caller) -> Answer {
     )
 }
 
-async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
+pub(super) async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
     let token = text(&json_object(&body).map_err(fail)?, "token").map_err(fail)?;
     let db = caller.db;
     blocking(move || db.users().verify_email_token(&token))
@@ -472,7 +412,7 @@ async fn verify_email(caller: PublicCaller, body: Bytes) -> Answer {
     answer(StatusCode::OK, json!({"message": "Email verified"}))
 }
 
-async fn oauth(_caller: PublicCaller) -> Answer {
+pub(super) async fn oauth(_caller: PublicCaller) -> Answer {
     Err(fail(Error::unsupported(
         "Google and GitHub sign-in need the network and are not available on this server",
     )))
@@ -510,7 +450,7 @@ fn refuse_webhook(fields: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-async fn create_collection(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn create_collection(caller: Caller, body: Bytes) -> Answer {
     admin_only(&caller).map_err(fail)?;
     let fields = unwrap_data(json_object(&body).map_err(fail)?);
     refuse_webhook(&fields).map_err(fail)?;
@@ -524,7 +464,11 @@ async fn create_collection(caller: Caller, body: Bytes) -> Answer {
 
 /// `PATCH /collections/{name}`: a new `name` renames the collection (its documents, files and
 /// key grants follow); the same name or none changes nothing.
-async fn update_collection(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+pub(super) async fn update_collection(
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Answer {
     admin_only(&caller).map_err(fail)?;
     let fields = unwrap_data(json_object(&body).map_err(fail)?);
     refuse_webhook(&fields).map_err(fail)?;
@@ -543,16 +487,11 @@ async fn update_collection(caller: Caller, Path(name): Path<String>, body: Bytes
     answer(StatusCode::OK, collection_view(&info))
 }
 
-async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
-    admin_only(&caller).map_err(fail)?;
-    let db = caller.db.clone();
-    let deleted = name.clone();
-    blocking(move || db.collections().delete(&name))
-        .await
-        .map_err(fail)?;
+pub(super) async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
+    caller.delete_collection(&name).await.map_err(fail)?;
     answer(
         StatusCode::OK,
-        json!({"message": "Collection deleted", "id": deleted}),
+        json!({"message": "Collection deleted", "id": name}),
     )
 }
 
@@ -623,7 +562,7 @@ async fn create_missing_collection(caller: &Caller, name: &str) -> Result<()> {
     .await
 }
 
-async fn create_document(
+pub(super) async fn create_document(
     caller: Caller,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
     request: Request,
@@ -917,7 +856,7 @@ async fn profile_files(
 }
 
 /// `POST /collections/file`: one file in the part `file`.
-async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
+pub(super) async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
     let base = base_url(&caller.db, &headers);
     let Form::Multipart(parts) = form(request, &caller.db).await.map_err(fail)? else {
         return Err(fail(Error::invalid(
@@ -946,11 +885,6 @@ async fn upload_file(caller: Caller, headers: HeaderMap, request: Request) -> An
 fn query_of(params: &[(String, String)]) -> Result<Query> {
     let mut filter = Filter::All;
     let (mut sort_field, mut order, mut limit, mut offset) = (None, Order::Desc, None, 0usize);
-    let number = |name: &str, value: &str| {
-        value
-            .parse::<usize>()
-            .map_err(|_| Error::invalid(format!("`{name}` must be a whole number")))
-    };
     for (key, value) in params {
         match key.as_str() {
             "sort" | "sort_by" => sort_field = Some(value.clone()),
@@ -961,8 +895,8 @@ fn query_of(params: &[(String, String)]) -> Result<Query> {
                     _ => return Err(Error::invalid("order must be asc or desc")),
                 }
             }
-            "limit" => limit = Some(number(key, value)?.min(1000)),
-            "offset" => offset = number(key, value)?,
+            "limit" => limit = Some(whole_number(key, value)?.min(1000)),
+            "offset" => offset = whole_number(key, value)?,
             k if RESERVED.contains(&k) => {}
             _ => {
                 let (field, op) = split_operator(key)?;
@@ -1063,7 +997,7 @@ fn split_operator(key: &str) -> Result<(&str, &str)> {
     })
 }
 
-async fn list_documents(
+pub(super) async fn list_documents(
     caller: Caller,
     Path(name): Path<String>,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
@@ -1073,13 +1007,16 @@ async fn list_documents(
     answer(StatusCode::OK, documents_view(&name, &created, docs))
 }
 
-async fn get_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {
+pub(super) async fn get_document(
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Answer {
     let (doc, created) = on_documents(&caller, &name, move |docs| docs.get(&id)).await?;
     let doc = doc.ok_or_else(|| fail(Error::not_found("document")))?;
     answer(StatusCode::OK, document_view(&name, &created, doc))
 }
 
-async fn update_document(
+pub(super) async fn update_document(
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
     request: Request,
@@ -1103,7 +1040,10 @@ async fn update_document(
     answer(StatusCode::OK, document_view(&name, &created, doc))
 }
 
-async fn delete_document(caller: Caller, Path((name, id)): Path<(String, String)>) -> Answer {
+pub(super) async fn delete_document(
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Answer {
     let (doc, _) = on_documents(&caller, &name, move |docs| docs.delete(&id)).await?;
     answer(
         StatusCode::OK,
@@ -1111,7 +1051,7 @@ async fn delete_document(caller: Caller, Path((name, id)): Path<(String, String)
     )
 }
 
-async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+pub(super) async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let documents: Vec<Value> = match fields.get("documents") {
         Some(Value::Array(items)) => items.clone(),
@@ -1122,7 +1062,7 @@ async fn batch_create(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
     answer(StatusCode::CREATED, documents_view(&name, &created, docs))
 }
 
-async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+pub(super) async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let updates: Vec<(String, Value)> = match fields.get("updates") {
         Some(Value::Object(map)) => map
@@ -1140,7 +1080,7 @@ async fn batch_update(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
     answer(StatusCode::OK, documents_view(&name, &created, docs))
 }
 
-async fn batch_delete(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+pub(super) async fn batch_delete(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let ids: Vec<String> = match fields.get("document_ids") {
         Some(ids) => serde_json::from_value(ids.clone())
@@ -1154,7 +1094,7 @@ async fn batch_delete(caller: Caller, Path(name): Path<String>, body: Bytes) -> 
     )
 }
 
-async fn count(
+pub(super) async fn count(
     caller: Caller,
     Path(name): Path<String>,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
@@ -1164,7 +1104,7 @@ async fn count(
     answer(StatusCode::OK, json!({"count": count}))
 }
 
-async fn aggregate(
+pub(super) async fn aggregate(
     caller: Caller,
     Path(name): Path<String>,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,

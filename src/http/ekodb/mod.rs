@@ -27,13 +27,11 @@ mod query;
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query as UrlQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, delete, get, post, put};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -47,55 +45,6 @@ use crate::db::Db;
 use crate::error::{Error, ErrorKind, Result};
 use crate::identity::api_keys::{ApiKeyInfo, Grant, GrantChange, GrantPatch, KeyKind, NewApiKey};
 use query::{FindBody, project};
-
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/token", post(token))
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/keys", get(list_keys))
-        .route("/api/auth/keys/{key}", delete(revoke_key))
-        .route(
-            "/api/auth/permissions",
-            get(own_permissions)
-                .post(set_permissions)
-                .put(update_permissions),
-        )
-        .route("/api/auth/keys/{key}/permissions", get(key_permissions))
-        .route(
-            "/api/auth/keys/{key}/permissions/collections",
-            get(list_grants),
-        )
-        .route(
-            "/api/auth/keys/{key}/permissions/collections/{name}",
-            get(get_grant)
-                .put(put_grant)
-                .patch(patch_grant)
-                .delete(delete_grant),
-        )
-        .route("/api/auth/keys/{key}/permissions/kv", get(list_kv_grants))
-        .route(
-            "/api/auth/keys/{key}/permissions/kv/{prefix}",
-            any(kv_grants_unsupported),
-        )
-        .route("/api/insert/{name}", post(insert))
-        .route("/api/find/{name}", post(find))
-        .route("/api/find/{name}/{id}", get(find_by_id))
-        .route("/api/update/{name}/{id}", put(update))
-        .route(
-            "/api/update/{name}/{id}/action/{action}",
-            any(field_actions_unsupported),
-        )
-        .route(
-            "/api/update/sequence/{name}/{id}",
-            any(field_actions_unsupported),
-        )
-        .route("/api/delete/{name}/{id}", delete(remove))
-        .route("/api/batch/insert/{name}", post(batch_insert))
-        .route("/api/batch/update/{name}", put(batch_update))
-        .route("/api/batch/delete/{name}", delete(batch_delete))
-        .route("/api/collections", get(list_collections))
-        .route("/api/collections/{name}", delete(delete_collection))
-}
 
 type Answer = std::result::Result<Response, ApiError>;
 
@@ -171,7 +120,7 @@ fn is_key_id(key: &str) -> bool {
 
 /// MessagePack or JSON, for a write route's body and answer.
 #[derive(Debug, Clone, Copy)]
-struct Wire {
+pub(super) struct Wire {
     body_is_msgpack: bool,
     answer_in_msgpack: bool,
 }
@@ -237,7 +186,7 @@ struct TokenRequest {
     api_key: String,
 }
 
-async fn token(State(state): State<AppState>, body: Bytes) -> Answer {
+pub(super) async fn token(State(state): State<AppState>, body: Bytes) -> Answer {
     let request: TokenRequest = json_body(&body).map_err(fail)?;
     let db = state.db.clone();
     let (token, expires_in) = blocking(move || db.keys().token(&request.api_key))
@@ -387,7 +336,7 @@ struct RegisterRequest {
     collection_permissions: Map<String, Value>,
 }
 
-async fn register(
+pub(super) async fn register(
     State(state): State<AppState>,
     presented: std::result::Result<Presented, ApiError>,
     body: Bytes,
@@ -424,14 +373,14 @@ async fn register(
     )))
 }
 
-async fn list_keys(caller: Caller) -> Answer {
+pub(super) async fn list_keys(caller: Caller) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
     let keys = caller.db.keys().list().map_err(fail)?;
     let keys = keys.iter().map(|info| key_view(info, None)).collect();
     Ok(no_store(json_response(StatusCode::OK, Value::Array(keys))))
 }
 
-async fn revoke_key(caller: Caller, Path(key): Path<String>) -> Answer {
+pub(super) async fn revoke_key(caller: Caller, Path(key): Path<String>) -> Answer {
     caller.allowed(Action::ManageKeys).map_err(fail)?;
     let id = caller.key_id(&key).map_err(fail)?;
     let db = caller.db.clone();
@@ -447,7 +396,7 @@ async fn revoke_key(caller: Caller, Path(key): Path<String>) -> Answer {
 // ----- permissions: the seed's routes -----
 
 /// `GET /api/auth/permissions`: the caller's own key, in the seed's shape with grant objects.
-async fn own_permissions(caller: Caller) -> Answer {
+pub(super) async fn own_permissions(caller: Caller) -> Answer {
     let info = caller.readable_key("me").map_err(fail)?;
     answer(
         StatusCode::OK,
@@ -505,11 +454,11 @@ fn changes_view(changes: &[GrantChange]) -> Value {
     Value::Array(changes.iter().map(|c| Value::String(describe(c))).collect())
 }
 
-async fn set_permissions(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn set_permissions(caller: Caller, body: Bytes) -> Answer {
     change_permissions(caller, body, true).await
 }
 
-async fn update_permissions(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn update_permissions(caller: Caller, body: Bytes) -> Answer {
     change_permissions(caller, body, false).await
 }
 
@@ -575,29 +524,29 @@ async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answe
 
 // ----- permissions: the 0.32 per-key resources -----
 
-async fn key_permissions(caller: Caller, Path(key): Path<String>) -> Answer {
+pub(super) async fn key_permissions(caller: Caller, Path(key): Path<String>) -> Answer {
     let info = caller.readable_key(&key).map_err(fail)?;
     answer(StatusCode::OK, permissions_view(&info))
 }
 
-async fn list_grants(caller: Caller, Path(key): Path<String>) -> Answer {
+pub(super) async fn list_grants(caller: Caller, Path(key): Path<String>) -> Answer {
     let info = caller.readable_key(&key).map_err(fail)?;
     answer(StatusCode::OK, grants_view(&info.grants))
 }
 
 /// larder has no key-value store, so no key has a KV grant.
-async fn list_kv_grants(caller: Caller, Path(key): Path<String>) -> Answer {
+pub(super) async fn list_kv_grants(caller: Caller, Path(key): Path<String>) -> Answer {
     caller.readable_key(&key).map_err(fail)?;
     answer(StatusCode::OK, json!([]))
 }
 
 /// Credentials are still checked first: like every route but the token exchange, an
 /// anonymous call is 401.
-async fn kv_grants_unsupported(_: Caller) -> Answer {
+pub(super) async fn kv_grants_unsupported(_: Caller) -> Answer {
     not_implemented("KV grants are not supported: larder has no key-value store")
 }
 
-async fn get_grant(caller: Caller, Path((key, name)): Path<(String, String)>) -> Answer {
+pub(super) async fn get_grant(caller: Caller, Path((key, name)): Path<(String, String)>) -> Answer {
     let info = caller.readable_key(&key).map_err(fail)?;
     let grant = info
         .grants
@@ -606,7 +555,7 @@ async fn get_grant(caller: Caller, Path((key, name)): Path<(String, String)>) ->
     answer(StatusCode::OK, grant_view(grant))
 }
 
-async fn put_grant(
+pub(super) async fn put_grant(
     caller: Caller,
     Path((key, name)): Path<(String, String)>,
     body: Bytes,
@@ -618,7 +567,7 @@ async fn put_grant(
     edit_grant(caller, key, name, Some(edit)).await
 }
 
-async fn patch_grant(
+pub(super) async fn patch_grant(
     caller: Caller,
     Path((key, name)): Path<(String, String)>,
     body: Bytes,
@@ -627,7 +576,10 @@ async fn patch_grant(
     edit_grant(caller, key, name, Some(edit)).await
 }
 
-async fn delete_grant(caller: Caller, Path((key, name)): Path<(String, String)>) -> Answer {
+pub(super) async fn delete_grant(
+    caller: Caller,
+    Path((key, name)): Path<(String, String)>,
+) -> Answer {
     edit_grant(caller, key, name, None).await
 }
 
@@ -668,7 +620,7 @@ async fn on_records<T: Send + 'static>(
 
 /// A write that commits at once. ekoDB's transactions (`?transaction_id=`) are not served, so a
 /// write meant for one is refused rather than committed on its own.
-struct Immediate;
+pub(super) struct Immediate;
 
 impl<S: Send + Sync> FromRequestParts<S> for Immediate {
     type Rejection = ApiError;
@@ -689,7 +641,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Immediate {
 
 /// The caller's own `select_fields`/`exclude_fields` (comma lists) on single-record routes.
 #[derive(Debug, Default, Deserialize)]
-struct Projection {
+pub(super) struct Projection {
     #[serde(default)]
     select_fields: Option<String>,
     #[serde(default)]
@@ -725,7 +677,7 @@ fn ids_answer(docs: &[Doc]) -> Value {
     json!({"successful": ids, "failed": []})
 }
 
-async fn insert(
+pub(super) async fn insert(
     caller: Caller,
     _: Immediate,
     wire: Wire,
@@ -743,7 +695,7 @@ async fn insert(
     wire.answer(StatusCode::CREATED, &record(doc, &[], &[]))
 }
 
-async fn find_by_id(
+pub(super) async fn find_by_id(
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
     UrlQuery(projection): UrlQuery<Projection>,
@@ -753,7 +705,7 @@ async fn find_by_id(
     answer(StatusCode::OK, projection.record(&doc))
 }
 
-async fn find(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
+pub(super) async fn find(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     let request: FindBody = json_body(&body).map_err(fail)?;
     let query = request.query().map_err(fail)?;
     let docs = match on_records(&caller, &name, move |records| records.find(&query)).await {
@@ -769,7 +721,7 @@ async fn find(caller: Caller, Path(name): Path<String>, body: Bytes) -> Answer {
     answer(StatusCode::OK, Value::Array(records))
 }
 
-async fn update(
+pub(super) async fn update(
     caller: Caller,
     _: Immediate,
     wire: Wire,
@@ -787,7 +739,7 @@ async fn update(
 
 /// ekoDB's atomic field actions (`update_with_action`, `update_with_action_sequence`) are not
 /// served. Credentials are checked first, as everywhere.
-async fn field_actions_unsupported(_: Caller) -> Answer {
+pub(super) async fn field_actions_unsupported(_: Caller) -> Answer {
     not_implemented(
         "atomic field actions are not supported: read the record and send the new value with \
          PUT /api/update/{collection}/{id}",
@@ -795,7 +747,7 @@ async fn field_actions_unsupported(_: Caller) -> Answer {
 }
 
 /// Answers the deleted record: the client refuses an empty answer.
-async fn remove(
+pub(super) async fn remove(
     caller: Caller,
     _: Immediate,
     wire: Wire,
@@ -847,7 +799,7 @@ struct DeleteItem {
 }
 
 /// All or nothing: one refused record refuses the batch (the error names its position).
-async fn batch_insert(
+pub(super) async fn batch_insert(
     caller: Caller,
     _: Immediate,
     wire: Wire,
@@ -867,7 +819,7 @@ async fn batch_insert(
     wire.answer(StatusCode::OK, &ids_answer(&docs))
 }
 
-async fn batch_update(
+pub(super) async fn batch_update(
     caller: Caller,
     _: Immediate,
     wire: Wire,
@@ -884,7 +836,7 @@ async fn batch_update(
     wire.answer(StatusCode::OK, &ids_answer(&docs))
 }
 
-async fn batch_delete(
+pub(super) async fn batch_delete(
     caller: Caller,
     _: Immediate,
     wire: Wire,
@@ -900,21 +852,16 @@ async fn batch_delete(
 // ----- collections -----
 
 /// The collections the caller may list, as decided by the one policy for each.
-async fn list_collections(caller: Caller) -> Answer {
+pub(super) async fn list_collections(caller: Caller) -> Answer {
     let listable = caller.actor().listable_collections().map_err(fail)?;
     let names: Vec<&str> = listable.iter().map(|c| c.name.as_str()).collect();
     answer(StatusCode::OK, json!({"collections": names}))
 }
 
-async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
-    caller.allowed(Action::ManageCollections).map_err(fail)?;
-    let db = caller.db.clone();
-    let deleted = name.clone();
-    blocking(move || db.collections().delete(&name))
-        .await
-        .map_err(fail)?;
+pub(super) async fn delete_collection(caller: Caller, Path(name): Path<String>) -> Answer {
+    caller.delete_collection(&name).await.map_err(fail)?;
     answer(
         StatusCode::OK,
-        json!({"status": "deleted", "collection": deleted}),
+        json!({"status": "deleted", "collection": name}),
     )
 }

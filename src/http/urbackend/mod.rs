@@ -6,19 +6,16 @@
 //! Bearer is ignored. A publishable key with a valid Bearer acts as that user; with no Bearer,
 //! as an anonymous client of the project; with an invalid Bearer, 401.
 
-mod storage;
+pub(super) mod storage;
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query as UrlQuery};
-use axum::http::request::Parts;
+use axum::extract::{Path, Query as UrlQuery};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{get, post, put};
 use serde_json::{Map, Value, json};
 
-use super::toolkit::{self, Dialect, json_object};
-use super::{ApiError, AppState, Shape, blocking, no_store};
+use super::toolkit::{self, Dialect, json_object, whole_number};
+use super::{ApiError, Shape, blocking, no_store};
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Filter, Op, Order, Query, Sort};
 use crate::db::Db;
@@ -34,34 +31,6 @@ const RESERVED_PARAMS: &[&str] = &[
 const PAGE_LIMIT: usize = 100;
 /// The refresh cookie's name and path.
 const COOKIE: &str = "refreshToken";
-
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/userAuth/signup", post(signup))
-        .route("/api/userAuth/login", post(login))
-        .route("/api/userAuth/refresh-token", post(refresh))
-        .route("/api/userAuth/logout", post(logout))
-        .route("/api/userAuth/me", get(me))
-        .route("/api/userAuth/public/{username}", get(public_profile))
-        .route("/api/userAuth/update-profile", put(update_profile))
-        .route("/api/userAuth/change-password", put(change_password))
-        .route("/api/userAuth/verify-email", post(verify_email))
-        .route(
-            "/api/userAuth/resend-verification-otp",
-            post(resend_verification),
-        )
-        .route("/api/userAuth/request-password-reset", post(request_reset))
-        .route("/api/userAuth/reset-password", post(reset_password))
-        .route("/api/userAuth/social/exchange", post(social_exchange))
-        .route("/api/userAuth/social/{provider}/start", get(social_start))
-        .route("/api/mail/send", post(send_mail))
-        .route("/api/data/{collection}", get(list).post(insert))
-        .route(
-            "/api/data/{collection}/{id}",
-            get(get_one).put(replace).patch(patch).delete(delete),
-        )
-        .merge(storage::routes())
-}
 
 type Answer = std::result::Result<Response, ApiError>;
 
@@ -102,22 +71,10 @@ impl toolkit::Visitor<UrBackend> {
 }
 
 /// `x-refresh-token-mode: header`: the refresh token travels in the body, not in a cookie.
-struct RefreshMode(bool);
-
-impl<S: Send + Sync> FromRequestParts<S> for RefreshMode {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _: &S,
-    ) -> std::result::Result<Self, Self::Rejection> {
-        Ok(RefreshMode(
-            parts
-                .headers
-                .get("x-refresh-token-mode")
-                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"header")),
-        ))
-    }
+fn refresh_in_body(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-refresh-token-mode")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"header"))
 }
 
 fn text_field(map: &Map<String, Value>, name: &str) -> Result<String> {
@@ -239,7 +196,8 @@ fn new_user(body: &Bytes) -> Result<NewUser> {
     Ok(new)
 }
 
-async fn signup(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Bytes) -> Answer {
+pub(super) async fn signup(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
+    let header_mode = refresh_in_body(&headers);
     caller.require_project_key().map_err(fail)?;
     let new = new_user(&body).map_err(fail)?;
     let (client, db) = (caller.client(), caller.db.clone());
@@ -259,7 +217,8 @@ async fn signup(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Byt
     ))
 }
 
-async fn login(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Bytes) -> Answer {
+pub(super) async fn login(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
+    let header_mode = refresh_in_body(&headers);
     caller.require_project_key().map_err(fail)?;
     let fields = json_object(&body).map_err(fail)?;
     let email = text_field(&fields, "email").map_err(fail)?;
@@ -277,15 +236,11 @@ async fn login(caller: Caller, RefreshMode(header_mode): RefreshMode, body: Byte
     ))
 }
 
-async fn refresh(
-    caller: Caller,
-    RefreshMode(header_mode): RefreshMode,
-    headers: HeaderMap,
-) -> Answer {
+pub(super) async fn refresh(caller: Caller, headers: HeaderMap) -> Answer {
     caller.require_project_key().map_err(fail)?;
     let token = presented_refresh_token(&headers)
         .ok_or_else(|| fail(Error::unauthenticated("a refresh token is required")))?;
-    let header_mode = header_mode || headers.contains_key("x-refresh-token");
+    let header_mode = refresh_in_body(&headers) || headers.contains_key("x-refresh-token");
     let db = caller.db.clone();
     let signed_in = blocking(move || db.sessions().refresh(&token))
         .await
@@ -298,7 +253,7 @@ async fn refresh(
     ))
 }
 
-async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
+pub(super) async fn logout(caller: Caller, headers: HeaderMap) -> Answer {
     caller.require_project_key().map_err(fail)?;
     let db = caller.db.clone();
     let bearer = caller.presented.bearer.clone();
@@ -334,12 +289,12 @@ fn session(caller: &Caller) -> Result<crate::identity::sessions::UserSession> {
     caller.db.sessions().authenticate(token)
 }
 
-async fn me(caller: Caller) -> Answer {
+pub(super) async fn me(caller: Caller) -> Answer {
     let session = session(&caller).map_err(fail)?;
     Ok(no_store(ok(StatusCode::OK, user_view(session.user()), "")))
 }
 
-async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer {
+pub(super) async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer {
     caller.require_project_key().map_err(fail)?;
     let profile = caller.db.users().public_profile(&username).map_err(fail)?;
     let mut view = profile.fields;
@@ -349,7 +304,7 @@ async fn public_profile(caller: Caller, Path(username): Path<String>) -> Answer 
     Ok(ok(StatusCode::OK, Value::Object(view), ""))
 }
 
-async fn update_profile(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn update_profile(caller: Caller, body: Bytes) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let changes = Value::Object(json_object(&body).map_err(fail)?);
     let db = caller.db.clone();
@@ -363,7 +318,7 @@ async fn update_profile(caller: Caller, body: Bytes) -> Answer {
     )))
 }
 
-async fn change_password(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn change_password(caller: Caller, body: Bytes) -> Answer {
     let session = session(&caller).map_err(fail)?;
     let fields = json_object(&body).map_err(fail)?;
     let current = text_field(&fields, "currentPassword").map_err(fail)?;
@@ -397,7 +352,7 @@ async fn account_flow(
     )))
 }
 
-async fn verify_email(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn verify_email(caller: Caller, body: Bytes) -> Answer {
     account_flow(caller, body, "Email verified", |db, fields| {
         db.users()
             .verify_email(&text_field(fields, "email")?, &text_field(fields, "otp")?)
@@ -405,7 +360,7 @@ async fn verify_email(caller: Caller, body: Bytes) -> Answer {
     .await
 }
 
-async fn resend_verification(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn resend_verification(caller: Caller, body: Bytes) -> Answer {
     account_flow(
         caller,
         body,
@@ -418,7 +373,7 @@ async fn resend_verification(caller: Caller, body: Bytes) -> Answer {
     .await
 }
 
-async fn request_reset(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn request_reset(caller: Caller, body: Bytes) -> Answer {
     account_flow(
         caller,
         body,
@@ -431,7 +386,7 @@ async fn request_reset(caller: Caller, body: Bytes) -> Answer {
     .await
 }
 
-async fn reset_password(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn reset_password(caller: Caller, body: Bytes) -> Answer {
     account_flow(caller, body, "Password reset", |db, fields| {
         db.users().reset_password(
             &text_field(fields, "email")?,
@@ -442,13 +397,13 @@ async fn reset_password(caller: Caller, body: Bytes) -> Answer {
     .await
 }
 
-async fn social_exchange(_caller: Caller) -> Answer {
+pub(super) async fn social_exchange(_caller: Caller) -> Answer {
     Err(fail(Error::invalid(
         "social login is not available on this server: no exchange code was issued",
     )))
 }
 
-async fn social_start(_caller: Caller) -> Answer {
+pub(super) async fn social_start(_caller: Caller) -> Answer {
     Err(fail(Error::unsupported(
         "social login needs the network and is not available",
     )))
@@ -471,7 +426,7 @@ fn addresses(value: Option<&Value>) -> Result<Vec<String>> {
     }
 }
 
-async fn send_mail(caller: Caller, body: Bytes) -> Answer {
+pub(super) async fn send_mail(caller: Caller, body: Bytes) -> Answer {
     let actor = caller.actor().map_err(fail)?;
     actor.mail().map_err(fail)?;
     let fields = json_object(&body).map_err(fail)?;
@@ -550,11 +505,6 @@ fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
     let mut in_lists: Vec<(String, Vec<Value>)> = Vec::new();
     let mut sort = Vec::new();
     let (mut page, mut limit, mut skip, mut count_only) = (1usize, PAGE_LIMIT, None, false);
-    let number = |name: &str, value: &str| {
-        value
-            .parse::<usize>()
-            .map_err(|_| Error::invalid(format!("`{name}` must be a whole number")))
-    };
     for (key, value) in params {
         match key.as_str() {
             "sort" => {
@@ -574,9 +524,9 @@ fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
                     });
                 }
             }
-            "page" => page = number(key, value)?.max(1),
-            "limit" => limit = number(key, value)?.clamp(1, PAGE_LIMIT),
-            "skip" => skip = Some(number(key, value)?),
+            "page" => page = whole_number(key, value)?.max(1),
+            "limit" => limit = whole_number(key, value)?.clamp(1, PAGE_LIMIT),
+            "skip" => skip = Some(whole_number(key, value)?),
             "count" => count_only = value == "true" || value == "1",
             k if RESERVED_PARAMS.contains(&k) => {}
             _ => {
@@ -657,7 +607,7 @@ fn documents_of(
     Ok(caller.actor().map_err(fail)?.collection(&collection))
 }
 
-async fn list(
+pub(super) async fn list(
     caller: Caller,
     Path(collection): Path<String>,
     UrlQuery(params): UrlQuery<Vec<(String, String)>>,
@@ -675,13 +625,16 @@ async fn list(
     Ok(ok(StatusCode::OK, data, ""))
 }
 
-async fn insert(caller: Caller, Path(collection): Path<String>, body: Bytes) -> Answer {
+pub(super) async fn insert(caller: Caller, Path(collection): Path<String>, body: Bytes) -> Answer {
     let document = document_body(&body).map_err(fail)?;
     let doc = on_documents(&caller, &collection, move |docs| docs.insert(&document)).await?;
     Ok(ok(StatusCode::CREATED, doc_view(doc), "Document created"))
 }
 
-async fn get_one(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
+pub(super) async fn get_one(
+    caller: Caller,
+    Path((collection, id)): Path<(String, String)>,
+) -> Answer {
     // A point read costs microseconds: less than the trip to the blocking pool and back, which
     // was most of a GET's cost, so it runs right here.
     let doc = documents_of(&caller, &collection)?
@@ -691,7 +644,7 @@ async fn get_one(caller: Caller, Path((collection, id)): Path<(String, String)>)
     Ok(ok(StatusCode::OK, doc_view(doc), ""))
 }
 
-async fn replace(
+pub(super) async fn replace(
     caller: Caller,
     Path((collection, id)): Path<(String, String)>,
     body: Bytes,
@@ -704,7 +657,7 @@ async fn replace(
     Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
 }
 
-async fn patch(
+pub(super) async fn patch(
     caller: Caller,
     Path((collection, id)): Path<(String, String)>,
     body: Bytes,
@@ -714,7 +667,10 @@ async fn patch(
     Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
 }
 
-async fn delete(caller: Caller, Path((collection, id)): Path<(String, String)>) -> Answer {
+pub(super) async fn delete(
+    caller: Caller,
+    Path((collection, id)): Path<(String, String)>,
+) -> Answer {
     let doc = on_documents(&caller, &collection, move |docs| docs.delete(&id)).await?;
     Ok(ok(
         StatusCode::OK,

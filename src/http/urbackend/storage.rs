@@ -4,11 +4,9 @@
 //! downloads public — the generated name makes each URL unguessable — everything else for the
 //! secret key; change its rules through the admin API to close downloads too).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get, post, put};
 use serde_json::{Value, json};
 
 use super::{Answer, Caller, fail, ok};
@@ -21,16 +19,6 @@ use crate::http::{AppState, Presented, blocking};
 
 /// The bucket urBackend files live in; paths are `storage/<name>`.
 const BUCKET: &str = "storage";
-
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/storage/upload-request", post(upload_request))
-        .route("/api/storage/blob/{token}", put(blob))
-        .route("/api/storage/upload-confirm", post(upload_confirm))
-        .route("/api/storage/upload", post(upload))
-        .route("/api/storage/public/{*path}", get(download))
-        .route("/api/storage/file", delete(delete_file))
-}
 
 /// The `storage` bucket as the caller, made on first use. Storage calls are server-side (the
 /// policy's `ServerStorage`): a secret key, or a scoped key within its `files/storage` grant; a
@@ -89,7 +77,11 @@ fn size(fields: &serde_json::Map<String, Value>) -> Result<u64> {
         .ok_or_else(|| Error::invalid("`size` must be a positive number of bytes"))
 }
 
-async fn upload_request(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
+pub(in crate::http) async fn upload_request(
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let filename = text(&fields, "filename").map_err(fail)?;
     let content_type = text(&fields, "contentType").map_err(fail)?;
@@ -113,7 +105,7 @@ async fn upload_request(caller: Caller, headers: HeaderMap, body: Bytes) -> Answ
 }
 
 /// The signed-URL `PUT`: no key, the token is the credential.
-async fn blob(
+pub(in crate::http) async fn blob(
     State(state): State<AppState>,
     Path(token): Path<String>,
     request: Request,
@@ -128,7 +120,11 @@ async fn blob(
     ))
 }
 
-async fn upload_confirm(caller: Caller, headers: HeaderMap, body: Bytes) -> Answer {
+pub(in crate::http) async fn upload_confirm(
+    caller: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let name = file_name(&text(&fields, "filePath").map_err(fail)?).map_err(fail)?;
     let declared = size(&fields).map_err(fail)?;
@@ -161,7 +157,11 @@ async fn upload_confirm(caller: Caller, headers: HeaderMap, body: Bytes) -> Answ
 }
 
 /// The direct multipart upload (field `file`).
-async fn upload(caller: Caller, headers: HeaderMap, request: Request) -> Answer {
+pub(in crate::http) async fn upload(
+    caller: Caller,
+    headers: HeaderMap,
+    request: Request,
+) -> Answer {
     let bucket = bucket(&caller).await.map_err(fail)?;
     let parts = http_files::Parts::of(request, &caller.db)
         .await
@@ -176,7 +176,7 @@ async fn upload(caller: Caller, headers: HeaderMap, request: Request) -> Answer 
 }
 
 /// Public downloads: no key needed while the bucket's `view` rule is public.
-async fn download(
+pub(in crate::http) async fn download(
     State(state): State<AppState>,
     presented: Presented,
     Path(path): Path<String>,
@@ -191,7 +191,7 @@ async fn download(
         .map_err(fail)
 }
 
-async fn delete_file(caller: Caller, body: Bytes) -> Answer {
+pub(in crate::http) async fn delete_file(caller: Caller, body: Bytes) -> Answer {
     let fields = json_object(&body).map_err(fail)?;
     let path = text(&fields, "path").map_err(fail)?;
     let name = file_name(&path).map_err(fail)?;
