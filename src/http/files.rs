@@ -674,17 +674,10 @@ pub(super) async fn grant(
     let principal = principal(&state, presented).await.map_err(fail)?;
     let request: GrantRequest = serde_json::from_slice(&body)
         .map_err(|e| fail(Error::invalid(format!("invalid request body: {e}"))))?;
-    let db = state.db.clone();
-    let grant = blocking(move || {
-        db.bucket_as(&request.bucket, principal).grant_upload(
-            &request.filename,
-            &request.content_type,
-            request.size,
-            UPLOAD_URL_LIFETIME,
-        )
-    })
-    .await
-    .map_err(fail)?;
+    let bucket = state.db.bucket_as(&request.bucket, principal);
+    let grant = signed_upload(bucket, request.filename, request.content_type, request.size)
+        .await
+        .map_err(fail)?;
     let base = base_url(&state.db, &headers);
     Ok(json_response(
         StatusCode::CREATED,
@@ -722,6 +715,17 @@ pub(super) async fn redeem(
         .await
         .map_err(fail)?;
     Ok(json_response(StatusCode::CREATED, file_view(&base, &info)))
+}
+
+/// A signed upload link for one file of a declared name, type and size in `bucket`, as its
+/// handle's principal may (the native route and urBackend's upload request).
+pub(crate) async fn signed_upload(
+    bucket: Bucket,
+    filename: String,
+    content_type: String,
+    size: u64,
+) -> Result<crate::files::UploadGrant> {
+    blocking(move || bucket.grant_upload(&filename, &content_type, size, UPLOAD_URL_LIFETIME)).await
 }
 
 #[cfg(test)]

@@ -246,6 +246,21 @@ impl<D: Dialect> Visitor<D> {
     }
 }
 
+/// A query string as its `(name, value)` pairs, in order, repeated names kept.
+pub(crate) struct Params(pub(crate) Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = axum::extract::rejection::QueryRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        let axum::extract::Query(pairs) = axum::extract::Query::try_from_uri(&parts.uri)?;
+        Ok(Params(pairs))
+    }
+}
+
 /// A query parameter that must be a whole number (`limit`, `offset`, `page`, …).
 pub(crate) fn whole_number(name: &str, value: &str) -> Result<usize> {
     value

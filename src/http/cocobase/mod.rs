@@ -7,12 +7,12 @@
 //! login and the second-factor step the SDK sends stale tokens, so a Bearer is ignored there.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Query as UrlQuery, Request};
+use axum::extract::{FromRequest, Path, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::toolkit::{self, Dialect, json_object, whole_number};
+use super::toolkit::{self, Dialect, Params, json_object, whole_number};
 use super::{ApiError, AppState, Shape, blocking, json_response, no_store};
 use crate::access::policy::Action;
 use crate::access::principal::Principal;
@@ -564,7 +564,7 @@ async fn create_missing_collection(caller: &Caller, name: &str) -> Result<()> {
 
 pub(super) async fn create_document(
     caller: Caller,
-    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+    Params(params): Params,
     request: Request,
 ) -> Answer {
     let name = collection_param(&params).map_err(fail)?;
@@ -1000,7 +1000,7 @@ fn split_operator(key: &str) -> Result<(&str, &str)> {
 pub(super) async fn list_documents(
     caller: Caller,
     Path(name): Path<String>,
-    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+    Params(params): Params,
 ) -> Answer {
     let query = query_of(&params).map_err(fail)?;
     let (docs, created) = on_documents(&caller, &name, move |docs| docs.find(&query)).await?;
@@ -1097,7 +1097,7 @@ pub(super) async fn batch_delete(caller: Caller, Path(name): Path<String>, body:
 pub(super) async fn count(
     caller: Caller,
     Path(name): Path<String>,
-    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+    Params(params): Params,
 ) -> Answer {
     let filter = query_of(&params).map_err(fail)?.filter;
     let (count, _) = on_documents(&caller, &name, move |docs| docs.count(&filter)).await?;
@@ -1107,7 +1107,7 @@ pub(super) async fn count(
 pub(super) async fn aggregate(
     caller: Caller,
     Path(name): Path<String>,
-    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+    Params(params): Params,
 ) -> Answer {
     let get = |k: &str| {
         params

@@ -9,12 +9,12 @@
 pub(super) mod storage;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query as UrlQuery};
+use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::toolkit::{self, Dialect, json_object, whole_number};
+use super::toolkit::{self, Dialect, Params, json_object, whole_number};
 use super::{ApiError, Shape, blocking, no_store};
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Filter, Op, Order, Query, Sort};
@@ -493,11 +493,25 @@ fn field_name(name: &str) -> &str {
 
 /// The list query: `f=v`, `f_gt|gte|lt|lte|ne|in|exists=v`, `sort`, `page`, `limit`, `skip`,
 /// `count`.
-struct ListRequest {
+pub(super) struct ListRequest {
     query: Query,
     page: usize,
     limit: usize,
     count_only: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListRequest {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> std::result::Result<Self, ApiError> {
+        let Params(params) = Params::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| fail(Error::invalid(rejection.body_text())))?;
+        list_request(&params).map_err(fail)
+    }
 }
 
 fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
@@ -610,9 +624,8 @@ fn documents_of(
 pub(super) async fn list(
     caller: Caller,
     Path(collection): Path<String>,
-    UrlQuery(params): UrlQuery<Vec<(String, String)>>,
+    request: ListRequest,
 ) -> Answer {
-    let request = list_request(&params).map_err(fail)?;
     let data = on_documents(&caller, &collection, move |docs| {
         if request.count_only {
             return Ok(json!({"count": docs.count(&request.query.filter)?}));

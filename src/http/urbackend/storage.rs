@@ -87,10 +87,9 @@ pub(in crate::http) async fn upload_request(
     let content_type = text(&fields, "contentType").map_err(fail)?;
     let size = size(&fields).map_err(fail)?;
     let bucket = bucket(&caller).await.map_err(fail)?;
-    let grant =
-        blocking(move || bucket.grant_upload(&filename, &content_type, size, UPLOAD_URL_LIFETIME))
-            .await
-            .map_err(fail)?;
+    let grant = http_files::signed_upload(bucket, filename, content_type, size)
+        .await
+        .map_err(fail)?;
     let base = base_url(&caller.db, &headers);
     Ok(ok(
         StatusCode::OK,
