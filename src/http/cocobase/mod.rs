@@ -316,15 +316,12 @@ async fn update_profile_with_files(
     Ok(updated)
 }
 
-/// The administrative decision for this caller, from the one policy.
-fn allowed(caller: &Caller, action: Action) -> Result<()> {
-    caller.actor().administrator(action).map(|_| ())
-}
-
 pub(super) async fn list_users(caller: Caller) -> Answer {
-    allowed(&caller, Action::ManageUsers).map_err(fail)?;
-    let users: Vec<Value> = caller
-        .db
+    let db = caller
+        .actor()
+        .administrator(Action::ManageUsers)
+        .map_err(fail)?;
+    let users: Vec<Value> = db
         .users()
         .list()
         .map_err(fail)?
@@ -336,12 +333,16 @@ pub(super) async fn list_users(caller: Caller) -> Answer {
 
 pub(super) async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
     // Everyone may read their own record; anyone else's is an administrative read.
-    if caller.principal.user().is_none_or(|u| u.id != id) {
-        allowed(&caller, Action::ManageUsers).map_err(fail)?;
-    }
+    let db = match caller.principal.user() {
+        Some(user) if user.id == id => caller.db.clone(),
+        _ => caller
+            .actor()
+            .administrator(Action::ManageUsers)
+            .map_err(fail)?,
+    };
     answer(
         StatusCode::OK,
-        user_view(&caller.db.users().get(&id).map_err(fail)?),
+        user_view(&db.users().get(&id).map_err(fail)?),
     )
 }
 
@@ -435,8 +436,9 @@ fn owner_only() -> CollectionSpec {
         .owner_field(OWNER)
 }
 
-fn admin_only(caller: &Caller) -> Result<()> {
-    allowed(caller, Action::ManageCollections)
+/// The whole database, once the policy lets this caller manage collections.
+fn collection_manager(caller: &Caller) -> Result<Db> {
+    caller.actor().administrator(Action::ManageCollections)
 }
 
 /// larder sends no webhooks: a collection asking for one is refused, not silently left
@@ -451,11 +453,10 @@ fn refuse_webhook(fields: &Map<String, Value>) -> Result<()> {
 }
 
 pub(super) async fn create_collection(caller: Caller, body: Bytes) -> Answer {
-    admin_only(&caller).map_err(fail)?;
+    let db = collection_manager(&caller).map_err(fail)?;
     let fields = unwrap_data(json_object(&body).map_err(fail)?);
     refuse_webhook(&fields).map_err(fail)?;
     let name = text(&fields, "name").map_err(fail)?;
-    let db = caller.db.clone();
     let info = blocking(move || db.collections().create(&name, owner_only()))
         .await
         .map_err(fail)?;
@@ -469,7 +470,7 @@ pub(super) async fn update_collection(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Answer {
-    admin_only(&caller).map_err(fail)?;
+    let db = collection_manager(&caller).map_err(fail)?;
     let fields = unwrap_data(json_object(&body).map_err(fail)?);
     refuse_webhook(&fields).map_err(fail)?;
     let new_name = match fields.get("name") {
@@ -477,7 +478,6 @@ pub(super) async fn update_collection(
         Some(Value::String(new_name)) => Some(new_name.clone()),
         Some(_) => return Err(fail(Error::invalid("`name` must be a string"))),
     };
-    let db = caller.db.clone();
     let info = blocking(move || match new_name {
         Some(to) if to != name => db.collections().rename(&name, &to),
         _ => db.collections().info(&name),

@@ -77,8 +77,9 @@ type Caller = toolkit::Caller<EkoDb>;
 
 impl toolkit::Caller<EkoDb> {
     /// The administrative decision for this caller, from the one policy.
-    fn allowed(&self, action: Action) -> Result<()> {
-        self.actor().administrator(action).map(|_| ())
+    /// The whole database, once the policy lets this caller manage keys.
+    fn key_manager(&self) -> Result<Db> {
+        self.actor().administrator(Action::ManageKeys)
     }
 
     /// A key id from a path: `me` is the caller's own key.
@@ -103,10 +104,10 @@ impl toolkit::Caller<EkoDb> {
     /// manage keys.
     fn readable_key(&self, key: &str) -> Result<ApiKeyInfo> {
         let id = self.key_id(key)?;
-        if self.principal.key_id() != Some(id.as_str()) {
-            self.allowed(Action::ManageKeys)?;
+        if self.principal.key_id() == Some(id.as_str()) {
+            return self.db.keys().get(&id);
         }
-        self.db.keys().get(&id)
+        self.key_manager()?.keys().get(&id)
     }
 }
 
@@ -374,16 +375,19 @@ pub(super) async fn register(
 }
 
 pub(super) async fn list_keys(caller: Caller) -> Answer {
-    caller.allowed(Action::ManageKeys).map_err(fail)?;
-    let keys = caller.db.keys().list().map_err(fail)?;
+    let keys = caller
+        .key_manager()
+        .map_err(fail)?
+        .keys()
+        .list()
+        .map_err(fail)?;
     let keys = keys.iter().map(|info| key_view(info, None)).collect();
     Ok(no_store(json_response(StatusCode::OK, Value::Array(keys))))
 }
 
 pub(super) async fn revoke_key(caller: Caller, Path(key): Path<String>) -> Answer {
-    caller.allowed(Action::ManageKeys).map_err(fail)?;
+    let db = caller.key_manager().map_err(fail)?;
     let id = caller.key_id(&key).map_err(fail)?;
-    let db = caller.db.clone();
     blocking(move || db.keys().revoke(&id))
         .await
         .map_err(fail)?;
@@ -489,13 +493,13 @@ impl PermissionsRequest {
 
 /// POST replaces every grant of the key; PUT changes only the collections named.
 async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answer {
-    caller.allowed(Action::ManageKeys).map_err(fail)?;
+    let manager = caller.key_manager().map_err(fail)?;
     let request: PermissionsRequest = json_body(&body).map_err(fail)?;
     let id = caller
-        .key_id(&request.key(&caller.db).map_err(fail)?)
+        .key_id(&request.key(&manager).map_err(fail)?)
         .map_err(fail)?;
     let change = request.change(replace).map_err(fail)?;
-    let (db, key) = (caller.db.clone(), id.clone());
+    let (db, key) = (manager.clone(), id.clone());
     let (single, changes) = blocking(move || match change {
         PermissionsChange::Replace(grants) => Ok((false, db.keys().set_grants(&key, grants)?)),
         PermissionsChange::Merge(grants) => Ok((false, db.keys().merge_grants(&key, grants)?)),
@@ -506,7 +510,7 @@ async fn change_permissions(caller: Caller, body: Bytes, replace: bool) -> Answe
     })
     .await
     .map_err(fail)?;
-    let info = caller.db.keys().get(&id).map_err(fail)?;
+    let info = manager.keys().get(&id).map_err(fail)?;
     if single {
         // The client's legacy call reads an ApiKey back.
         return answer(StatusCode::OK, key_view(&info, None));
@@ -586,9 +590,9 @@ pub(super) async fn delete_grant(
 /// Applies an edit (`None`: removal) to one collection's grant in one transaction and answers
 /// `{"before", "after"}`. Removing a grant that does not exist is 404 and changes nothing.
 async fn edit_grant(caller: Caller, key: String, name: String, edit: Option<GrantEdit>) -> Answer {
-    caller.allowed(Action::ManageKeys).map_err(fail)?;
+    let db = caller.key_manager().map_err(fail)?;
     let id = caller.key_id(&key).map_err(fail)?;
-    let (db, collection) = (caller.db.clone(), name.clone());
+    let collection = name.clone();
     let patch = edit.map(GrantPatch::from);
     let change = blocking(move || db.keys().patch_grant(&id, &collection, patch.as_ref()))
         .await
