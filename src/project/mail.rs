@@ -23,7 +23,7 @@ pub trait Mailer: Send + Sync + std::fmt::Debug {
     /// Delivers one message.
     ///
     /// # Errors
-    /// Any delivery failure; `Db::send_mail` reports it to its caller, while the account flows
+    /// Any delivery failure; `Mail::send` reports it to its caller, while the account flows
     /// (which must answer the same for every email) do not.
     fn deliver(
         &self,
