@@ -274,7 +274,7 @@ impl From<ErrorKind> for Error {
 }
 
 // redb's error family. Every one of them is a storage failure from the caller's point of view,
-// except the few that our own code prevents (a table type mismatch means a bug in `schema.rs`).
+// except the few that our own code prevents (a table type mismatch means a bug in `store/schema.rs`).
 
 impl From<redb::StorageError> for Error {
     fn from(error: redb::StorageError) -> Self {

@@ -346,7 +346,7 @@ fn fmt_ts(micros: i64) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Typed comparison and sort order, as documented in `values.rs`
+// Typed comparison and sort order, as documented in `src/data/values.rs`
 
 fn type_rank(value: &Value) -> u8 {
     match value {
@@ -417,7 +417,7 @@ fn json_number(text: &str) -> Option<Value> {
     }
 }
 
-/// The filter value as a value of the stored value's type (the table in `values.rs`).
+/// The filter value as a value of the stored value's type (the table in `src/data/values.rs`).
 fn coerce_like(filter: &Value, stored: &Value) -> Option<Value> {
     match (stored, filter) {
         (Value::Null, Value::Null) => Some(Value::Null),
