@@ -162,18 +162,29 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     let is_new = !cli.db.exists() || std::fs::metadata(&cli.db).is_ok_and(|m| m.len() == 0);
     let mut builder = Db::builder();
-    if let Command::Serve { cache_mib, .. } = cli.command {
-        builder = builder.cache_bytes(mib_to_bytes(cache_mib));
+    // The server claims its port before it creates a file or prints a key: a port in use
+    // leaves nothing behind.
+    let mut listener = None;
+    if let Command::Serve {
+        cache_mib, addr, ..
+    } = &cli.command
+    {
+        builder = builder.cache_bytes(mib_to_bytes(*cache_mib));
+        listener = Some(
+            std::net::TcpListener::bind(addr)
+                .map_err(|e| format!("cannot listen on {addr}: {}", os_cause(&e)))?,
+        );
     }
     let db = builder
         .open(&cli.db)
-        .map_err(|e| format!("{}: {e}", cli.db.display()))?;
+        .map_err(|e| format!("{}: {}", cli.db.display(), explain(&e)))?;
     match cli.command {
         Command::Serve {
-            addr,
-            max_connections,
-            ..
-        } => serve(db, &addr, is_new, max_connections)?,
+            max_connections, ..
+        } => {
+            let listener = listener.ok_or("no socket to serve on")?;
+            serve(db, listener, &cli.db, is_new, max_connections)?;
+        }
         Command::Keys(KeysCommand::Create { kind, label }) => {
             let kind = match kind {
                 KindArg::Secret => KeyKind::Secret,
@@ -278,7 +289,13 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
-fn serve(db: Db, addr: &str, is_new: bool, max_connections: u32) -> Result<(), String> {
+fn serve(
+    db: Db,
+    listener: std::net::TcpListener,
+    path: &std::path::Path,
+    is_new: bool,
+    max_connections: u32,
+) -> Result<(), String> {
     if let Ok(secret) = std::env::var("LARDER_ADMIN_KEY") {
         db.keys()
             .import_secret(&secret, "LARDER_ADMIN_KEY")
@@ -290,13 +307,17 @@ fn serve(db: Db, addr: &str, is_new: bool, max_connections: u32) -> Result<(), S
             .map_err(text)?;
         eprintln!("larder: new database; its admin key (shown once, keep it secret):");
         println!("{}", key.secret);
+        eprintln!(
+            "larder: lost it? stop the server and run `larder --db {} keys create --kind secret`",
+            path.display()
+        );
     }
     let config = ServerConfig {
         log_requests: true,
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         ..ServerConfig::default()
     };
-    let server = Server::start_with(db, addr, config).map_err(|e| format!("{addr}: {e}"))?;
+    let server = Server::start_on(db, listener, config).map_err(|e| explain(&e))?;
     eprintln!("larder: serving on {}", server.url());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -326,7 +347,44 @@ fn mib_to_bytes(mib: u32) -> usize {
 }
 
 fn text(error: larder::Error) -> String {
-    error.to_string()
+    explain(&error)
+}
+
+/// An error as a person at the terminal needs it: what failed, and the operating system's
+/// own words for why (permission denied, address in use, is a directory …), which the HTTP
+/// front never shows but a local user should see.
+fn explain(error: &larder::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let text = match inner.downcast_ref::<std::io::Error>() {
+            Some(io) => os_cause(io),
+            None => without_os_code(&inner.to_string()).replace("I/O error: ", ""),
+        };
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = inner.source();
+    }
+    if matches!(error.kind(), larder::ErrorKind::AlreadyOpen) {
+        message.push_str(
+            " (another larder, often a running `larder serve`, holds the file: stop it, or \
+             use its HTTP API)",
+        );
+    }
+    message
+}
+
+/// The operating system's words for an I/O error, without the `(os error N)` tail.
+fn os_cause(error: &std::io::Error) -> String {
+    without_os_code(&error.to_string())
+}
+
+fn without_os_code(text: &str) -> String {
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_owned(),
+        None => text.to_owned(),
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), String> {

@@ -90,6 +90,28 @@ impl Server {
         config: ServerConfig,
     ) -> Result<ServerHandle> {
         let listener = StdListener::bind(addr).map_err(Error::storage)?;
+        Self::start_on(db, listener, config)
+    }
+
+    /// Serves `db` on a socket already bound, so a program can claim its port before it opens
+    /// or creates anything (what `larder serve` does).
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    /// let server = larder::Server::start_on(
+    ///     larder::Db::in_memory()?,
+    ///     listener,
+    ///     larder::ServerConfig::default(),
+    /// )?;
+    /// assert!(server.url().starts_with("http://127.0.0.1:"));
+    /// server.shutdown();
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// `Storage` if the socket cannot be set up or the runtime cannot start.
+    pub fn start_on(db: Db, listener: StdListener, config: ServerConfig) -> Result<ServerHandle> {
         listener.set_nonblocking(true).map_err(Error::storage)?;
         let local = listener.local_addr().map_err(Error::storage)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
