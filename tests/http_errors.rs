@@ -102,3 +102,47 @@ fn framework_errors_come_back_in_each_dialects_shape() {
         }
     }
 }
+
+#[test]
+fn a_create_without_a_json_body_is_400_in_the_dialects_shape_and_stores_nothing() {
+    let db = Db::in_memory().unwrap();
+    db.collections()
+        .create("notes", larder::CollectionSpec::new())
+        .unwrap();
+    let key = db
+        .keys()
+        .create(larder::NewApiKey::new(larder::KeyKind::Secret, "server"))
+        .unwrap()
+        .secret;
+    let router = larder::router(db.clone(), &ServerConfig::default());
+    let creates = [
+        ("urbackend", "/api/data/notes"),
+        ("cocobase", "/collections/documents?collection=notes"),
+        ("ekodb", "/api/insert/notes"),
+    ];
+    for (shape, path) in creates {
+        for body in [&b""[..], b"not json", b"[1, 2]"] {
+            let answer = call_raw(
+                &router,
+                "POST",
+                path,
+                &[
+                    ("x-api-key", key.as_str()),
+                    ("content-type", "application/json"),
+                ],
+                body.to_vec(),
+            );
+            assert_eq!(answer.status, 400, "{shape} {:?}: {}", body, answer.json());
+            assert!(
+                shape_holds(shape, &answer.json(), 400),
+                "{shape}: {}",
+                answer.json()
+            );
+        }
+    }
+    let stored = db
+        .collection::<Value>("notes")
+        .count(&larder::Filter::All)
+        .unwrap();
+    assert_eq!(stored, 0, "no empty document was stored");
+}

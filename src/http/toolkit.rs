@@ -306,6 +306,17 @@ pub(crate) fn json_object(body: &Bytes) -> Result<Map<String, Value>> {
     }
 }
 
+/// A document's body: a JSON object, never nothing (a create or update without a body is a
+/// client's mistake, not an empty document).
+pub(crate) fn json_document(body: &Bytes) -> Result<Map<String, Value>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid(
+            "the body is empty: send the document as a JSON object",
+        ));
+    }
+    json_object(body)
+}
+
 /// A JSON body as `T` (an empty body is `{}`); the error names what is wrong with it.
 pub(crate) fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T> {
     let body: &[u8] = if body.is_empty() { b"{}" } else { body };

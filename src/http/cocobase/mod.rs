@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::toolkit::{self, Dialect, Params, json_object, whole_number};
+use super::toolkit::{self, Dialect, Params, json_document, json_object, whole_number};
 use super::{ApiError, AppState, Shape, blocking, json_response, no_store};
 use crate::access::policy::Action;
 use crate::access::principal::Principal;
@@ -83,7 +83,7 @@ fn unwrap_data(mut body: Map<String, Value>) -> Map<String, Value> {
 /// Document bodies: unwrapped once, and once more when the result's only key is an object
 /// named `data` (the 1.5.0 SDK wraps twice).
 fn document_body(body: &Bytes) -> Result<Map<String, Value>> {
-    let once = unwrap_data(json_object(body)?);
+    let once = unwrap_data(json_document(body)?);
     if once.len() == 1 && matches!(once.get("data"), Some(Value::Object(_))) {
         return Ok(unwrap_data(once));
     }
@@ -1023,7 +1023,7 @@ pub(super) async fn update_document(
 ) -> Answer {
     let base = base_url(&caller.db, request.headers());
     let parts = match form(request, &caller.db).await.map_err(fail)? {
-        Form::Json(body) => DocumentParts::json(unwrap_data(json_object(&body).map_err(fail)?)),
+        Form::Json(body) => DocumentParts::json(unwrap_data(json_document(&body).map_err(fail)?)),
         Form::Multipart(parts) => document_files(&caller, parts, &base, &name, &id)
             .await
             .map_err(fail)?,

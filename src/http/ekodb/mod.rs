@@ -162,6 +162,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Wire {
 
 impl Wire {
     fn decode<T: DeserializeOwned>(self, body: &Bytes) -> Result<T> {
+        // Every write route takes a body: none is a mistake, not an empty record.
+        if body.is_empty() {
+            return Err(Error::invalid("the body is empty: send the record"));
+        }
         if self.body_is_msgpack {
             rmp_serde::from_slice(body)
                 .map_err(|_| Error::invalid("the body is not the MessagePack expected here"))

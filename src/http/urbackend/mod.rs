@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::toolkit::{self, Dialect, Params, json_object, whole_number};
+use super::toolkit::{self, Dialect, Params, json_document, json_object, whole_number};
 use super::{ApiError, Shape, blocking, no_store};
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Filter, Op, Order, Query, Sort};
@@ -472,7 +472,7 @@ fn data_collection(name: &str) -> Result<String> {
 
 /// A document body: `_id`, `createdAt`, `updatedAt` are ignored; `$` operators refused.
 fn document_body(body: &Bytes) -> Result<Value> {
-    let mut fields = json_object(body)?;
+    let mut fields = json_document(body)?;
     for managed in ["_id", "createdAt", "updatedAt"] {
         fields.remove(managed);
     }
