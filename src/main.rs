@@ -14,7 +14,7 @@ use serde_json::Value;
 #[derive(Parser, Debug)]
 #[command(name = "larder", version, about)]
 struct Cli {
-    /// The database file (created if missing).
+    /// The database file (`serve` creates it when missing; the other commands need it).
     #[arg(
         long,
         global = true,
@@ -174,6 +174,14 @@ fn run(cli: Cli) -> Result<(), String> {
             std::net::TcpListener::bind(addr)
                 .map_err(|e| format!("cannot listen on {addr}: {}", os_cause(&e)))?,
         );
+    }
+    // Only `serve` creates a database: any other command on a mistyped path would otherwise
+    // leave a new, empty file there and answer as if it were the real one.
+    if is_new && !matches!(cli.command, Command::Serve { .. }) {
+        return Err(format!(
+            "{}: no database here; check the path (`larder serve` creates one)",
+            cli.db.display()
+        ));
     }
     let db = builder
         .open(&cli.db)

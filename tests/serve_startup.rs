@@ -50,7 +50,15 @@ fn errors_name_the_operating_systems_cause() {
         is_a_directory.contains("Is a directory"),
         "{is_a_directory}"
     );
-    let missing_folder = run(&dir.path().join("no/such/folder/app.redb"));
+    // `serve` creates a missing file, but not the folders above it.
+    let output = larder()
+        .arg("--db")
+        .arg(dir.path().join("no/such/folder/app.redb"))
+        .args(["serve", "--http", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let missing_folder = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         missing_folder.contains("No such file or directory")
             && !missing_folder.contains("os error"),
@@ -98,4 +106,29 @@ fn a_new_database_prints_its_key_once_with_a_way_to_get_another() {
     assert!(lines.iter().any(|l| l.contains(&hint)), "{lines:#?}");
     let held = String::from_utf8_lossy(&held.stderr);
     assert!(held.contains("larder serve"), "{held}");
+}
+
+#[test]
+fn commands_other_than_serve_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mistyped.redb");
+    for command in [
+        &["collections", "list"][..],
+        &["keys", "list"],
+        &["users", "list"],
+        &["docs", "list", "notes"],
+        &["check"],
+        &["keys", "create", "--kind", "secret"],
+    ] {
+        let output = larder()
+            .arg("--db")
+            .arg(&path)
+            .args(command)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{command:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no database here"), "{command:?}: {stderr}");
+        assert!(!path.exists(), "{command:?} created a file");
+    }
 }
