@@ -162,6 +162,7 @@ impl Actor {
     }
 
     fn admin(&self, action: Action) -> Result<&Db> {
+        auth::still_valid(self.db.store(), &self.principal)?;
         policy::authorize(&self.principal, action, &Target::Admin)?;
         Ok(&self.db)
     }

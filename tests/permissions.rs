@@ -718,3 +718,82 @@ fn a_rule_change_applies_to_the_next_read_of_handles_already_made() {
         "a new, empty collection"
     );
 }
+
+#[test]
+fn an_actor_loses_its_rights_the_moment_its_credential_does() {
+    let db = larder::Db::in_memory().unwrap();
+    let signed_in = larder::Rules {
+        list: larder::Rule::Authenticated,
+        view: larder::Rule::Authenticated,
+        create: larder::Rule::Authenticated,
+        update: larder::Rule::Authenticated,
+        delete: larder::Rule::Authenticated,
+    };
+    db.collections()
+        .create("notes", larder::CollectionSpec::new().rules(signed_in))
+        .unwrap();
+    fn unauthenticated<T: std::fmt::Debug>(result: larder::Result<T>) -> bool {
+        matches!(common::kind(result), ErrorKind::Unauthenticated { .. })
+    }
+
+    // A user's handle: logging out, or an administrator disabling the account, ends it.
+    for end in ["logout", "disable"] {
+        let email = format!("{end}@example.com");
+        let ada = db
+            .users()
+            .signup(NewUser::new(email, "analytical engine"), &Client::unknown())
+            .unwrap();
+        let actor = db.as_user(&ada.access_token).unwrap();
+        let notes = actor.collection::<serde_json::Value>("notes");
+        notes.insert(&serde_json::json!({"by": end})).unwrap();
+        match end {
+            "logout" => {
+                let session = db.sessions().authenticate(&ada.access_token).unwrap();
+                db.sessions().logout(&session).unwrap();
+            }
+            _ => {
+                db.users().disable(&ada.user.id).unwrap();
+            }
+        }
+        assert!(
+            unauthenticated(notes.insert(&serde_json::json!({"late": true}))),
+            "{end}"
+        );
+        assert!(unauthenticated(notes.find(&larder::Query::new())), "{end}");
+    }
+
+    // A key's handle: revoking the key ends it, for data and administration alike.
+    let key = db
+        .keys()
+        .create(NewApiKey::new(KeyKind::Scoped, "k").grant("notes", Grant::all()))
+        .unwrap();
+    let admin = db
+        .keys()
+        .create(NewApiKey::new(KeyKind::Secret, "ops"))
+        .unwrap();
+    db.buckets()
+        .create("docs", larder::BucketSpec::new())
+        .unwrap();
+    let scoped = db.with_key(&key.secret).unwrap();
+    let operator = db.with_key(&admin.secret).unwrap();
+    assert!(operator.bucket("docs").list().is_ok());
+    scoped
+        .collection::<serde_json::Value>("notes")
+        .insert(&serde_json::json!({"k": 1}))
+        .unwrap();
+    assert!(operator.keys().is_ok());
+    db.keys().revoke(&key.info.id).unwrap();
+    db.keys().revoke(&admin.info.id).unwrap();
+    assert!(unauthenticated(
+        scoped
+            .collection::<serde_json::Value>("notes")
+            .insert(&serde_json::json!({"k": 2}))
+    ));
+    assert!(unauthenticated(operator.keys().map(|_| ())));
+    assert!(unauthenticated(operator.bucket("docs").list()));
+    let stored = db
+        .collection::<serde_json::Value>("notes")
+        .count(&larder::Filter::All)
+        .unwrap();
+    assert_eq!(stored, 3, "nothing was written after a credential ended");
+}

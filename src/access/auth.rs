@@ -1,7 +1,7 @@
 //! THE authentication edge: presented credentials become a [`Principal`]. Nothing else makes
 //! one (the embedding program's own principal is `Principal::system`).
 
-use crate::access::principal::Principal;
+use crate::access::principal::{Kind, Principal};
 use crate::error::{Error, Result};
 use crate::identity::api_keys::Keys;
 use crate::identity::sessions::Sessions;
@@ -91,4 +91,21 @@ pub(crate) fn key(store: &Store, secret: &str) -> Result<Principal> {
 /// The principal of a caller that presents nothing.
 pub(crate) fn anonymous() -> Principal {
     Principal::anonymous()
+}
+
+/// Whether the credential behind `principal` still holds: a key not revoked, rotated away or
+/// expired; a session not ended or expired, its user not disabled. Principal-scoped handles
+/// check it on every call, so a Rust `Actor` loses its rights the moment its credential does,
+/// as an HTTP caller does on its next request. Cached like authentication itself.
+///
+/// # Errors
+/// `Unauthenticated` once the credential is gone.
+pub(crate) fn still_valid(store: &Store, principal: &Principal) -> Result<()> {
+    match &principal.0 {
+        Kind::System | Kind::Anonymous => Ok(()),
+        Kind::Key(key) => Keys::new(store)
+            .key_identity_for_token(&key.id, key.generation)
+            .map(|_| ()),
+        Kind::User(session) => Sessions::new(store).check(session),
+    }
 }

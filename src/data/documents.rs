@@ -790,6 +790,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
 
     /// The collection-level decision for this handle's principal.
     fn permit(&self, action: Action, spec: &CollectionSpec) -> Result<Permit> {
+        crate::access::auth::still_valid(&self.store, &self.principal)?;
         policy::authorize(
             &self.principal,
             action,
@@ -807,6 +808,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         spec: &CollectionSpec,
         data: &Map<String, Value>,
     ) -> Result<Permit> {
+        crate::access::auth::still_valid(&self.store, &self.principal)?;
         policy::authorize(
             &self.principal,
             action,

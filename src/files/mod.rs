@@ -884,6 +884,7 @@ impl Bucket {
         action: Action,
         file: Option<&StoredFile>,
     ) -> Result<Permit> {
+        crate::access::auth::still_valid(&self.store, &self.principal)?;
         let name = self.policy_name();
         match file {
             None => policy::authorize(

@@ -366,6 +366,18 @@ impl Sessions<'_> {
         })
     }
 
+    /// Whether `session` is still live: not ended, not expired, its user not disabled.
+    ///
+    /// # Errors
+    /// `Unauthenticated` otherwise.
+    pub(crate) fn check(&self, session: &UserSession) -> Result<()> {
+        let identity = self.identity(&session.session_id)?;
+        if identity.user.id != session.user.id || self.store.now_micros() >= identity.expires_at {
+            return Err(unauthenticated());
+        }
+        Ok(())
+    }
+
     fn identity(&self, session_id: &str) -> Result<Arc<Identity>> {
         let cache = self
             .store
