@@ -797,3 +797,82 @@ fn an_actor_loses_its_rights_the_moment_its_credential_does() {
         .unwrap();
     assert_eq!(stored, 3, "nothing was written after a credential ended");
 }
+
+#[test]
+fn the_rule_presets_mean_what_they_say() {
+    let (db, _) = memory_db();
+    db.collections()
+        .create(
+            "posts",
+            CollectionSpec::new()
+                .rules(Rules::public_read_owner_write())
+                .owner_field("author"),
+        )
+        .unwrap();
+    db.collections()
+        .create(
+            "diary",
+            CollectionSpec::new()
+                .rules(Rules::owner_only())
+                .owner_field("owner"),
+        )
+        .unwrap();
+    let sign_up = |email: &str| {
+        let signed = db
+            .users()
+            .signup(NewUser::new(email, "analytical engine"), &Client::unknown())
+            .unwrap();
+        db.as_user(&signed.access_token).unwrap()
+    };
+    let (ada, bob) = (sign_up("ada@example.com"), sign_up("bob@example.com"));
+    let post = ada
+        .collection::<Value>("posts")
+        .insert(&json!({"t": "hi"}))
+        .unwrap();
+    let entry = ada
+        .collection::<Value>("diary")
+        .insert(&json!({"t": "mine"}))
+        .unwrap();
+    // Public read, owner write.
+    assert!(
+        db.anonymous()
+            .collection::<Value>("posts")
+            .get(&post.id)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        bob.collection::<Value>("posts")
+            .patch(&post.id, &json!({"t": "x"}))
+            .is_err()
+    );
+    assert!(
+        ada.collection::<Value>("posts")
+            .patch(&post.id, &json!({"t": "y"}))
+            .is_ok()
+    );
+    // Owner only: another user does not even see it.
+    assert!(
+        bob.collection::<Value>("diary")
+            .get(&entry.id)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        bob.collection::<Value>("diary")
+            .count(&Filter::All)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        ada.collection::<Value>("diary")
+            .count(&Filter::All)
+            .unwrap(),
+        1
+    );
+    // The rest, as data.
+    assert_eq!(Rules::admin_only(), Rules::default());
+    assert_eq!(Rules::public_read().list, Rule::Public);
+    assert_eq!(Rules::public_read().create, Rule::Admin);
+    assert_eq!(Rules::signed_in().delete, Rule::Authenticated);
+}
