@@ -328,22 +328,34 @@ fn scoped_keys_cannot_escalate() {
 }
 
 #[test]
-fn keys_are_named_by_id_never_by_secret() {
+fn keys_are_named_by_id_and_revoked_by_id_or_secret() {
     let f = fixture();
-    let scoped =
+    let new_key = || {
         f.db.keys()
             .create(NewApiKey::new(KeyKind::Scoped, "s"))
-            .unwrap();
+            .unwrap()
+    };
+    let (first, second) = (new_key(), new_key());
     let token = f.token(&f.admin);
-    let by_secret = f.call(
-        "DELETE",
-        &format!("/api/auth/keys/{}", scoped.secret),
+    // Reading a key's permissions names it by id: a secret in that path is refused.
+    let read_by_secret = f.call(
+        "GET",
+        &format!("/api/auth/keys/{}/permissions", first.secret),
         Some(&token),
         None,
     );
-    assert_eq!(by_secret.status, 400);
-    assert!(!by_secret.json.to_string().contains(&scoped.secret));
-    assert!(f.db.keys().get(&scoped.info.id).is_ok(), "not revoked");
+    assert_eq!(read_by_secret.status, 400);
+    assert!(!read_by_secret.json.to_string().contains(&first.secret));
+    // Revoking takes the secret too, as the client's revoke_api_key(key) sends it.
+    let by_secret = f.call(
+        "DELETE",
+        &format!("/api/auth/keys/{}", first.secret),
+        Some(&token),
+        None,
+    );
+    assert_eq!(by_secret.status, 200, "{}", by_secret.json);
+    assert!(!by_secret.json.to_string().contains(&first.secret));
+    assert!(f.db.keys().get(&first.info.id).is_err(), "revoked");
     let unknown = f.call(
         "DELETE",
         &format!("/api/auth/keys/{}", "0".repeat(32)),
@@ -353,7 +365,7 @@ fn keys_are_named_by_id_never_by_secret() {
     assert_eq!(unknown.status, 404);
     let by_id = f.call(
         "DELETE",
-        &format!("/api/auth/keys/{}", scoped.info.id),
+        &format!("/api/auth/keys/{}", second.info.id),
         Some(&token),
         None,
     );
@@ -596,4 +608,44 @@ fn deleting_a_grant_the_key_does_not_have_is_404_and_changes_nothing() {
         None,
     );
     assert_eq!(again.status, 404, "a second removal finds nothing");
+}
+
+#[test]
+fn health_reports_the_ekodb_protocol_version_and_a_key_can_be_revoked_by_its_secret() {
+    let f = fixture();
+    let health = f.call("GET", "/api/health", None, None);
+    assert_eq!(health.status, 200);
+    // The Python client's legacy permission edit needs 0.79.2 or later.
+    let version: Vec<u32> = health.json["version"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .map(|part| part.parse().unwrap())
+        .collect();
+    assert!(version >= vec![0, 79, 2], "{}", health.json);
+
+    let token = f.token(&f.admin);
+    let scoped =
+        f.db.keys()
+            .create(NewApiKey::new(KeyKind::Scoped, "to revoke").grant("notes", Grant::read()))
+            .unwrap();
+    // What the client's revoke_api_key(key) sends: the secret, percent-encoded, in the path.
+    let path = format!("/api/auth/keys/{}", percent_encode(&scoped.secret));
+    let revoked = f.call("DELETE", &path, Some(&token), None);
+    assert_eq!(revoked.status, 200, "{}", revoked.json);
+    assert!(f.db.keys().get(&scoped.info.id).is_err(), "the key is gone");
+    // Gone now: the same call names no key.
+    let again = f.call("DELETE", &path, Some(&token), None);
+    assert_eq!(again.status, 404, "{}", again.json);
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

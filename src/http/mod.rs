@@ -318,6 +318,9 @@ fn cors(db: Db) -> CorsLayer {
         .max_age(std::time::Duration::from_secs(600))
 }
 
+/// The ekoDB server version whose protocol the ekoDB routes follow.
+const EKODB_PROTOCOL_VERSION: &str = "0.80.0";
+
 /// The storage's state (see [`Db::health`]): `ok` (200), or `degraded` (503) once a fatal
 /// storage error means the file must be reopened — the process still answers what it can, and
 /// the 503 tells a supervisor to restart it. `integrity_ok` (the field ekoDB's client reads)
@@ -339,6 +342,10 @@ async fn health(State(state): State<AppState>) -> Response {
         "readable": readable,
         "writable": writable,
         "integrity_ok": integrity_ok,
+        // The ekoDB protocol larder speaks: its clients gate some calls on the server version
+        // (the Python client's legacy permission edit needs 0.79.2 or later).
+        "version": EKODB_PROTOCOL_VERSION,
+        "larder_version": env!("CARGO_PKG_VERSION"),
     });
     (status, axum::Json(body)).into_response()
 }

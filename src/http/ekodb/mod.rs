@@ -389,9 +389,14 @@ pub(super) async fn list_keys(caller: Caller) -> Answer {
     Ok(no_store(json_response(StatusCode::OK, Value::Array(keys))))
 }
 
+/// Revokes a key named by its id, `me`, or (as the client's `revoke_api_key(key)` sends it)
+/// by its secret.
 pub(super) async fn revoke_key(caller: Caller, Path(key): Path<String>) -> Answer {
     let db = caller.key_manager().map_err(fail)?;
-    let id = caller.key_id(&key).map_err(fail)?;
+    let id = match crate::identity::api_keys::looks_like_secret(&key) {
+        true => key_of_secret(&db, &key).map_err(fail)?,
+        false => caller.key_id(&key).map_err(fail)?,
+    };
     blocking(move || db.keys().revoke(&id))
         .await
         .map_err(fail)?;
@@ -440,16 +445,21 @@ impl PermissionsRequest {
         match (&self.key_id, &self.api_key) {
             (Some(id), _) => Ok(id.clone()),
             (None, Some(id)) if is_key_id(id) => Ok(id.clone()),
-            (None, Some(secret)) => match db.keys().authenticate(secret) {
-                Ok(identity) => Ok(identity.id.clone()),
-                // Here the key is the subject, not the caller's credential: unknown is 404.
-                Err(e) if matches!(e.kind(), ErrorKind::Unauthenticated { .. }) => {
-                    Err(Error::not_found("API key"))
-                }
-                Err(e) => Err(e),
-            },
+            (None, Some(secret)) => key_of_secret(db, secret),
             (None, None) => Err(Error::invalid("`key_id` is required")),
         }
+    }
+}
+
+/// The id of the key a secret belongs to. Here the key is the subject, not the caller's
+/// credential: an unknown or revoked one is 404.
+fn key_of_secret(db: &Db, secret: &str) -> Result<String> {
+    match db.keys().authenticate(secret) {
+        Ok(identity) => Ok(identity.id.clone()),
+        Err(e) if matches!(e.kind(), ErrorKind::Unauthenticated { .. }) => {
+            Err(Error::not_found("API key"))
+        }
+        Err(e) => Err(e),
     }
 }
 
