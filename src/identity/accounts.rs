@@ -158,6 +158,29 @@ impl Users<'_> {
         )
     }
 
+    /// Signs in with an email and a password, for the embedding program itself (a desktop app's
+    /// own sign-in window, a script): [`login`](Self::login) without a client address, so only
+    /// the per-account throttle applies.
+    ///
+    /// ```
+    /// # fn main() -> larder::Result<()> {
+    /// use larder::{Client, Db, NewUser};
+    /// let db = Db::in_memory()?;
+    /// db.users().signup(NewUser::new("ada@example.com", "analytical engine"), &Client::unknown())?;
+    /// let signed_in = db.users().sign_in("ada@example.com", "analytical engine")?;
+    /// assert_eq!(signed_in.user.email, "ada@example.com");
+    /// let ada = db.as_user(&signed_in.access_token)?;
+    /// assert_eq!(ada.principal().user().map(|u| u.id.as_str()), Some(signed_in.user.id.as_str()));
+    /// assert!(db.users().sign_in("ada@example.com", "wrong password").is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`login`](Self::login).
+    pub fn sign_in(&self, email: &str, password: &str) -> Result<SignedIn> {
+        self.login(email, password, &Client::unknown())
+    }
+
     /// Signs in with an email and a password.
     ///
     /// # Errors
