@@ -70,6 +70,10 @@ enum KeysCommand {
         /// A label for listings.
         #[arg(long, default_value = "cli")]
         label: String,
+        /// A scoped key's grant, repeatable: `notes=read,write` (actions: read, write, delete;
+        /// `files/<bucket>=…` for a bucket).
+        #[arg(long = "grant", value_name = "COLLECTION=ACTIONS")]
+        grants: Vec<String>,
     },
     /// List keys (never their secrets), one JSON object per line.
     List,
@@ -193,16 +197,25 @@ fn run(cli: Cli) -> Result<(), String> {
             let listener = listener.ok_or("no socket to serve on")?;
             serve(db, listener, &cli.db, is_new, max_connections)?;
         }
-        Command::Keys(KeysCommand::Create { kind, label }) => {
+        Command::Keys(KeysCommand::Create {
+            kind,
+            label,
+            grants,
+        }) => {
             let kind = match kind {
                 KindArg::Secret => KeyKind::Secret,
                 KindArg::Publishable => KeyKind::Publishable,
                 KindArg::Scoped => KeyKind::Scoped,
             };
-            let key = db
-                .keys()
-                .create(NewApiKey::new(kind, label))
-                .map_err(text)?;
+            if !grants.is_empty() && kind != KeyKind::Scoped {
+                return Err("--grant is for scoped keys: add --kind scoped".into());
+            }
+            let mut new = NewApiKey::new(kind, label);
+            for grant in &grants {
+                let (collection, grant) = parse_grant(grant)?;
+                new = new.grant(collection, grant);
+            }
+            let key = db.keys().create(new).map_err(text)?;
             print_json(&key)?;
         }
         Command::Keys(KeysCommand::List) => {
@@ -347,6 +360,27 @@ fn serve(
     eprintln!("larder: shutting down");
     server.shutdown();
     Ok(())
+}
+
+/// `COLLECTION=read,write,delete` as a grant.
+fn parse_grant(text: &str) -> Result<(String, larder::Grant), String> {
+    let (collection, actions) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: write a grant as COLLECTION=read,write,delete"))?;
+    let mut grant = larder::Grant::default();
+    for action in actions.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match action {
+            "read" => grant.read = true,
+            "write" => grant.write = true,
+            "delete" => grant.delete = true,
+            other => {
+                return Err(format!(
+                    "`{other}` in `{text}` is no action: use read, write or delete"
+                ));
+            }
+        }
+    }
+    Ok((collection.to_owned(), grant))
 }
 
 /// MiB to bytes, saturating where `usize` is narrower than the product.

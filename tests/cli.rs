@@ -1,6 +1,7 @@
-//! `larder serve`'s first seconds: it claims its port before it creates a file or prints a
-//! key, says the operating system's own reason when something is wrong, and tells how to get a
-//! new admin key when the printed one was lost.
+//! The `larder` command line. `larder serve`'s first seconds: it claims its port before it
+//! creates a file or prints a key, says the operating system's own reason when something is
+//! wrong, and tells how to get a new admin key when the printed one was lost. The other
+//! commands never create a database, and `keys create` gives a scoped key its grants.
 #![cfg(feature = "cli")]
 
 use std::io::{BufRead, BufReader};
@@ -130,5 +131,53 @@ fn commands_other_than_serve_never_create_a_database() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("no database here"), "{command:?}: {stderr}");
         assert!(!path.exists(), "{command:?} created a file");
+    }
+}
+
+#[test]
+fn keys_create_gives_a_scoped_key_its_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.redb");
+    drop(larder::Db::open(&path).unwrap());
+    let create = |args: &[&str]| {
+        larder()
+            .arg("--db")
+            .arg(&path)
+            .args(["keys", "create"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let made = create(&[
+        "--kind",
+        "scoped",
+        "--grant",
+        "notes=read,write",
+        "--grant",
+        "files/docs=read",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let key: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let grants = &key["info"]["grants"];
+    assert_eq!(grants["notes"]["read"], true);
+    assert_eq!(grants["notes"]["write"], true);
+    assert_eq!(grants["notes"]["delete"], false);
+    assert_eq!(grants["files/docs"]["read"], true);
+    for (args, says) in [
+        (&["--grant", "notes=read"][..], "add --kind scoped"),
+        (
+            &["--kind", "scoped", "--grant", "notes=fly"],
+            "is no action",
+        ),
+        (&["--kind", "scoped", "--grant", "notes"], "COLLECTION=read"),
+    ] {
+        let refused = create(args);
+        assert!(!refused.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
