@@ -441,7 +441,11 @@ fn the_write_matrix_and_owner_rules() {
     );
 
     let deleted = f.call("DELETE", &format!("/api/data/posts/{id}"), &as_ada, None);
-    assert_eq!(deleted.json["data"], json!({"_id": id, "deleted": true}));
+    assert_eq!(
+        deleted.json["data"],
+        json!({"_id": id, "id": id, "deleted": true, "message": "Document deleted"}),
+        "what both SDKs read to report a deletion"
+    );
     assert_eq!(
         f.call("DELETE", &format!("/api/data/posts/{id}"), &as_ada, None)
             .status,

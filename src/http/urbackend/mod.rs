@@ -687,7 +687,9 @@ pub(super) async fn delete(
     let doc = on_documents(&caller, &collection, move |docs| docs.delete(&id)).await?;
     Ok(ok(
         StatusCode::OK,
-        json!({"_id": doc.id, "deleted": true}),
+        // The TypeScript SDK's delete() reads `data.id` (or `data.message`) to report
+        // `deleted: true`; the Python SDK reads `_id` and `deleted`.
+        json!({"_id": doc.id, "id": doc.id, "deleted": true, "message": "Document deleted"}),
         "Document deleted",
     ))
 }
