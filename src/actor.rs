@@ -248,6 +248,26 @@ impl Actor {
             .collect())
     }
 
+    /// A user's record: one's own, or anyone's for those who manage users.
+    #[cfg(feature = "http")]
+    pub(crate) fn user_record(&self, id: &str) -> Result<crate::identity::users::User> {
+        if self.principal.user().is_some_and(|user| user.id == id) {
+            auth::still_valid(self.db.store(), &self.principal)?;
+            return self.db.users().get(id);
+        }
+        self.admin(Action::ManageUsers)?.users().get(id)
+    }
+
+    /// A key's metadata: one's own key, or any key for those who manage keys.
+    #[cfg(feature = "http")]
+    pub(crate) fn key_record(&self, id: &str) -> Result<crate::identity::api_keys::ApiKeyInfo> {
+        if self.principal.key_id() == Some(id) {
+            auth::still_valid(self.db.store(), &self.principal)?;
+            return self.db.keys().get(id);
+        }
+        self.admin(Action::ManageKeys)?.keys().get(id)
+    }
+
     /// [`Db::users`], for administrators.
     ///
     /// # Errors

@@ -10,9 +10,14 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::identity::password;
+use crate::identity::sessions::SessionConfig;
+use crate::identity::sessions::Sessions;
 use crate::identity::sessions::{SignedIn, UserSession, end_sessions_of};
 use crate::identity::throttle::Key;
+use crate::identity::throttle::Throttle;
 use crate::identity::users::*;
+use crate::project::mail::Mail;
+use crate::project::settings::Project;
 use crate::project::settings::{Settings, read_settings};
 use crate::store::clock::format_rfc3339;
 use crate::store::names::fold_email;
@@ -56,22 +61,18 @@ impl Users<'_> {
         let now = self.store.now_micros();
         let address_key = client.address_key(Key::SignupAddress);
         if let Some(key) = &address_key {
-            self.store
-                .state::<crate::identity::throttle::Throttle>()?
-                .check(key, now)?;
+            self.store.state::<Throttle>()?.check(key, now)?;
         }
         let email = fold_email(&new.email)?;
         let username = new.username.as_deref().map(validate_username).transpose()?;
         let phone = new.phone.as_deref().map(normalize_phone).transpose()?;
         password::check_new_password(&new.password)?;
         let data_json = check_profile_data(&new.data)?;
-        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let settings = Project::new(self.store).settings()?;
         let roles = resolve_roles(&new.roles, &settings, client.server_trusted)?;
         let password_hash = password::hash_password(&new.password)?;
         if let Some(key) = address_key {
-            self.store
-                .state::<crate::identity::throttle::Throttle>()?
-                .record(key, now);
+            self.store.state::<Throttle>()?.record(key, now);
         }
         let user = StoredUser {
             id: crate::store::ids::random_uuid()?,
@@ -93,7 +94,7 @@ impl Users<'_> {
             PendingVerification,
             EmailTaken,
         }
-        let created = crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        let created = Sessions::new(self.store).write_auth(|txn| {
             // Generic on purpose: it does not say which one is taken, nor anything about the
             // account. With email verification on, a taken address gets the very answer a new
             // one gets (its owner is told by mail instead), so signup reveals nothing.
@@ -126,8 +127,7 @@ impl Users<'_> {
             if verify_first {
                 return Ok(Created::PendingVerification);
             }
-            let (session_id, refresh) = crate::identity::sessions::Sessions::new(self.store)
-                .create_session(txn, &user.id)?;
+            let (session_id, refresh) = Sessions::new(self.store).create_session(txn, &user.id)?;
             Ok(Created::Session(session_id, refresh))
         })?;
         let (session_id, refresh) = match created {
@@ -136,26 +136,20 @@ impl Users<'_> {
                 // No session until the address is confirmed: the code goes out now.
                 self.send_verification(&user, &settings)?;
                 if settings.send_welcome_email {
-                    crate::project::mail::Mail::new(self.store)
-                        .send_flow_mail(welcome_mail(&user.email, &settings))?;
+                    Mail::new(self.store).send_flow_mail(welcome_mail(&user.email, &settings))?;
                 }
                 return Err(crate::error::ErrorKind::VerificationRequired.into());
             }
             Created::EmailTaken => {
-                crate::project::mail::Mail::new(self.store)
+                Mail::new(self.store)
                     .send_flow_mail(already_registered_mail(&user.email, &settings))?;
                 return Err(crate::error::ErrorKind::VerificationRequired.into());
             }
         };
         if settings.send_welcome_email {
-            crate::project::mail::Mail::new(self.store)
-                .send_flow_mail(welcome_mail(&user.email, &settings))?;
+            Mail::new(self.store).send_flow_mail(welcome_mail(&user.email, &settings))?;
         }
-        crate::identity::sessions::Sessions::new(self.store).signed_in(
-            user.public(),
-            session_id,
-            refresh,
-        )
+        Sessions::new(self.store).signed_in(user.public(), session_id, refresh)
     }
 
     /// Signs in with an email and a password, for the embedding program itself (a desktop app's
@@ -195,13 +189,9 @@ impl Users<'_> {
         let folded = email.trim().to_lowercase();
         let account_key = Key::LoginAccount(folded.clone());
         let address_key = client.address_key(Key::LoginAddress);
-        self.store
-            .state::<crate::identity::throttle::Throttle>()?
-            .check(&account_key, now)?;
+        self.store.state::<Throttle>()?.check(&account_key, now)?;
         if let Some(key) = &address_key {
-            self.store
-                .state::<crate::identity::throttle::Throttle>()?
-                .check(key, now)?;
+            self.store.state::<Throttle>()?.check(key, now)?;
         }
         let found = self.store.read(|txn| {
             let Some(id) = txn
@@ -221,23 +211,17 @@ impl Users<'_> {
             }
         };
         let Some(user) = found.filter(|_| verified) else {
-            self.store
-                .state::<crate::identity::throttle::Throttle>()?
-                .record(account_key, now);
+            self.store.state::<Throttle>()?.record(account_key, now);
             if let Some(key) = address_key {
-                self.store
-                    .state::<crate::identity::throttle::Throttle>()?
-                    .record(key, now);
+                self.store.state::<Throttle>()?.record(key, now);
             }
             return Err(login_failed());
         };
         if user.disabled {
             return Err(Error::forbidden("this account is disabled"));
         }
-        self.store
-            .state::<crate::identity::throttle::Throttle>()?
-            .reset(&account_key);
-        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        self.store.state::<Throttle>()?.reset(&account_key);
+        let settings = Project::new(self.store).settings()?;
         if settings.enable_email_verification && !user.email_verified {
             return Err(Error::forbidden(
                 "confirm your email address first (a code was mailed at signup)",
@@ -249,21 +233,16 @@ impl Users<'_> {
             self.start_second_factor(&user)?;
             return Err(crate::error::ErrorKind::SecondFactorRequired.into());
         }
-        let (session_id, refresh) = crate::identity::sessions::Sessions::new(self.store)
-            .write_auth(|txn| {
-                // The account may have been deleted or disabled since it was read.
-                let current =
-                    load_user(&txn.open_table(USERS)?, &user.id).map_err(|_| login_failed())?;
-                if current.disabled {
-                    return Err(Error::forbidden("this account is disabled"));
-                }
-                crate::identity::sessions::Sessions::new(self.store).create_session(txn, &user.id)
-            })?;
-        crate::identity::sessions::Sessions::new(self.store).signed_in(
-            user.public(),
-            session_id,
-            refresh,
-        )
+        let (session_id, refresh) = Sessions::new(self.store).write_auth(|txn| {
+            // The account may have been deleted or disabled since it was read.
+            let current =
+                load_user(&txn.open_table(USERS)?, &user.id).map_err(|_| login_failed())?;
+            if current.disabled {
+                return Err(Error::forbidden("this account is disabled"));
+            }
+            Sessions::new(self.store).create_session(txn, &user.id)
+        })?;
+        Sessions::new(self.store).signed_in(user.public(), session_id, refresh)
     }
 
     /// Updates the caller's own profile from a JSON object: `username`, `roles` (each must be
@@ -280,7 +259,7 @@ impl Users<'_> {
         };
         let now = self.store.now_micros();
         let user_id = session.user().id.clone();
-        crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        Sessions::new(self.store).write_auth(|txn| {
             let settings = read_settings(&txn.open_table(crate::store::schema::SETTINGS)?)?;
             let mut user = load_user(&txn.open_table(USERS)?, &user_id)
                 .map_err(|_| Error::unauthenticated("invalid or expired session"))?;
@@ -330,21 +309,17 @@ impl Users<'_> {
     pub fn change_password(&self, session: &UserSession, current: &str, new: &str) -> Result<()> {
         let now = self.store.now_micros();
         let account_key = Key::LoginAccount(session.user().email.clone());
-        self.store
-            .state::<crate::identity::throttle::Throttle>()?
-            .check(&account_key, now)?;
+        self.store.state::<Throttle>()?.check(&account_key, now)?;
         password::check_new_password(new)?;
         let stored = self
             .store
             .read(|txn| load_user(&txn.open_table(USERS)?, &session.user().id))?;
         if !password::verify_password(current, &stored.password_hash)? {
-            self.store
-                .state::<crate::identity::throttle::Throttle>()?
-                .record(account_key, now);
+            self.store.state::<Throttle>()?.record(account_key, now);
             return Err(Error::unauthenticated("the current password is wrong"));
         }
         let hash = password::hash_password(new)?;
-        crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        Sessions::new(self.store).write_auth(|txn| {
             let mut user = load_user(&txn.open_table(USERS)?, &session.user().id)?;
             user.password_hash = hash.clone();
             user.updated_at = now.max(user.updated_at + 1);
@@ -374,10 +349,7 @@ impl Users<'_> {
         }
         let data: Map<String, Value> =
             serde_json::from_str(&user.data_json).map_err(Error::internal)?;
-        let shown = &self
-            .store
-            .state::<crate::identity::sessions::SessionConfig>()?
-            .public_profile_fields;
+        let shown = &self.store.state::<SessionConfig>()?.public_profile_fields;
         let fields = data
             .into_iter()
             .filter(|(k, _)| shown.contains(k))
@@ -450,7 +422,7 @@ impl Users<'_> {
     /// `NotFound` for an unknown id.
     pub fn delete(&self, id: &str) -> Result<()> {
         let cascades = *self.store.state::<Cascades>()?;
-        crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        Sessions::new(self.store).write_auth(|txn| {
             let user: StoredUser = match txn.open_table(USERS)?.remove(id)? {
                 Some(bytes) => schema::decode(bytes.value())?,
                 None => return Err(Error::not_found("user")),
@@ -476,7 +448,7 @@ impl Users<'_> {
         end_sessions: bool,
     ) -> Result<User> {
         let now = self.store.now_micros();
-        crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        Sessions::new(self.store).write_auth(|txn| {
             let mut user = load_user(&txn.open_table(USERS)?, id)?;
             change(&mut user);
             user.updated_at = now.max(user.updated_at + 1);

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
+use crate::identity::tokens::SigningKeys;
 use crate::identity::tokens::TokenType;
+use crate::project::settings::Project;
 use crate::store::Store;
 use crate::store::clock::{self, format_rfc3339};
 use crate::store::ids;
@@ -544,12 +546,7 @@ impl Keys<'_> {
     /// # Errors
     /// Only storage failures.
     pub fn list(&self) -> Result<Vec<ApiKeyInfo>> {
-        let last_used = self
-            .store
-            .state::<crate::identity::api_keys::KeyCache>()?
-            .last_used
-            .lock()
-            .clone();
+        let last_used = self.store.state::<KeyCache>()?.last_used.lock().clone();
         self.store.read(|txn| {
             let table = txn.open_table(API_KEYS)?;
             let mut out = Vec::new();
@@ -567,13 +564,7 @@ impl Keys<'_> {
     /// # Errors
     /// `NotFound` for an unknown id.
     pub fn get(&self, id: &str) -> Result<ApiKeyInfo> {
-        let last_used = self
-            .store
-            .state::<crate::identity::api_keys::KeyCache>()?
-            .last_used
-            .lock()
-            .get(id)
-            .copied();
+        let last_used = self.last_used(id)?;
         self.store
             .read(|txn| Ok(load_key(&txn.open_table(API_KEYS)?, id)?.info(id, last_used)))
     }
@@ -606,13 +597,7 @@ impl Keys<'_> {
     pub fn rotate(&self, id: &str, overlap: Duration) -> Result<IssuedKey> {
         let now = self.store.now_micros();
         let overlap = i64::try_from(overlap.as_micros()).unwrap_or(i64::MAX);
-        let last_used = self
-            .store
-            .state::<crate::identity::api_keys::KeyCache>()?
-            .last_used
-            .lock()
-            .get(id)
-            .copied();
+        let last_used = self.last_used(id)?;
         self.write_keys(|txn| {
             let mut keys = txn.open_table(API_KEYS)?;
             let mut by_hash = txn.open_table(API_KEYS_BY_HASH)?;
@@ -783,6 +768,17 @@ impl Keys<'_> {
         })
     }
 
+    /// When the key was last used, as this process saw it.
+    fn last_used(&self, id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .store
+            .state::<KeyCache>()?
+            .last_used
+            .lock()
+            .get(id)
+            .copied())
+    }
+
     /// Checks a presented key secret and returns the key's identity.
     pub(crate) fn authenticate(&self, secret: &str) -> Result<Arc<KeyIdentity>> {
         let well_formed = secret.len() <= MAX_SECRET_LEN && looks_like_secret(secret);
@@ -843,7 +839,7 @@ impl Keys<'_> {
         load: impl FnOnce(&redb::ReadTransaction) -> Result<KeyIdentity>,
     ) -> Result<Arc<KeyIdentity>> {
         let now = self.store.now_micros();
-        let cache = self.store.state::<crate::identity::api_keys::KeyCache>()?;
+        let cache = self.store.state::<KeyCache>()?;
         let (hit, generation) = {
             let inner = cache.inner.lock();
             (inner.entries.get(&cache_key).cloned(), inner.generation)
@@ -873,7 +869,7 @@ impl Keys<'_> {
     /// commit that rides on the next durable one; skipped if a writer is busy).
     fn touch_key(&self, id: &str) {
         let now = self.store.now_micros();
-        let Ok(cache) = self.store.state::<crate::identity::api_keys::KeyCache>() else {
+        let Ok(cache) = self.store.state::<KeyCache>() else {
             return;
         };
         let previous = cache.last_used.lock().insert(id.to_owned(), now);
@@ -906,11 +902,8 @@ impl Keys<'_> {
     /// `Unauthenticated` for an invalid key.
     pub fn token(&self, secret: &str) -> Result<(String, u64)> {
         let identity = self.authenticate(secret)?;
-        let lifetime = crate::project::settings::Project::new(self.store)
-            .settings()?
-            .jwt_expiry_minutes
-            * 60;
-        let (token, _) = crate::identity::tokens::SigningKeys::new(self.store).mint_token(
+        let lifetime = Project::new(self.store).settings()?.jwt_expiry_minutes * 60;
+        let (token, _) = SigningKeys::new(self.store).mint_token(
             TokenType::Key,
             &identity.id,
             None,
@@ -959,7 +952,7 @@ impl Keys<'_> {
     /// Drops every cached key identity, after any change to keys or their grants (a collection
     /// rename moves grants too), so the next use of each key reads it anew.
     pub(crate) fn forget_cached_keys(&self) {
-        let Ok(cache) = self.store.state::<crate::identity::api_keys::KeyCache>() else {
+        let Ok(cache) = self.store.state::<KeyCache>() else {
             return;
         };
         let mut inner = cache.inner.lock();

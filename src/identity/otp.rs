@@ -16,10 +16,14 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{Error, Result};
 use crate::identity::accounts::Users;
+use crate::identity::sessions::Sessions;
 use crate::identity::sessions::end_sessions_of;
 use crate::identity::throttle::Key;
+use crate::identity::throttle::Throttle;
 use crate::identity::users::StoredUser;
+use crate::project::mail::Mail;
 use crate::project::mail::MailMessage;
+use crate::project::settings::Project;
 use crate::store::ids;
 use crate::store::names::fold_email;
 use crate::store::schema::{self, OTP_CODES, OTP_LINKS, USERS, USERS_BY_EMAIL};
@@ -173,12 +177,8 @@ impl Users<'_> {
     fn cool_down(&self, purpose: Purpose, email: &str) -> Result<()> {
         let key = Key::CodeRequest(purpose.name(), email.to_owned());
         let now = self.store.now_micros();
-        self.store
-            .state::<crate::identity::throttle::Throttle>()?
-            .check(&key, now)?;
-        self.store
-            .state::<crate::identity::throttle::Throttle>()?
-            .record(key, now);
+        self.store.state::<Throttle>()?.check(&key, now)?;
+        self.store.state::<Throttle>()?.record(key, now);
         Ok(())
     }
 
@@ -201,7 +201,7 @@ impl Users<'_> {
     ) -> Result<()> {
         let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         self.cool_down(purpose, &email)?;
-        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let settings = Project::new(self.store).settings()?;
         let issued = self.store.write(|txn| match user_by_email(txn, &email)? {
             Some(user) if eligible(&user) => self
                 .issue_code(txn, purpose, &user.id, settings.otp_length)
@@ -237,7 +237,7 @@ impl Users<'_> {
             Purpose::TwoFactor | Purpose::PhoneLogin => ("Your sign-in code", "sign in", None),
         };
         let link = base.map(|base| format!("{base}?token={token}"));
-        crate::project::mail::Mail::new(self.store).send_flow_mail(code_mail(
+        Mail::new(self.store).send_flow_mail(code_mail(
             email,
             subject,
             action,
@@ -283,7 +283,7 @@ impl Users<'_> {
     /// other-purpose code, or an unknown email — all the same.
     pub fn verify_email(&self, email: &str, code: &str) -> Result<()> {
         let email = email.trim().to_lowercase();
-        crate::identity::sessions::Sessions::new(self.store)
+        Sessions::new(self.store)
             .write_auth(|txn| {
                 let Some(mut user) = user_by_email(txn, &email)? else {
                     return Ok(false);
@@ -320,7 +320,7 @@ impl Users<'_> {
         crate::identity::password::check_new_password(new_password)?;
         let hash = crate::identity::password::hash_password(new_password)?;
         let email = email.trim().to_lowercase();
-        crate::identity::sessions::Sessions::new(self.store)
+        Sessions::new(self.store)
             .write_auth(|txn| {
                 let Some(user) = user_by_email(txn, &email)? else {
                     return Ok(false);
@@ -342,7 +342,7 @@ impl Users<'_> {
     pub fn reset_password_with_token(&self, token: &str, new_password: &str) -> Result<()> {
         crate::identity::password::check_new_password(new_password)?;
         let hash = crate::identity::password::hash_password(new_password)?;
-        crate::identity::sessions::Sessions::new(self.store)
+        Sessions::new(self.store)
             .write_auth(|txn| {
                 let Some(user_id) = self.consume_link(txn, Purpose::ResetPassword, token)? else {
                     return Ok(false);
@@ -363,7 +363,7 @@ impl Users<'_> {
     /// # Errors
     /// `InvalidInput` for an invalid, used or expired token.
     pub fn verify_email_token(&self, token: &str) -> Result<()> {
-        crate::identity::sessions::Sessions::new(self.store)
+        Sessions::new(self.store)
             .write_auth(|txn| {
                 let Some(user_id) = self.consume_link(txn, Purpose::VerifyEmail, token)? else {
                     return Ok(false);
@@ -385,7 +385,7 @@ impl Users<'_> {
     /// The password step of a login with a second factor: mails a code bound to this attempt
     /// (voiding any earlier one).
     pub(crate) fn start_second_factor(&self, user: &StoredUser) -> Result<()> {
-        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let settings = Project::new(self.store).settings()?;
         let (code, token) = self
             .store
             .write(|txn| self.issue_code(txn, Purpose::TwoFactor, &user.id, settings.otp_length))?;
@@ -400,7 +400,7 @@ impl Users<'_> {
     pub fn resend_second_factor(&self, email: &str) -> Result<()> {
         let email = fold_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         self.cool_down(Purpose::TwoFactor, &email)?;
-        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let settings = Project::new(self.store).settings()?;
         let issued = self.store.write(|txn| {
             let Some(user) = user_by_email(txn, &email)? else {
                 return Ok(None);
@@ -454,41 +454,29 @@ impl Users<'_> {
         let now = self.store.now_micros();
         let account = Key::LoginAccount(account);
         let address = client.address_key(Key::LoginAddress);
-        self.store
-            .state::<crate::identity::throttle::Throttle>()?
-            .check(&account, now)?;
+        self.store.state::<Throttle>()?.check(&account, now)?;
         if let Some(key) = &address {
-            self.store
-                .state::<crate::identity::throttle::Throttle>()?
-                .check(key, now)?;
+            self.store.state::<Throttle>()?.check(key, now)?;
         }
-        let signed_in = crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        let signed_in = Sessions::new(self.store).write_auth(|txn| {
             let Some(user) = find(txn)? else {
                 return Ok(None);
             };
             if user.disabled || !self.consume_code(txn, purpose, &user.id, code)? {
                 return Ok(None);
             }
-            let (session_id, refresh) = crate::identity::sessions::Sessions::new(self.store)
-                .create_session(txn, &user.id)?;
+            let (session_id, refresh) = Sessions::new(self.store).create_session(txn, &user.id)?;
             Ok(Some((user.public(), session_id, refresh)))
         })?;
         match signed_in {
             Some((user, session_id, refresh)) => {
-                self.store
-                    .state::<crate::identity::throttle::Throttle>()?
-                    .reset(&account);
-                crate::identity::sessions::Sessions::new(self.store)
-                    .signed_in(user, session_id, refresh)
+                self.store.state::<Throttle>()?.reset(&account);
+                Sessions::new(self.store).signed_in(user, session_id, refresh)
             }
             None => {
-                self.store
-                    .state::<crate::identity::throttle::Throttle>()?
-                    .record(account, now);
+                self.store.state::<Throttle>()?.record(account, now);
                 if let Some(key) = address {
-                    self.store
-                        .state::<crate::identity::throttle::Throttle>()?
-                        .record(key, now);
+                    self.store.state::<Throttle>()?.record(key, now);
                 }
                 Err(Error::unauthenticated("invalid or expired code"))
             }
@@ -506,7 +494,7 @@ impl Users<'_> {
         enabled: bool,
     ) -> Result<crate::identity::users::User> {
         let now = self.store.now_micros();
-        crate::identity::sessions::Sessions::new(self.store).write_auth(|txn| {
+        Sessions::new(self.store).write_auth(|txn| {
             let mut user: StoredUser =
                 match txn.open_table(USERS)?.get(session.user().id.as_str())? {
                     Some(bytes) => schema::decode(bytes.value())?,
@@ -527,7 +515,7 @@ impl Users<'_> {
     /// `Forbidden` while phone login is off; `InvalidInput` for a malformed number;
     /// `RateLimited` within a minute of the previous request for this number.
     pub fn request_phone_login(&self, phone: &str) -> Result<()> {
-        let settings = crate::project::settings::Project::new(self.store).settings()?;
+        let settings = Project::new(self.store).settings()?;
         if !settings.enable_phone_login {
             return Err(Error::forbidden("phone login is not enabled"));
         }
@@ -545,7 +533,7 @@ impl Users<'_> {
         })?;
         if let Some((code, _)) = issued {
             let text = format!("Your sign-in code is {code}. It is valid for 10 minutes.");
-            crate::project::mail::Mail::new(self.store).send_sms(&phone, text, Some(code))?;
+            Mail::new(self.store).send_sms(&phone, text, Some(code))?;
         }
         Ok(())
     }
@@ -561,10 +549,7 @@ impl Users<'_> {
         code: &str,
         client: &crate::identity::users::Client,
     ) -> Result<crate::identity::sessions::SignedIn> {
-        if !crate::project::settings::Project::new(self.store)
-            .settings()?
-            .enable_phone_login
-        {
+        if !Project::new(self.store).settings()?.enable_phone_login {
             return Err(Error::forbidden("phone login is not enabled"));
         }
         let phone = crate::identity::users::normalize_phone(phone)

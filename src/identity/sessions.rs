@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::identity::tokens::SigningKeys;
 use crate::identity::users::{StoredUser, User};
+use crate::project::settings::Project;
 use crate::store::Store;
 use crate::store::ids;
 use crate::store::schema::{self, REFRESH_TOKENS, SESSIONS, SESSIONS_BY_USER, USERS};
@@ -152,9 +154,7 @@ impl Sessions<'_> {
         op: impl FnMut(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
         let out = self.store.write(op);
-        self.store
-            .state::<crate::identity::sessions::IdentityCache>()?
-            .invalidate();
+        self.store.state::<IdentityCache>()?.invalidate();
         out
     }
 
@@ -166,13 +166,8 @@ impl Sessions<'_> {
         user_id: &str,
     ) -> Result<(String, String)> {
         let now = self.store.now_micros();
-        let lifetime = i64::try_from(
-            self.store
-                .state::<crate::identity::sessions::SessionConfig>()?
-                .lifetime
-                .as_micros(),
-        )
-        .unwrap_or(i64::MAX);
+        let lifetime = i64::try_from(self.store.state::<SessionConfig>()?.lifetime.as_micros())
+            .unwrap_or(i64::MAX);
         let session_id = ids::random_hex(16)?;
         let refresh = ids::random_secret()?;
         let stored = StoredSession {
@@ -198,12 +193,9 @@ impl Sessions<'_> {
         session_id: String,
         refresh_token: String,
     ) -> Result<SignedIn> {
-        let lifetime = crate::project::settings::Project::new(self.store)
-            .settings()?
-            .jwt_expiry_minutes
-            * 60;
-        let (access_token, _) = crate::identity::tokens::SigningKeys::new(self.store)
-            .mint_access_token(&user.id, &session_id, lifetime)?;
+        let lifetime = Project::new(self.store).settings()?.jwt_expiry_minutes * 60;
+        let (access_token, _) =
+            SigningKeys::new(self.store).mint_access_token(&user.id, &session_id, lifetime)?;
         Ok(SignedIn {
             user,
             session_id,
@@ -322,11 +314,8 @@ impl Sessions<'_> {
             return Err(unauthenticated());
         }
         let identity = self.identity(&session_id)?;
-        let lifetime = crate::project::settings::Project::new(self.store)
-            .settings()?
-            .jwt_expiry_minutes
-            * 60;
-        let (token, _) = crate::identity::tokens::SigningKeys::new(self.store).mint_access_token(
+        let lifetime = Project::new(self.store).settings()?.jwt_expiry_minutes * 60;
+        let (token, _) = SigningKeys::new(self.store).mint_access_token(
             &identity.user.id,
             &session_id,
             lifetime,
@@ -341,8 +330,7 @@ impl Sessions<'_> {
     /// `Unauthenticated` for an invalid or expired token, an ended session, or a disabled or
     /// deleted user.
     pub fn authenticate(&self, access_token: &str) -> Result<UserSession> {
-        let verified =
-            crate::identity::tokens::SigningKeys::new(self.store).verify_token(access_token)?;
+        let verified = SigningKeys::new(self.store).verify_token(access_token)?;
         self.session_of(verified)
     }
 
@@ -379,9 +367,7 @@ impl Sessions<'_> {
     }
 
     fn identity(&self, session_id: &str) -> Result<Arc<Identity>> {
-        let cache = self
-            .store
-            .state::<crate::identity::sessions::IdentityCache>()?;
+        let cache = self.store.state::<IdentityCache>()?;
         let generation = {
             let inner = cache.inner.lock();
             if let Some(hit) = inner.entries.get(session_id) {

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::project::settings::Project;
 use crate::store::Store;
 use crate::store::schema::{self, SIGNING_KEYS};
 
@@ -212,11 +213,7 @@ impl SigningKeys<'_> {
         claims.issued_at = Some(JwtDuration::from_secs(now));
         claims.invalid_before = Some(JwtDuration::from_secs(now));
         claims.expires_at = Some(JwtDuration::from_secs(expires_at));
-        let keys = self
-            .store
-            .state::<crate::identity::tokens::KeyRing>()?
-            .keys
-            .read();
+        let keys = self.store.state::<KeyRing>()?.keys.read();
         let active = keys
             .iter()
             .find(|k| k.stored.retired_at.is_none())
@@ -236,7 +233,7 @@ impl SigningKeys<'_> {
         }
         let now = u64::try_from(self.store.now_micros() / 1_000_000).unwrap_or(0);
         let hash = token_hash(token);
-        let ring = self.store.state::<crate::identity::tokens::KeyRing>()?;
+        let ring = self.store.state::<KeyRing>()?;
         let cached = ring.verified.lock().get(&hash).cloned();
         if let Some(hit) = cached {
             return if now > hit.expires_at_secs + TOLERANCE_SECS {
@@ -266,11 +263,7 @@ impl SigningKeys<'_> {
         }
         let kid = metadata.key_id().ok_or_else(unauthenticated)?;
         let now_micros = self.store.now_micros();
-        let keys = self
-            .store
-            .state::<crate::identity::tokens::KeyRing>()?
-            .keys
-            .read();
+        let keys = self.store.state::<KeyRing>()?.keys.read();
         let key = keys
             .iter()
             .find(|k| {
@@ -330,11 +323,7 @@ impl SigningKeys<'_> {
     pub fn jwks(&self) -> Result<Value> {
         use base64::Engine;
         let now = self.store.now_micros();
-        let keys = self
-            .store
-            .state::<crate::identity::tokens::KeyRing>()?
-            .keys
-            .read();
+        let keys = self.store.state::<KeyRing>()?.keys.read();
         let keys: Vec<Value> = keys
             .iter()
             .filter(|k| k.stored.verify_until.is_none_or(|until| now <= until))
@@ -354,10 +343,7 @@ impl SigningKeys<'_> {
     /// Only storage failures.
     pub fn rotate(&self) -> Result<()> {
         let now = self.store.now_micros();
-        let lifetime_secs = crate::project::settings::Project::new(self.store)
-            .settings()?
-            .jwt_expiry_minutes
-            * 60;
+        let lifetime_secs = Project::new(self.store).settings()?.jwt_expiry_minutes * 60;
         let grace = i64::try_from((lifetime_secs + TOLERANCE_SECS) * 1_000_000).unwrap_or(i64::MAX);
         let keys = self.store.write(|txn| {
             let mut table = txn.open_table(SIGNING_KEYS)?;
@@ -384,7 +370,7 @@ impl SigningKeys<'_> {
             }
             Ok(keys)
         })?;
-        let ring = self.store.state::<crate::identity::tokens::KeyRing>()?;
+        let ring = self.store.state::<KeyRing>()?;
         *ring.keys.write() = keys;
         ring.verified.lock().clear();
         Ok(())

@@ -205,12 +205,7 @@ impl Mail<'_> {
             txn.open_table(OUTBOX)?.insert(id.as_str(), json.as_str())?;
             Ok(())
         })?;
-        if let Some(mailer) = self
-            .store
-            .state::<crate::project::mail::Mailers>()?
-            .mailer
-            .as_deref()
-        {
+        if let Some(mailer) = self.store.state::<Mailers>()?.mailer.as_deref() {
             mailer.deliver(&entry).map_err(|e| {
                 Error::with_source(
                     crate::error::ErrorKind::Internal,
@@ -246,12 +241,7 @@ impl Mail<'_> {
                 .insert(message.id.as_str(), json.as_str())?;
             Ok(())
         })?;
-        if let Some(sender) = self
-            .store
-            .state::<crate::project::mail::Mailers>()?
-            .sms_sender
-            .as_deref()
-        {
+        if let Some(sender) = self.store.state::<Mailers>()?.sms_sender.as_deref() {
             let _ = sender.send_sms(&message);
         }
         Ok(())

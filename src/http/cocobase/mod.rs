@@ -333,17 +333,8 @@ pub(super) async fn list_users(caller: Caller) -> Answer {
 
 pub(super) async fn get_user(caller: Caller, Path(id): Path<String>) -> Answer {
     // Everyone may read their own record; anyone else's is an administrative read.
-    let db = match caller.principal.user() {
-        Some(user) if user.id == id => caller.db.clone(),
-        _ => caller
-            .actor()
-            .administrator(Action::ManageUsers)
-            .map_err(fail)?,
-    };
-    answer(
-        StatusCode::OK,
-        user_view(&db.users().get(&id).map_err(fail)?),
-    )
+    let user = caller.actor().user_record(&id).map_err(fail)?;
+    answer(StatusCode::OK, user_view(&user))
 }
 
 pub(super) async fn enable_2fa(caller: Caller) -> Answer {

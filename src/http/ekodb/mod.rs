@@ -103,11 +103,7 @@ impl toolkit::Caller<EkoDb> {
     /// A key's metadata, for reading its permissions: one's own key, or any key for those who
     /// manage keys.
     fn readable_key(&self, key: &str) -> Result<ApiKeyInfo> {
-        let id = self.key_id(key)?;
-        if self.principal.key_id() == Some(id.as_str()) {
-            return self.db.keys().get(&id);
-        }
-        self.key_manager()?.keys().get(&id)
+        self.actor().key_record(&self.key_id(key)?)
     }
 }
 
