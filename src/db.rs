@@ -13,6 +13,7 @@ use crate::identity::sessions::{DEFAULT_SESSION_LIFETIME, IdentityCache};
 use crate::identity::throttle::{Throttle, ThrottleConfig};
 use crate::identity::tokens::KeyRing;
 use crate::project::mail::{Mailer, SmsSender};
+use crate::store::changes::Retention;
 use crate::store::clock::{Clock, SystemClock};
 use crate::store::{self, Cascades, Health, Limits, Opened, Store};
 
@@ -67,6 +68,7 @@ pub struct DbBuilder {
     public_profile_fields: Vec<String>,
     mailer: Option<Arc<dyn Mailer>>,
     sms_sender: Option<Arc<dyn SmsSender>>,
+    retention: Retention,
 }
 
 impl Default for DbBuilder {
@@ -82,6 +84,7 @@ impl Default for DbBuilder {
             public_profile_fields: ["name", "avatarUrl", "bio"].map(String::from).to_vec(),
             mailer: None,
             sms_sender: None,
+            retention: Retention::default(),
         }
     }
 }
@@ -115,6 +118,15 @@ impl DbBuilder {
     /// Sends text messages beyond the SMS outbox (phone login codes).
     pub fn sms_sender(mut self, sender: impl SmsSender + 'static) -> Self {
         self.sms_sender = Some(Arc::new(sender));
+        self
+    }
+
+    /// How much history the change feed keeps for subscribers that resume from a position
+    /// (default: seven days, a million batches and 256 MiB, whichever comes first). A
+    /// subscriber resuming from further back is told to start over (`Reset`), never served a
+    /// gap.
+    pub fn feed_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -208,8 +220,9 @@ impl DbBuilder {
         let limits = Limits {
             max_document_bytes: self.max_document_bytes,
             max_file_bytes: self.max_file_bytes,
+            retention: self.retention,
         };
-        let mut store = Store::new(opened, self.clock, limits);
+        let mut store = Store::new(opened, self.clock, limits)?;
         let ring = KeyRing::load_or_create(store.redb(), store.now_micros())?;
         store.install(ring)?;
         store.install(IdentityCache::default())?;
@@ -224,6 +237,7 @@ impl DbBuilder {
             sms_sender: self.sms_sender,
         })?;
         store.install(TargetCache::default())?;
+        store.install(crate::data::feed::FeedRing::default())?;
         store.install(Cascades {
             user_deleted: crate::files::on_user_deleted,
         })?;

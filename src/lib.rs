@@ -80,6 +80,7 @@ pub use access::rules::{Rule, Rules};
 pub use actor::Actor;
 pub use data::collections::{CollectionInfo, CollectionSpec, Collections};
 pub use data::documents::{Collection, Doc};
+pub use data::feed::{Batch, Change, ChangeOp, FeedEvent, Since, Subscription};
 pub use data::query::{Aggregate, Filter, Op, Order, Query, Sort};
 pub use db::{DEFAULT_MAX_DOCUMENT_BYTES, Db, DbBuilder};
 pub use error::{Error, ErrorKind, Result};
@@ -105,6 +106,7 @@ pub use project::settings::{DEFAULT_ROLE, PRIVILEGED_ROLES, Project, Settings};
 #[cfg(feature = "smtp")]
 pub use project::smtp::{SmtpMailer, SmtpSecurity};
 pub use store::Health;
+pub use store::changes::{ResetReason, Retention};
 pub use store::clock::{Clock, ManualClock, SystemClock};
 
 #[cfg(doctest)]

@@ -396,6 +396,13 @@ const CONFINED: &[Confined] = &[
                   `key`, `of_session`, `anonymous`)",
     },
     Confined {
+        what: "a documents table opened outside the store",
+        needles: &["DocsTable"],
+        allowed: &["store/schema.rs", "store/changes.rs"],
+        instead: "write documents through `changes::DocsWriter` (it records every change in \
+                  the change log) and read them with `schema::open_docs`",
+    },
+    Confined {
         what: "an unscoped data handle in the HTTP front",
         needles: &["db.collection(", "db.collection::<", "db.bucket("],
         allowed: &[],

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::data::index::{self, IndexDef};
 use crate::error::{Error, Result};
 use crate::store::Store;
+use crate::store::changes::{self, DocsWriter, ResetReason};
 use crate::store::names::{is_server_managed, validate_collection_name, validate_field_path};
-use crate::store::schema::{self, COLLECTIONS, DocsTable, IndexTable};
+use crate::store::schema::{self, COLLECTIONS, IndexTable};
 
 /// The configuration of a collection: what [`Collections::create`](crate::Collections::create) and
 /// [`Collections::update`](crate::Collections::update) take.
@@ -39,6 +40,11 @@ pub struct CollectionSpec {
 }
 
 impl CollectionSpec {
+    /// What decides who sees which document and field (everything but the indexes).
+    fn view(&self) -> (&Rules, &Option<String>, &Vec<String>) {
+        (&self.rules, &self.owner_field, &self.hidden_fields)
+    }
+
     /// The default configuration: admin-only rules, no owner field, no hidden fields, no indexes.
     pub fn new() -> Self {
         Self::default()
@@ -247,8 +253,7 @@ impl Collections<'_> {
             created_at: now,
             updated_at: now,
         };
-        let docs_name = schema::docs_table_name(name);
-        txn.open_table(DocsTable::new(&docs_name))?;
+        DocsWriter::open(txn, name)?;
         for path in &stored.spec.indexes {
             index::create(txn, name, path)?;
         }
@@ -264,9 +269,13 @@ impl Collections<'_> {
     pub fn update(&self, name: &str, spec: CollectionSpec) -> Result<CollectionInfo> {
         validate_collection_name(name)?;
         spec.validate()?;
-        let updated = self.store.write(|txn| {
+        let updated = self.store.write_changes(|txn, changes| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let mut stored = load(&collections, name)?;
+            if stored.spec.view() != spec.view() {
+                // Who sees what changed: subscribers' views are rebuilt, not patched.
+                changes.reset(name, ResetReason::RulesChanged)?;
+            }
             for path in &stored.spec.indexes {
                 if !spec.indexes.contains(path) {
                     index::drop(txn, name, path)?;
@@ -282,9 +291,7 @@ impl Collections<'_> {
             // Never backwards, even if the clock is.
             stored.updated_at = self.store.now_micros().max(stored.updated_at + 1);
             collections.insert(name, stored.encode()?.as_slice())?;
-            let count = txn
-                .open_table(DocsTable::new(&schema::docs_table_name(name)))?
-                .len()?;
+            let count = DocsWriter::open(txn, name)?.len()?;
             Ok(info(name, stored, count))
         });
         self.store.state::<TargetCache>()?.invalidate();
@@ -315,16 +322,13 @@ impl Collections<'_> {
     pub fn rename(&self, from: &str, to: &str) -> Result<CollectionInfo> {
         validate_collection_name(from)?;
         validate_collection_name(to)?;
-        let renamed = self.store.write(|txn| {
+        let renamed = self.store.write_changes(|txn, changes| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let mut stored = load(&collections, from)?;
             if collections.get(to)?.is_some() {
                 return Err(Error::already_exists(format!("collection `{to}`")));
             }
-            txn.rename_table(
-                DocsTable::new(&schema::docs_table_name(from)),
-                DocsTable::new(&schema::docs_table_name(to)),
-            )?;
+            changes::rename_docs(txn, changes, from, to)?;
             for path in &stored.spec.indexes {
                 txn.rename_table(
                     IndexTable::new(&schema::index_table_name(from, path)),
@@ -337,9 +341,7 @@ impl Collections<'_> {
             // Never backwards, even if the clock is.
             stored.updated_at = self.store.now_micros().max(stored.updated_at + 1);
             collections.insert(to, stored.encode()?.as_slice())?;
-            let count = txn
-                .open_table(DocsTable::new(&schema::docs_table_name(to)))?
-                .len()?;
+            let count = DocsWriter::open(txn, to)?.len()?;
             Ok(info(to, stored, count))
         });
         // Both names' read targets are stale, and so are cached keys carrying the old grants.
@@ -369,9 +371,7 @@ impl Collections<'_> {
         validate_collection_name(name)?;
         let txn = self.store.redb().begin_read()?;
         let stored = load(&txn.open_table(COLLECTIONS)?, name)?;
-        let count = txn
-            .open_table(DocsTable::new(&schema::docs_table_name(name)))?
-            .len()?;
+        let count = schema::open_docs(&txn, &schema::docs_table_name(name))?.len()?;
         Ok(info(name, stored, count))
     }
 
@@ -386,9 +386,7 @@ impl Collections<'_> {
         for entry in collections.iter()? {
             let (name, bytes) = entry?;
             let stored = StoredCollection::decode(bytes.value())?;
-            let count = txn
-                .open_table(DocsTable::new(&schema::docs_table_name(name.value())))?
-                .len()?;
+            let count = schema::open_docs(&txn, &schema::docs_table_name(name.value()))?.len()?;
             out.push(info(name.value(), stored, count));
         }
         Ok(out)
@@ -400,14 +398,14 @@ impl Collections<'_> {
     /// `NotFound` if it does not exist.
     pub fn delete(&self, name: &str) -> Result<()> {
         validate_collection_name(name)?;
-        let deleted = self.store.write(|txn| {
+        let deleted = self.store.write_changes(|txn, changes| {
             let mut collections = txn.open_table(COLLECTIONS)?;
             let stored = load(&collections, name)?;
             for path in &stored.spec.indexes {
                 index::drop(txn, name, path)?;
             }
             crate::files::on_collection_deleted(txn, name)?;
-            txn.delete_table(DocsTable::new(&schema::docs_table_name(name)))?;
+            changes::delete_docs(txn, changes, name)?;
             collections.remove(name)?;
             Ok(())
         });

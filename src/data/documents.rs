@@ -24,9 +24,10 @@ use crate::data::query::{
 use crate::data::values;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
+use crate::store::changes::{ChangeBatch, DocsWriter};
 use crate::store::clock::format_rfc3339;
 use crate::store::names::{SERVER_MANAGED_FIELDS, validate_collection_name};
-use crate::store::schema::{self, COLLECTIONS, DocRecord, DocsTable, IndexTable};
+use crate::store::schema::{self, COLLECTIONS, DocRecord, IndexTable};
 
 /// Longest accepted document id.
 const MAX_ID_LEN: usize = 128;
@@ -146,7 +147,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
 /// The tables of one collection, opened once per write transaction.
 struct Tables<'txn> {
     txn: &'txn WriteTransaction,
-    docs: redb::Table<'txn, &'static str, &'static [u8]>,
+    /// The documents, written only through the change log's recorder.
+    docs: DocsWriter<'txn>,
+    /// What this operation changed, for the change log.
+    changes: &'txn mut ChangeBatch,
     indexes: Vec<(IndexDef, redb::Table<'txn, &'static [u8], &'static str>)>,
     spec: CollectionSpec,
     /// What the caller may do at collection level (decided once per transaction).
@@ -156,8 +160,14 @@ struct Tables<'txn> {
 }
 
 impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn WriteTransaction, target: Target, permit: Permit) -> Result<Tables<'txn>> {
-        let docs = txn.open_table(DocsTable::new(&target.docs))?;
+    fn open(
+        txn: &'txn WriteTransaction,
+        changes: &'txn mut ChangeBatch,
+        name: &str,
+        target: Target,
+        permit: Permit,
+    ) -> Result<Tables<'txn>> {
+        let docs = DocsWriter::open(txn, name)?;
         let indexes = target
             .indexes
             .into_iter()
@@ -169,6 +179,7 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             txn,
             docs,
+            changes,
             indexes,
             spec: target.spec,
             permit,
@@ -200,6 +211,16 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         &self.name
     }
 
+    /// The store behind the handle.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whom the handle acts for.
+    pub(crate) fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
     /// Stores a new document. Its id is generated (UUIDv7) unless the data carries a non-null
     /// `id`.
     ///
@@ -209,8 +230,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `TooLarge` beyond the document size limit.
     pub fn insert(&self, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
-        let stored = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Create)?;
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Create)?;
             self.insert_in(&mut tables, value.clone())
         })?;
         self.typed(stored)
@@ -236,8 +257,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             },
             _ => return Err(not_an_object()),
         }
-        let stored = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Create)?;
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Create)?;
             self.insert_in(&mut tables, value.clone())
         })?;
         self.typed(stored)
@@ -248,8 +269,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// As [`Collection::insert`]; the message names the position of the refused item.
     pub fn insert_many(&self, docs: &[T]) -> Result<Vec<Doc<T>>> {
-        let stored = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Create)?;
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Create)?;
             let mut out = Vec::with_capacity(docs.len());
             for (position, doc) in docs.iter().enumerate() {
                 let stored = to_value(doc).and_then(|value| self.insert_in(&mut tables, value));
@@ -276,7 +297,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             &PolicyTarget::Admin,
         )
         .is_ok();
-        let stored = self.store.write(|txn| {
+        let stored = self.store.write_changes(|txn, changes| {
             let missing = txn
                 .open_table(COLLECTIONS)?
                 .get(self.name.as_str())?
@@ -288,7 +309,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                     CollectionSpec::new(),
                 )?;
             }
-            let mut tables = self.tables(txn, Action::Create)?;
+            let mut tables = self.tables(txn, changes, Action::Create)?;
             let mut out = Vec::with_capacity(docs.len());
             for (position, doc) in docs.iter().enumerate() {
                 let stored = to_value(doc).and_then(|value| self.insert_in(&mut tables, value));
@@ -318,7 +339,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         self.read_with_target(|txn, target| {
             // Collection-level first: the answer must not depend on whether the id exists.
             self.permit(Action::View, &target.spec)?;
-            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            let docs = schema::open_docs(txn, &target.docs)?;
             let Some(bytes) = docs.get(id)? else {
                 return Ok(None);
             };
@@ -340,8 +361,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// `NotFound` for a missing collection or document; otherwise as [`Collection::insert`].
     pub fn replace(&self, id: &str, doc: &T) -> Result<Doc<T>> {
         let value = to_value(doc)?;
-        let stored = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Update)?;
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Update)?;
             self.update_in(&mut tables, id, UpdateKind::Replace, |existing| {
                 prepare_update(value.clone(), existing)
             })
@@ -355,8 +376,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `InvalidInput` if the patch is not an object; otherwise as [`Collection::replace`].
     pub fn patch(&self, id: &str, patch: &Value) -> Result<Doc<T>> {
-        let stored = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Update)?;
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Update)?;
             self.update_in(&mut tables, id, UpdateKind::Patch, |existing| {
                 apply_patch(patch, existing)
             })
@@ -369,8 +390,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// As [`Collection::patch`]; the message names the position of the refused item.
     pub fn patch_many(&self, patches: &[(String, Value)]) -> Result<Vec<Doc<T>>> {
-        let stored = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Update)?;
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Update)?;
             let mut out = Vec::with_capacity(patches.len());
             for (position, (id, patch)) in patches.iter().enumerate() {
                 let doc = self.update_in(&mut tables, id, UpdateKind::Patch, |existing| {
@@ -388,8 +409,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// `NotFound` for a missing collection or document.
     pub fn delete(&self, id: &str) -> Result<Doc<T>> {
-        let deleted = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Delete)?;
+        let deleted = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Delete)?;
             self.delete_in(txn, &mut tables, id)
         })?;
         self.typed(deleted)
@@ -401,8 +422,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     /// # Errors
     /// As [`Collection::delete`]; the message names the position of the refused item.
     pub fn delete_many(&self, ids: &[impl AsRef<str>]) -> Result<Vec<Doc<T>>> {
-        let deleted = self.store.write(|txn| {
-            let mut tables = self.tables(txn, Action::Delete)?;
+        let deleted = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Delete)?;
             let mut out = Vec::with_capacity(ids.len());
             for (position, id) in ids.iter().enumerate() {
                 out.push(
@@ -459,7 +480,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     fn find_counting(&self, query: &Query, total: &mut Option<u64>) -> Result<Vec<Doc<T>>> {
         // Malformed input is refused before anything is looked up.
         let plan = Plan::compile(&query.filter, &query.sort)?;
-        self.read_with_target(|txn, target| {
+        self.read_with_target(|txn, target| self.find_in(txn, target, &plan, query, total))
+    }
+
+    /// [`Collection::find_counting`] on a given snapshot, with the query's compiled `plan`.
+    pub(crate) fn find_in(
+        &self,
+        txn: &ReadTransaction,
+        target: &Target,
+        plan: &Plan,
+        query: &Query,
+        total: &mut Option<u64>,
+    ) -> Result<Vec<Doc<T>>> {
+        {
             let permit = self.permit(Action::List, &target.spec)?;
             let plan = match self.visible_filter(
                 &permit,
@@ -469,18 +502,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 Some(narrowed) => Plan::compile(&narrowed, &query.sort)?,
                 None => plan.clone(),
             };
+            let plan = &plan;
             let permit = &permit;
-            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            let docs = schema::open_docs(txn, &target.docs)?;
             let mut out = Vec::new();
-            let mut matcher = Matcher::new(&plan);
+            let mut matcher = Matcher::new(plan);
             let window = Window::new(query.offset, query.limit);
             if window.is_empty() {
                 return Ok(out);
             }
-            let scan = index::choose(&plan.test, &target.indexes, |f| field_path(&plan, f));
+            let scan = index::choose(&plan.test, &target.indexes, |f| field_path(plan, f));
             let sorted_by_index = match plan.sort.as_slice() {
                 [(field, _)] => {
-                    let path = field_path(&plan, field);
+                    let path = field_path(plan, field);
                     target.indexes.iter().position(|def| def.path == path)
                 }
                 _ => None,
@@ -536,7 +570,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                             }
                         }
                         *total = Some(matches.len() as u64);
-                        self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
+                        self.sorted_page(&docs, permit, plan, matches, window, &mut out)?;
                     }
                 }
                 (None, _) if plan.sort.is_empty() => {
@@ -562,11 +596,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                         matcher.collect(RowId::Key(&id), &record, &mut matches)?;
                     }
                     *total = Some(matches.len() as u64);
-                    self.sorted_page(&docs, permit, &plan, matches, window, &mut out)?;
+                    self.sorted_page(&docs, permit, plan, matches, window, &mut out)?;
                 }
             }
             Ok(out)
-        })
+        }
     }
 
     /// How many documents match a filter.
@@ -584,7 +618,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 Some(narrowed) => Plan::compile(&narrowed, &[])?,
                 None => plan.clone(),
             };
-            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            let docs = schema::open_docs(txn, &target.docs)?;
             let mut count = 0;
             self.visit_matches(txn, target, &docs, &plan, |_| {
                 count += 1;
@@ -622,7 +656,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
             };
             let field = plan.sort[0].0.clone();
             let plan = &plan;
-            let docs = txn.open_table(DocsTable::new(&target.docs))?;
+            let docs = schema::open_docs(txn, &target.docs)?;
             self.visit_matches(txn, target, &docs, plan, |row| {
                 if let Some(Value::Number(n)) = row.resolve(&field).as_deref() {
                     accumulator.add(n);
@@ -636,10 +670,15 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     // -----------------------------------------------------------------------------------------
     // Write internals
 
-    fn tables<'txn>(&self, txn: &'txn WriteTransaction, action: Action) -> Result<Tables<'txn>> {
+    fn tables<'txn>(
+        &self,
+        txn: &'txn WriteTransaction,
+        changes: &'txn mut ChangeBatch,
+        action: Action,
+    ) -> Result<Tables<'txn>> {
         let target = Target::load(&txn.open_table(COLLECTIONS)?, &self.name)?;
         let permit = self.permit(action, &target.spec)?;
-        Tables::open(txn, target, permit)
+        Tables::open(txn, changes, &self.name, target, permit)
     }
 
     fn insert_in(&self, tables: &mut Tables<'_>, value: Value) -> Result<Doc<Value>> {
@@ -672,8 +711,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         // below never reaches the file.
         if tables
             .docs
-            .insert(id.as_str(), tables.record.as_slice())?
-            .is_some()
+            .insert(tables.changes, id.as_str(), tables.record.as_slice())?
         {
             return Err(Error::already_exists(format!(
                 "document `{id}` in `{}`",
@@ -725,7 +763,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         // Keep updated_at strictly increasing even if the clock stalls or steps back.
         let now = self.store.now_micros().max(existing.updated_at + 1);
         DocRecord::finish(&mut tables.record, existing.created_at, now);
-        tables.docs.insert(id, tables.record.as_slice())?;
+        tables
+            .docs
+            .insert(tables.changes, id, tables.record.as_slice())?;
         crate::files::on_document_updated(tables.txn, &self.name, id, &existing.data, &data)?;
         for (def, table) in &mut tables.indexes {
             let old = def.key(id, existing.created_at, existing.updated_at, &existing.data);
@@ -764,10 +804,10 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 .map_err(|e| self.hide_not_found(e, id))?;
         }
         let (created_at, updated_at, mut data) = {
-            let Some(bytes) = tables.docs.remove(id)? else {
+            let Some(bytes) = tables.docs.remove(tables.changes, id)? else {
                 return Err(self.doc_not_found(id));
             };
-            let record = DocRecord::decode(bytes.value())?;
+            let record = DocRecord::decode(&bytes)?;
             let data: Map<String, Value> =
                 serde_json::from_slice(record.json).map_err(Error::internal)?;
             (record.created_at, record.updated_at, data)
@@ -789,7 +829,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     // Authorization: every decision goes through `policy::authorize`.
 
     /// The collection-level decision for this handle's principal.
-    fn permit(&self, action: Action, spec: &CollectionSpec) -> Result<Permit> {
+    pub(crate) fn permit(&self, action: Action, spec: &CollectionSpec) -> Result<Permit> {
         crate::access::auth::still_valid(&self.store, &self.principal)?;
         policy::authorize(
             &self.principal,
@@ -830,7 +870,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
 
     /// The caller's filter as it runs: refused if it (or a sort or aggregate path) reads a field
     /// the caller cannot see, and narrowed by an owner rule (`None`: runs as given).
-    fn visible_filter<'p>(
+    pub(crate) fn visible_filter<'p>(
         &self,
         permit: &Permit,
         filter: &'p query::Filter,
@@ -878,7 +918,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         txn: &ReadTransaction,
     ) -> Result<redb::ReadOnlyTable<&'static str, &'static [u8]>> {
         validate_collection_name(&self.name)?;
-        match txn.open_table(DocsTable::new(&self.docs_table)) {
+        match schema::open_docs(txn, &self.docs_table) {
             Ok(table) => Ok(table),
             Err(redb::TableError::TableDoesNotExist(_)) => {
                 Err(Error::not_found(format!("collection `{}`", self.name)))
@@ -977,7 +1017,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
     }
 
     /// Converts a stored JSON document into the handle's type (a move when `T` is `Value`).
-    fn typed(&self, doc: Doc<Value>) -> Result<Doc<T>> {
+    pub(crate) fn typed(&self, doc: Doc<Value>) -> Result<Doc<T>> {
         let boxed: Box<dyn Any> = Box::new(doc);
         let doc = match boxed.downcast::<Doc<T>>() {
             Ok(same) => return Ok(*same),

@@ -12,7 +12,8 @@ use serde_json::{Map, Value};
 use crate::data::query::{Compiler, FieldRef, Op, Row, RowData, RowId, Test};
 use crate::data::values::{self, JsonType};
 use crate::error::{Error, Result};
-use crate::store::schema::{self, DocRecord, DocsTable, IndexTable};
+use crate::store::changes::DocsWriter;
+use crate::store::schema::{self, DocRecord, IndexTable};
 
 /// A compiled index: its path, the table name and how to read its value from a document.
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub(crate) fn drop(txn: &WriteTransaction, collection: &str, path: &str) -> Resu
 /// Fills a new index from the collection's documents.
 pub(crate) fn backfill(txn: &WriteTransaction, collection: &str, path: &str) -> Result<()> {
     let def = IndexDef::new(collection, path)?;
-    let docs = txn.open_table(DocsTable::new(&schema::docs_table_name(collection)))?;
+    let docs = DocsWriter::open(txn, collection)?;
     let mut index = txn.open_table(IndexTable::new(&def.table))?;
     for entry in docs.iter()? {
         let (id, bytes) = entry?;

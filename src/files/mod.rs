@@ -598,7 +598,7 @@ fn document_exists(txn: &WriteTransaction, document: &str) -> Result<bool> {
     {
         return Ok(false);
     }
-    let docs = txn.open_table(schema::DocsTable::new(&schema::docs_table_name(collection)))?;
+    let docs = crate::store::changes::DocsWriter::open(txn, collection)?;
     Ok(docs.get(id)?.is_some())
 }
 

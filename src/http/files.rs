@@ -10,8 +10,6 @@
 //! - `POST /api/uploads` `{bucket, filename, contentType, size}` makes a one-time signed upload
 //!   URL; `PUT /api/uploads/{token}` with the bytes redeems it (the token is the credential).
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -450,25 +448,7 @@ fn stream(reader: FileReader) -> Body {
             }
         }
     });
-    Body::new(ChannelBody { receiver })
-}
-
-struct ChannelBody {
-    receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-}
-
-impl http_body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, std::io::Error>>> {
-        self.receiver
-            .poll_recv(cx)
-            .map(|piece| piece.map(|piece| piece.map(http_body::Frame::data)))
-    }
+    Body::new(super::toolkit::ChannelBody::new(receiver))
 }
 
 /// A multipart request body with the limit it is held to, so that every error names it.

@@ -9,6 +9,7 @@ mod ekodb;
 mod error;
 pub(crate) mod files;
 mod pages;
+mod realtime;
 mod routes;
 mod server;
 mod toolkit;

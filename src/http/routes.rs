@@ -6,7 +6,7 @@ use axum::Router;
 use axum::routing::{any, delete, get, post, put};
 
 use super::toolkit::AppState;
-use super::{cobru, cocobase, ekodb, files, pages, urbackend};
+use super::{cobru, cocobase, ekodb, files, pages, realtime, urbackend};
 
 /// Every door's routes, merged.
 pub(super) fn all() -> Router<AppState> {
@@ -18,6 +18,7 @@ pub(super) fn all() -> Router<AppState> {
         .merge(ekodb())
         .merge(files())
         .merge(pages())
+        .route("/api/realtime/{collection}", get(realtime::stream))
 }
 
 /// urBackend: accounts, data, mail (and storage, below).

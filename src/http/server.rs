@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 use crate::db::Db;
 use crate::error::{Error, Result};
-use crate::http::toolkit::PeerAddr;
+use crate::http::toolkit::{PeerAddr, Stopping};
 
 /// Limits of the HTTP front. The defaults suit a desktop app or a test fixture on loopback.
 #[derive(Debug, Clone)]
@@ -252,11 +252,13 @@ async fn serve(
         let router = router.clone();
         let builder = builder.clone();
         let mut stop = stopped.clone();
+        let stopping = stopped.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let service = hyper::service::service_fn(
                 move |mut request: hyper::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(PeerAddr(peer));
+                    request.extensions_mut().insert(Stopping(stopping.clone()));
                     router.clone().oneshot(request)
                 },
             );

@@ -26,6 +26,36 @@ pub(crate) struct AppState {
     pub(crate) db: Db,
 }
 
+/// The server's stop signal, added to every request it serves: long-lived answers (event
+/// streams) end when it turns true, so a graceful stop does not wait for them.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopping(pub(crate) tokio::sync::watch::Receiver<bool>);
+
+/// A response body fed piece by piece through a channel by a task of its own.
+pub(crate) struct ChannelBody {
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl ChannelBody {
+    pub(crate) fn new(receiver: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> Self {
+        ChannelBody { receiver }
+    }
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        self.receiver
+            .poll_recv(cx)
+            .map(|piece| piece.map(|piece| piece.map(http_body::Frame::data)))
+    }
+}
+
 /// The client's address, added to every request of a connection.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PeerAddr(pub(crate) SocketAddr);

@@ -417,11 +417,17 @@ impl<'a> Keys<'a> {
 }
 
 impl Keys<'_> {
-    /// Runs a write on API keys, then clears the key cache.
-    fn write_keys<T>(&self, op: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let out = self.store.write(op);
-        self.forget_cached_keys();
-        out
+    /// Runs a write on API keys, then clears the key cache. The change log records that
+    /// credentials changed, so change-feed subscribers re-check theirs at once.
+    fn write_keys<T>(&self, mut op: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
+        self.store.write_changes_then(
+            |txn, changes| {
+                let out = op(txn)?;
+                changes.access()?;
+                Ok(out)
+            },
+            || self.forget_cached_keys(),
+        )
     }
 
     /// Creates an API key and returns its secret, shown this once.

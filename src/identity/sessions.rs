@@ -148,14 +148,21 @@ impl<'a> Sessions<'a> {
 }
 
 impl Sessions<'_> {
-    /// Runs a write on users or sessions, then invalidates the identity cache.
+    /// Runs a write on users or sessions, then invalidates the identity cache. The change log
+    /// records that credentials changed, so change-feed subscribers re-check theirs at once.
     pub(crate) fn write_auth<T>(
         &self,
-        op: impl FnMut(&WriteTransaction) -> Result<T>,
+        mut op: impl FnMut(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
-        let out = self.store.write(op);
-        self.store.state::<IdentityCache>()?.invalidate();
-        out
+        let cache = self.store.state::<IdentityCache>()?;
+        self.store.write_changes_then(
+            |txn, changes| {
+                let out = op(txn)?;
+                changes.access()?;
+                Ok(out)
+            },
+            || cache.invalidate(),
+        )
     }
 
     /// Starts a session for `user_id` inside a write transaction; returns its id and refresh

@@ -4,7 +4,7 @@ use base64::Engine;
 
 use crate::error::{Error, Result};
 
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)
         .map_err(|e| Error::internal(std::io::Error::other(e.to_string())))?;

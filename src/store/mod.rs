@@ -3,6 +3,7 @@
 //! keep beside the file (caches, throttles, mailers) rides along as typed [`Store::state`]
 //! values, so every handle of every layer carries just one `Store`.
 
+pub(crate) mod changes;
 pub(crate) mod clock;
 pub(crate) mod group_commit;
 pub(crate) mod ids;
@@ -20,6 +21,7 @@ use parking_lot::{Mutex, RwLock};
 use redb::{MultimapTableHandle, ReadableDatabase, ReadableTable, TableHandle};
 
 use crate::error::{Error, ErrorKind, Result};
+use changes::{ChangeBatch, FeedSignal, LogState, Retention};
 use clock::Clock;
 use group_commit::GroupCommit;
 use schema::{COLLECTIONS, FORMAT_KEY, FORMAT_VERSION, META};
@@ -55,6 +57,8 @@ struct Inner {
     verified_on_open: bool,
     /// Whether a write failed fatally: redb refuses writes from then on until a reopen.
     writes_failed: AtomicBool,
+    /// The newest committed change and the wake-up of its subscribers.
+    feed: FeedSignal,
     /// The in-memory state of the layers above, one value per type, installed on open.
     states: Vec<Box<dyn Any + Send + Sync>>,
 }
@@ -76,6 +80,8 @@ pub(crate) struct Limits {
     pub(crate) max_document_bytes: usize,
     /// The largest file in a bucket without a limit of its own.
     pub(crate) max_file_bytes: u64,
+    /// How much history the change log keeps.
+    pub(crate) retention: Retention,
 }
 
 /// How a redb database was opened: its file (if any) and whether redb verified it.
@@ -186,8 +192,15 @@ pub(crate) fn open_in_memory(cache_bytes: usize) -> Result<Opened> {
 
 impl Store {
     /// The store over an opened database.
-    pub(crate) fn new(opened: Opened, clock: Arc<dyn Clock>, limits: Limits) -> Store {
-        Store {
+    ///
+    /// # Errors
+    /// `Storage` if the change log's position cannot be read.
+    pub(crate) fn new(opened: Opened, clock: Arc<dyn Clock>, limits: Limits) -> Result<Store> {
+        let log = {
+            let txn = opened.redb.begin_read()?;
+            LogState::read(&txn.open_table(META)?)?
+        };
+        Ok(Store {
             inner: Arc::new(Inner {
                 redb: opened.redb,
                 writers: GroupCommit::default(),
@@ -198,9 +211,10 @@ impl Store {
                 served_url: RwLock::new(None),
                 verified_on_open: opened.verified,
                 writes_failed: AtomicBool::new(false),
+                feed: FeedSignal::new(log.last_seq),
                 states: Vec::new(),
             }),
-        }
+        })
     }
 
     /// Adds the in-memory state of a layer above (one value per type), while this store is
@@ -397,6 +411,44 @@ impl Store {
         op: impl FnMut(&redb::WriteTransaction) -> Result<T>,
     ) -> Result<T> {
         self.noting_failure(self.inner.writers.run(&self.inner.redb, true, op))
+    }
+
+    /// [`Store::write`] for an operation that records what it changes in `changes` (see
+    /// `changes`): the batch is appended to the change log in the same transaction, and its
+    /// sequence number is published to subscribers once the commit has ended.
+    pub(crate) fn write_changes<T>(
+        &self,
+        op: impl FnMut(&redb::WriteTransaction, &mut ChangeBatch) -> Result<T>,
+    ) -> Result<T> {
+        self.write_changes_then(op, || {})
+    }
+
+    /// [`Store::write_changes`], running `committed` after the commit (whether or not it
+    /// succeeded) and before subscribers are woken: caches a subscriber reads on waking are
+    /// invalidated there, so it never checks a new change against an old cache entry.
+    pub(crate) fn write_changes_then<T>(
+        &self,
+        mut op: impl FnMut(&redb::WriteTransaction, &mut ChangeBatch) -> Result<T>,
+        committed: impl FnOnce(),
+    ) -> Result<T> {
+        let retention = self.inner.limits.retention;
+        let outcome = self.write(|txn| {
+            let mut batch = ChangeBatch::default();
+            let value = op(txn, &mut batch)?;
+            let seq = changes::append(txn, &mut batch, self.now_micros(), retention)?;
+            Ok((value, seq))
+        });
+        committed();
+        let (value, seq) = outcome?;
+        if let Some(seq) = seq {
+            self.inner.feed.published(seq);
+        }
+        Ok(value)
+    }
+
+    /// The newest committed change and the wake-up of its subscribers.
+    pub(crate) fn feed(&self) -> &FeedSignal {
+        &self.inner.feed
     }
 
     /// Remembers a fatal storage error for [`Db::health`]: writes stay refused until a reopen.
@@ -637,6 +689,7 @@ fn initialize(redb: &redb::Database) -> Result<()> {
         txn.open_multimap_table(schema::FILES_BY_OWNER)?;
         txn.open_multimap_table(schema::FILES_BY_ATTACHMENT)?;
     }
+    changes::ensure_epoch(&txn)?;
     txn.commit()?;
     Ok(())
 }

@@ -87,10 +87,21 @@ pub(crate) const FILES_BY_OWNER: MultimapTableDefinition<&str, &str> =
 pub(crate) const FILES_BY_ATTACHMENT: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("files_by_attachment_v1");
 
+/// `(seq, position in its batch)` → one change: the commit time (8 bytes, little-endian)
+/// followed by a postcard `What` (`changes.rs`).
+pub(crate) const CHANGES: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("changes_v1");
+
+/// Collection name → the last change that invalidates a subscriber's view of it (rules,
+/// rename, deletion, re-creation): `(seq, reason)` (postcard). A subscriber whose position is
+/// older is reset rather than served under rules its view was not built with.
+pub(crate) const FEED_RESETS: TableDefinition<&str, &[u8]> = TableDefinition::new("feed_resets_v1");
+
 /// Names of the tables every database has (created on open when missing).
 pub(crate) const FIXED_TABLES: &[&str] = &[
     "larder_meta",
     "collections_v1",
+    "changes_v1",
+    "feed_resets_v1",
     "users_v1",
     "users_by_email_v1",
     "users_by_username_v1",
@@ -120,7 +131,19 @@ pub(crate) const FIXED_MULTIMAP_TABLES: &[&str] = &[
 ];
 
 /// The table of one collection's documents: document id → [`DocRecord`] bytes.
-pub(crate) type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
+pub(super) type DocsTable<'a> = TableDefinition<'a, &'static str, &'static [u8]>;
+
+/// A collection's documents table (named by [`docs_table_name`]) in a read snapshot. Writing
+/// goes through `changes::DocsWriter`, which records every change in the change log.
+///
+/// # Errors
+/// redb's, `TableDoesNotExist` for a missing collection included.
+pub(crate) fn open_docs(
+    txn: &redb::ReadTransaction,
+    table: &str,
+) -> std::result::Result<redb::ReadOnlyTable<&'static str, &'static [u8]>, redb::TableError> {
+    txn.open_table(DocsTable::new(table))
+}
 
 /// The table of one index: `sort_key(value) ++ document id` → document id.
 pub(crate) type IndexTable<'a> = TableDefinition<'a, &'static [u8], &'static str>;
@@ -208,7 +231,7 @@ impl<'a> DocRecord<'a> {
 }
 
 #[derive(Debug)]
-struct CorruptRecord;
+pub(crate) struct CorruptRecord;
 
 impl std::fmt::Display for CorruptRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +251,8 @@ mod tests {
         let names = [
             META.name(),
             COLLECTIONS.name(),
+            CHANGES.name(),
+            FEED_RESETS.name(),
             USERS.name(),
             USERS_BY_EMAIL.name(),
             USERS_BY_USERNAME.name(),

@@ -7,6 +7,8 @@ pub mod http;
 pub mod sdk;
 pub mod sim_disk;
 #[cfg(feature = "http")]
+pub mod sse;
+#[cfg(feature = "http")]
 pub mod wire;
 
 use std::path::PathBuf;

@@ -514,6 +514,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListRequest {
     }
 }
 
+/// The filter of a list query's parameters (sorting and paging parameters are ignored): the
+/// change feed's `filter` syntax.
+pub(crate) fn list_filter(params: &[(String, String)]) -> Result<Filter> {
+    Ok(list_request(params)?.query.filter)
+}
+
 fn list_request(params: &[(String, String)]) -> Result<ListRequest> {
     let mut conditions = Vec::new();
     let mut in_lists: Vec<(String, Vec<Value>)> = Vec::new();

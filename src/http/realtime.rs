@@ -1,0 +1,342 @@
+//! The change feed over server-sent events: `GET /api/realtime/{collection}`.
+//!
+//! One event per change, `id:` its commit sequence (`seq.i` for all but the last change of a
+//! transaction with several), `event:` the operation and `data:` one JSON line
+//! `{"seq", "op", "collection", "id", "doc"}`. `since=` or the standard `Last-Event-ID` header
+//! resume after a position, exactly once; `snapshot=true` sends the current documents first
+//! and then `ready`. A position the log no longer holds gets `reset`, never a gap. Frames use
+//! LF line ends and ASCII only (non-ASCII is escaped in the JSON), which every SSE parser
+//! reads alike.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Path;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, code_of, public_message};
+use super::toolkit::{self, Caller, Params, blocking};
+use super::urbackend::{UrBackend, list_filter};
+use crate::data::feed::{Batch, FeedEvent, Since, Subscription};
+use crate::error::{Error, Result};
+
+/// How long a stream may stay silent before a heartbeat (a comment, or a `checkpoint`).
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Frames queued for a connection before its task waits for the client to read.
+const QUEUED_FRAMES: usize = 16;
+/// What the client waits before reconnecting, sent first (ms).
+const RETRY_MS: u64 = 2000;
+/// Parameters of the route that are not filters.
+const FEED_PARAMS: &[&str] = &["since", "snapshot", "filter"];
+
+/// Where a stream resumes: after batch `seq`, or inside it after its change `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    seq: u64,
+    index: Option<usize>,
+}
+
+impl Position {
+    /// `1042` or `1042.3`.
+    fn parse(text: &str) -> Result<Position> {
+        let invalid = || {
+            Error::invalid(format!(
+                "`{}` is not a feed position (a sequence number such as 1042, or 1042.3)",
+                text.escape_debug()
+            ))
+        };
+        let (seq, index) = match text.trim().split_once('.') {
+            Some((seq, index)) => (seq, Some(index.parse().map_err(|_| invalid())?)),
+            None => (text.trim(), None),
+        };
+        Ok(Position {
+            seq: seq.parse().map_err(|_| invalid())?,
+            index,
+        })
+    }
+
+    /// Where the subscription starts: inside a transaction, at its start (its changes up to
+    /// `index` are skipped when they arrive).
+    fn since(self) -> Since {
+        match self.index {
+            None => Since::Seq(self.seq),
+            Some(_) => Since::Seq(self.seq.saturating_sub(1)),
+        }
+    }
+}
+
+/// What a request asks for.
+struct FeedRequest {
+    filter: crate::data::query::Filter,
+    since: Since,
+    /// Changes of a transaction already delivered before a cut: `(seq, count)`.
+    skip: Option<(u64, usize)>,
+}
+
+fn feed_request(params: &[(String, String)], headers: &HeaderMap) -> Result<FeedRequest> {
+    let mut conditions: Vec<(String, String)> = params
+        .iter()
+        .filter(|(key, _)| !FEED_PARAMS.contains(&key.as_str()))
+        .cloned()
+        .collect();
+    let mut since = Since::Now;
+    let mut position = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "filter" => conditions.extend(
+                axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+                    &format!("/?{value}")
+                        .parse()
+                        .map_err(|_| Error::invalid("`filter` is not a query string"))?,
+                )
+                .map_err(|_| Error::invalid("`filter` is not a query string"))?
+                .0,
+            ),
+            "snapshot" => match value.as_str() {
+                "true" | "1" => since = Since::Snapshot,
+                "false" | "0" => {}
+                _ => return Err(Error::invalid("`snapshot` must be true or false")),
+            },
+            "since" => position = Some(Position::parse(value)?),
+            _ => {}
+        }
+    }
+    if let Some(last) = headers.get("last-event-id") {
+        let last = last
+            .to_str()
+            .map_err(|_| Error::invalid("`Last-Event-ID` is not a feed position"))?;
+        if !last.trim().is_empty() {
+            position = Some(Position::parse(last)?);
+        }
+    }
+    let mut skip = None;
+    if let Some(position) = position {
+        since = position.since();
+        skip = position.index.map(|index| (position.seq, index + 1));
+    }
+    Ok(FeedRequest {
+        filter: list_filter(&conditions)?,
+        since,
+        skip,
+    })
+}
+
+/// `GET /api/realtime/{collection}`: subscribes the caller and streams its changes.
+pub(super) async fn stream(
+    caller: Caller<UrBackend>,
+    Path(collection): Path<String>,
+    Params(params): Params,
+    headers: HeaderMap,
+    stopping: Option<axum::Extension<toolkit::Stopping>>,
+) -> std::result::Result<Response, ApiError> {
+    let fail = |error| ApiError::new(error, super::error::Shape::UrBackend);
+    let request = feed_request(&params, &headers).map_err(fail)?;
+    let actor = caller.actor();
+    let name = collection.clone();
+    let filter = request.filter;
+    let since = request.since;
+    let subscription = blocking(move || actor.collection::<Value>(&name).subscribe(filter, since))
+        .await
+        .map_err(fail)?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(QUEUED_FRAMES);
+    let stopping = stopping.map(|axum::Extension(stopping)| stopping.0);
+    tokio::spawn(pump(
+        subscription,
+        collection,
+        request.skip,
+        sender,
+        stopping,
+    ));
+    let mut response = Body::new(toolkit::ChannelBody::new(receiver)).into_response();
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Moves events from the subscription to the connection until either ends (or the server
+/// stops). Only this task waits for a slow client: writers never do.
+async fn pump(
+    mut subscription: Subscription,
+    collection: String,
+    mut skip: Option<(u64, usize)>,
+    sender: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    mut stopping: Option<tokio::sync::watch::Receiver<bool>>,
+) {
+    let mut frames = format!("retry: {RETRY_MS}\n\n");
+    // The last position the client was given an `id:` for.
+    let mut acknowledged = subscription.cursor();
+    loop {
+        if !frames.is_empty() {
+            let out = Bytes::from(std::mem::take(&mut frames));
+            if sender.send(Ok(out)).await.is_err() {
+                return; // the client went away
+            }
+        }
+        let stopped = async {
+            match &mut stopping {
+                Some(stop) => {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            event = subscription.recv() => event,
+            () = tokio::time::sleep(HEARTBEAT) => {
+                let cursor = subscription.cursor();
+                if cursor > acknowledged {
+                    // The log moved past changes this subscriber may not see: keep its
+                    // Last-Event-ID up with it, so it never resumes from trimmed history.
+                    acknowledged = cursor;
+                    frame(&mut frames, Some(&cursor.to_string()), "checkpoint", &json!({"seq": cursor}));
+                } else {
+                    frames.push_str(": keepalive\n\n");
+                }
+                continue;
+            }
+            () = stopped => return,
+        };
+        let Some(event) = event else {
+            return;
+        };
+        let end = match event {
+            Ok(FeedEvent::Snapshot { seq, docs }) => {
+                for doc in docs {
+                    let id = doc.id.clone();
+                    let data = json!({"seq": seq, "op": "insert", "collection": collection, "id": id, "doc": doc});
+                    frame(&mut frames, None, "insert", &data);
+                }
+                false
+            }
+            Ok(FeedEvent::Ready { seq, epoch }) => {
+                acknowledged = seq;
+                frame(
+                    &mut frames,
+                    Some(&seq.to_string()),
+                    "ready",
+                    &json!({"seq": seq, "epoch": epoch.to_string()}),
+                );
+                false
+            }
+            Ok(FeedEvent::Batch(batch)) => {
+                acknowledged = batch.seq;
+                batch_frames(&mut frames, &collection, batch, skip.take());
+                false
+            }
+            Ok(FeedEvent::Reset { reason, seq, epoch }) => {
+                let data =
+                    json!({"seq": seq, "reason": reason.as_str(), "epoch": epoch.to_string()});
+                frame(&mut frames, None, "reset", &data);
+                true
+            }
+            Err(error) => {
+                let data =
+                    json!({"error": code_of(error.kind()), "message": public_message(&error)});
+                frame(&mut frames, None, "error", &data);
+                true
+            }
+        };
+        if end {
+            let out = Bytes::from(std::mem::take(&mut frames));
+            let _ = sender.send(Ok(out)).await;
+            return;
+        }
+    }
+}
+
+/// One event per change of `batch`; `skip` drops the changes a client already had of a
+/// transaction it was cut off inside.
+fn batch_frames(out: &mut String, collection: &str, batch: Batch, skip: Option<(u64, usize)>) {
+    let skip = match skip {
+        Some((seq, count)) if seq == batch.seq => count,
+        _ => 0,
+    };
+    let last = batch.changes.len().saturating_sub(1);
+    for (index, change) in batch.changes.into_iter().enumerate().skip(skip) {
+        let id = if index == last {
+            batch.seq.to_string()
+        } else {
+            format!("{}.{index}", batch.seq)
+        };
+        let mut data = json!({
+            "seq": batch.seq,
+            "op": change.op.as_str(),
+            "collection": collection,
+            "id": change.id,
+            "doc": change.doc,
+        });
+        if let Some(prev) = change.prev {
+            data["prev"] = json!(prev);
+        }
+        frame(out, Some(&id), change.op.as_str(), &data);
+    }
+}
+
+/// Appends one event: LF line ends, the JSON on one line with non-ASCII escaped.
+fn frame(out: &mut String, id: Option<&str>, event: &str, data: &Value) {
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
+    let _ = writeln!(out, "event: {event}");
+    out.push_str("data: ");
+    let json = data.to_string();
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out.push_str("\n\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_ascii_with_lf_line_ends() {
+        let mut out = String::new();
+        frame(
+            &mut out,
+            Some("7"),
+            "insert",
+            &json!({"title": "café ☕ 𝄞", "line": "a\nb"}),
+        );
+        assert_eq!(
+            out,
+            "id: 7\nevent: insert\ndata: {\"line\":\"a\\nb\",\"title\":\"caf\\u00e9 \\u2615 \\ud834\\udd1e\"}\n\n"
+        );
+        let data = out.split("data: ").nth(1).unwrap().trim_end();
+        let parsed: Value = serde_json::from_str(data).unwrap();
+        assert_eq!(parsed["title"], "café ☕ 𝄞");
+    }
+
+    #[test]
+    fn positions_parse_whole_and_inside_a_transaction() {
+        assert_eq!(
+            Position::parse("1042").unwrap(),
+            Position {
+                seq: 1042,
+                index: None
+            }
+        );
+        let inside = Position::parse("1042.3").unwrap();
+        assert_eq!(inside.since(), Since::Seq(1041));
+        for bad in ["", "x", "-1", "1.x", "1.2.3"] {
+            assert!(Position::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
