@@ -627,3 +627,270 @@ fn pages_of_changes_a_subscriber_may_not_see_do_not_hold_back_the_one_it_may() {
     let batch = next_batch(&mut feed);
     assert_eq!(ops(&batch), [(ChangeOp::Insert, mine.id)]);
 }
+
+#[test]
+fn a_lost_role_or_grant_resets_the_subscription() {
+    let rules = larder::Rules {
+        list: larder::Rule::Roles(vec!["editor".into()]),
+        ..Rules::admin_only()
+    };
+    let db = db_with("drafts", CollectionSpec::new().rules(rules));
+    let ada = db
+        .users()
+        .signup(
+            NewUser::new("ada@example.com", PASSWORD),
+            &Client::unknown(),
+        )
+        .unwrap();
+    db.users()
+        .set_roles(&ada.user.id, &["editor".to_owned()])
+        .unwrap();
+    let mut feed = db
+        .as_user(&ada.access_token)
+        .unwrap()
+        .collection::<Value>("drafts")
+        .subscribe(Filter::All, Since::Now)
+        .unwrap();
+    expect_ready(&mut feed);
+    db.collection::<Value>("drafts")
+        .insert(&json!({"v": 1}))
+        .unwrap();
+    assert_eq!(next_batch(&mut feed).changes.len(), 1);
+    db.users().set_roles(&ada.user.id, &[]).unwrap();
+    db.collection::<Value>("drafts")
+        .insert(&json!({"v": 2}))
+        .unwrap();
+    assert!(matches!(
+        next(&mut feed),
+        FeedEvent::Reset {
+            reason: ResetReason::AccessChanged,
+            ..
+        }
+    ));
+    assert!(feed.next_timeout(WAIT).is_none(), "nothing after the reset");
+
+    // A scoped key whose grant changes (here: a field it may no longer see).
+    let key = db
+        .keys()
+        .create(
+            larder::NewApiKey::new(larder::KeyKind::Scoped, "reports")
+                .grant("drafts", larder::Grant::read()),
+        )
+        .unwrap();
+    let mut feed = db
+        .with_key(&key.secret)
+        .unwrap()
+        .collection::<Value>("drafts")
+        .subscribe(Filter::All, Since::Now)
+        .unwrap();
+    expect_ready(&mut feed);
+    let narrower = larder::Grant {
+        exclude_fields: vec!["v".into()],
+        ..larder::Grant::read()
+    };
+    db.keys()
+        .set_grants(&key.info.id, [("drafts".to_owned(), narrower)].into())
+        .unwrap();
+    assert!(matches!(
+        next(&mut feed),
+        FeedEvent::Reset {
+            reason: ResetReason::AccessChanged,
+            ..
+        }
+    ));
+}
+
+/// Random writes by two users and the administrator on an owner-rule collection with a hidden
+/// field, and subscribers (each user, the administrator) that drop their subscription at
+/// random points and resume from their cursor: each one's view, rebuilt from its snapshot and
+/// events, equals what a list request shows it at the end, and no event carries the hidden
+/// field to a user.
+#[test]
+fn model_each_subscriber_sees_exactly_its_own_view_across_resumes() {
+    let db = db_with(
+        "items",
+        CollectionSpec::new()
+            .rules(Rules::owner_only())
+            .owner_field("owner")
+            .hidden_field("secret"),
+    );
+    let signup = |email: &str| {
+        db.users()
+            .signup(NewUser::new(email, PASSWORD), &Client::unknown())
+            .unwrap()
+    };
+    let (ada, bob) = (signup("ada@example.com"), signup("bob@example.com"));
+    let actors = [
+        db.as_user(&ada.access_token).unwrap(),
+        db.as_user(&bob.access_token).unwrap(),
+    ];
+    let owners = [ada.user.id.clone(), bob.user.id.clone()];
+    let system = db.collection::<Value>("items");
+    let handles: Vec<larder::Collection<Value>> = actors
+        .iter()
+        .map(|a| a.collection::<Value>("items"))
+        .chain([system.clone()])
+        .collect();
+
+    struct Watcher {
+        handle: larder::Collection<Value>,
+        feed: Subscription,
+        view: BTreeMap<String, Value>,
+        is_admin: bool,
+    }
+    let apply = |w: &mut Watcher, event: FeedEvent| match event {
+        FeedEvent::Snapshot { docs, .. } => {
+            for doc in docs {
+                w.view.insert(doc.id, doc.data);
+            }
+        }
+        FeedEvent::Ready { .. } => {}
+        FeedEvent::Batch(batch) => {
+            for change in batch.changes {
+                if let Some(doc) = &change.doc
+                    && !w.is_admin
+                {
+                    assert!(doc.data.get("secret").is_none(), "a hidden field leaked");
+                }
+                match change.op {
+                    ChangeOp::Insert => {
+                        assert!(w.view.insert(change.id, change.doc.unwrap().data).is_none());
+                    }
+                    ChangeOp::Update => {
+                        assert!(w.view.insert(change.id, change.doc.unwrap().data).is_some());
+                    }
+                    ChangeOp::Delete => assert!(w.view.remove(&change.id).is_some()),
+                }
+            }
+        }
+        FeedEvent::Reset { .. } => panic!("no reset expected"),
+    };
+    let mut watchers: Vec<Watcher> = handles
+        .iter()
+        .enumerate()
+        .map(|(i, handle)| Watcher {
+            handle: handle.clone(),
+            feed: handle.subscribe(Filter::All, Since::Snapshot).unwrap(),
+            view: BTreeMap::new(),
+            is_admin: i == 2,
+        })
+        .collect();
+
+    let mut rng = fastrand::Rng::with_seed(0xfeed);
+    let mut ids: Vec<String> = Vec::new();
+    for step in 0..600 {
+        let who = rng.usize(..3);
+        let handle = &handles[who];
+        let pick = |rng: &mut fastrand::Rng| ids.get(rng.usize(..ids.len().max(1))).cloned();
+        match rng.u8(..7) {
+            0 | 1 => {
+                if let Ok(doc) = handle.insert(&json!({"step": step})) {
+                    ids.push(doc.id);
+                }
+            }
+            2 => {
+                if let Some(id) = pick(&mut rng) {
+                    let _ = handle.patch(&id, &json!({"step": step}));
+                }
+            }
+            3 => {
+                if let Some(id) = pick(&mut rng) {
+                    let _ = system.patch(&id, &json!({"owner": owners[rng.usize(..2)]}));
+                }
+            }
+            4 => {
+                if let Some(id) = pick(&mut rng) {
+                    let _ = system.patch(&id, &json!({"secret": format!("s{step}")}));
+                }
+            }
+            5 => {
+                if let Some(id) = pick(&mut rng) {
+                    let _ = handle.delete(&id);
+                }
+            }
+            _ => {
+                let docs: Vec<Value> = (0..rng.usize(1..4))
+                    .map(|i| json!({"owner": owners[rng.usize(..2)], "i": i}))
+                    .collect();
+                if let Ok(out) = system.insert_many(&docs) {
+                    ids.extend(out.into_iter().map(|d| d.id));
+                }
+            }
+        }
+        // Each watcher now and then takes what has arrived, or drops its subscription and
+        // resumes from its cursor.
+        for watcher in &mut watchers {
+            match rng.u8(..6) {
+                0 => {
+                    let cursor = watcher.feed.cursor();
+                    watcher.feed = watcher
+                        .handle
+                        .subscribe(Filter::All, Since::Seq(cursor))
+                        .unwrap();
+                }
+                1 | 2 => {
+                    while let Some(event) = watcher.feed.next_timeout(Duration::ZERO) {
+                        apply(watcher, event.unwrap());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let high = system.subscribe(Filter::All, Since::Now).unwrap().cursor();
+    for watcher in &mut watchers {
+        let deadline = std::time::Instant::now() + WAIT;
+        while watcher.feed.cursor() < high {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the watcher did not catch up"
+            );
+            // The last batches may all be invisible to it: no event, but the cursor moves.
+            if let Some(event) = watcher.feed.next_timeout(Duration::from_millis(20)) {
+                apply(watcher, event.unwrap());
+            }
+        }
+        let truth: BTreeMap<String, Value> = watcher
+            .handle
+            .find(&larder::Query::new())
+            .unwrap()
+            .into_iter()
+            .map(|doc| (doc.id, doc.data))
+            .collect();
+        assert_eq!(watcher.view, truth);
+    }
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn in_async_code_a_subscription_is_a_stream() {
+    use futures_core::Stream;
+    let db = db_with("notes", CollectionSpec::new());
+    let notes = db.collection::<Value>("notes");
+    let mut feed = notes.subscribe(Filter::All, Since::Now).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        notes.insert(&json!({"n": 1})).unwrap();
+    });
+    let events = runtime.block_on(async {
+        let mut events = Vec::new();
+        while events.len() < 2 {
+            let next = std::future::poll_fn(|cx| std::pin::Pin::new(&mut feed).poll_next(cx));
+            let event = tokio::time::timeout(WAIT, next)
+                .await
+                .expect("an event in time");
+            events.push(event.unwrap().unwrap());
+        }
+        events
+    });
+    writer.join().unwrap();
+    assert!(matches!(events[0], FeedEvent::Ready { .. }));
+    let FeedEvent::Batch(batch) = &events[1] else {
+        panic!("expected a batch")
+    };
+    assert_eq!(batch.changes[0].doc.as_ref().unwrap().data["n"], 1);
+}

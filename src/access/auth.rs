@@ -109,3 +109,21 @@ pub(crate) fn still_valid(store: &Store, principal: &Principal) -> Result<()> {
         Kind::User(session) => Sessions::new(store).check(session),
     }
 }
+
+/// `principal` as its credential stands now: a key's current grants, a user's current roles
+/// (for long-lived holders of a principal, such as change-feed subscriptions, which must see a
+/// lost role or grant).
+///
+/// # Errors
+/// `Unauthenticated` once the credential is gone (see [`still_valid`]).
+pub(crate) fn refreshed(store: &Store, principal: &Principal) -> Result<Principal> {
+    match &principal.0 {
+        Kind::System | Kind::Anonymous => Ok(principal.clone()),
+        Kind::Key(key) => Keys::new(store)
+            .key_identity_for_token(&key.id, key.generation)
+            .map(Principal::key),
+        Kind::User(session) => Sessions::new(store)
+            .current(session)
+            .map(Principal::user_session),
+    }
+}

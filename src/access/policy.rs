@@ -84,7 +84,7 @@ pub(crate) enum Target<'a> {
 }
 
 /// What an allowed action may touch.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Permit {
     /// An administrator: no field rules at all.
     pub(crate) full: bool,

@@ -216,11 +216,6 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         &self.store
     }
 
-    /// Whom the handle acts for.
-    pub(crate) fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
     /// Stores a new document. Its id is generated (UUIDv7) unless the data carries a non-null
     /// `id`.
     ///
@@ -833,6 +828,20 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         crate::access::auth::still_valid(&self.store, &self.principal)?;
         policy::authorize(
             &self.principal,
+            action,
+            &PolicyTarget::Collection {
+                name: &self.name,
+                spec: spec.guard(),
+            },
+        )
+    }
+
+    /// The collection-level decision for the handle's principal as its credential stands now
+    /// (current roles and key grants), for holders of a decision made earlier.
+    pub(crate) fn current_permit(&self, action: Action, spec: &CollectionSpec) -> Result<Permit> {
+        let principal = crate::access::auth::refreshed(&self.store, &self.principal)?;
+        policy::authorize(
+            &principal,
             action,
             &PolicyTarget::Collection {
                 name: &self.name,

@@ -24,10 +24,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::access::policy::{Action, Permit};
-use crate::data::collections::Target;
+use crate::data::collections::{CollectionSpec, Target};
 use crate::data::documents::{Collection, Doc};
 use crate::data::query::{Filter, Plan, Query, Row, RowData, RowId};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::store::changes::{self, Entry, LogState, ResetReason, What};
 use crate::store::clock::format_rfc3339;
 use crate::store::schema::{CHANGES, COLLECTIONS, DocRecord, FEED_RESETS, META};
@@ -178,8 +178,10 @@ pub struct Subscription<T = Value> {
     /// The filter narrowed by the subscriber's owner rule, compiled.
     plan: Plan,
     /// The collection-level decision for the subscriber (rules changes reset the
-    /// subscription, so it stays the one that applies).
+    /// subscription, and credential changes are checked against it).
     permit: Permit,
+    /// The collection's configuration the decision was made on.
+    spec: CollectionSpec,
     /// The last batch read from the log (its visible changes may still be in `pending`).
     read_to: u64,
     /// The last batch handed out: everything up to it has been delivered or was invisible.
@@ -192,6 +194,9 @@ pub struct Subscription<T = Value> {
     pending: VecDeque<Result<FeedEvent<T>>>,
     /// No more events after `pending` (a reset or an error ended it).
     closed: bool,
+    /// The wake-up a [`futures_core::Stream`] poll is waiting on.
+    #[cfg(feature = "http")]
+    listener: Option<event_listener::EventListener>,
 }
 
 impl<T: Serialize + DeserializeOwned + 'static> std::fmt::Debug for Subscription<T> {
@@ -238,6 +243,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
                 handle: handle.clone(),
                 plan,
                 permit,
+                spec: target.spec.clone(),
                 read_to: cursor,
                 cursor,
                 epoch: log.epoch,
@@ -245,6 +251,8 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
                 checked: Instant::now(),
                 pending,
                 closed: false,
+                #[cfg(feature = "http")]
+                listener: None,
             };
             let reset = changes::last_reset(&txn.open_table(FEED_RESETS)?, handle.name())?;
             if cursor > log.last_seq {
@@ -268,7 +276,11 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
     /// The position reached: every batch up to it has been delivered (or was invisible to
     /// the subscriber). Resume from it with [`Since::Seq`].
     pub fn cursor(&self) -> u64 {
-        self.cursor
+        if self.pending.is_empty() {
+            self.read_to
+        } else {
+            self.cursor
+        }
     }
 
     /// Whether the subscription has ended (after a reset or an error, once those were taken).
@@ -385,9 +397,16 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
     /// The credential behind the subscription, checked again: a revoked key, an ended
     /// session or a disabled user ends the stream.
     fn check_access(&mut self) -> Result<()> {
-        crate::access::auth::still_valid(self.handle.store(), self.handle.principal())?;
         self.checked = Instant::now();
-        Ok(())
+        match self.handle.current_permit(Action::List, &self.spec) {
+            Ok(permit) if permit == self.permit => Ok(()),
+            Err(error) if matches!(error.kind(), ErrorKind::Unauthenticated { .. }) => Err(error),
+            // Roles or grants changed: the view this subscription was built on is gone.
+            _ => {
+                self.reset(ResetReason::AccessChanged, self.read_to);
+                Ok(())
+            }
+        }
     }
 
     /// The next batches after `read_to`, up to `high`: from the ring when it holds them,
@@ -437,7 +456,12 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
                     self.reset(reason, batch.seq);
                     return Ok(());
                 }
-                DecodedRow::Access => self.check_access()?,
+                DecodedRow::Access => {
+                    self.check_access()?;
+                    if self.closed {
+                        return Ok(());
+                    }
+                }
                 _ => {}
             }
         }
@@ -507,6 +531,45 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
             epoch: self.epoch,
         }));
         self.closed = true;
+    }
+}
+
+// Nothing in a subscription is pinned in place (the listener is boxed by its crate), whatever
+// the document type.
+impl<T> Unpin for Subscription<T> {}
+
+/// With the `http` feature: the subscription as an async stream of events (as
+/// [`Subscription::recv`]).
+#[cfg(feature = "http")]
+impl<T: Serialize + DeserializeOwned + 'static> futures_core::Stream for Subscription<T> {
+    type Item = Result<FeedEvent<T>>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::future::Future;
+        let this = self.get_mut();
+        loop {
+            if let Some(event) = this.take() {
+                this.listener = None;
+                return std::task::Poll::Ready(event);
+            }
+            match this.listener.as_mut() {
+                None => {
+                    // Listen before looking, so a commit in between wakes the task.
+                    this.listener = Some(this.handle.store().feed().listen());
+                    this.fill();
+                }
+                Some(listener) => match std::pin::Pin::new(listener).poll(cx) {
+                    std::task::Poll::Ready(()) => {
+                        this.listener = None;
+                        this.fill();
+                    }
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                },
+            }
+        }
     }
 }
 

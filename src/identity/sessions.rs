@@ -366,11 +366,27 @@ impl Sessions<'_> {
     /// # Errors
     /// `Unauthenticated` otherwise.
     pub(crate) fn check(&self, session: &UserSession) -> Result<()> {
+        self.live(session).map(|_| ())
+    }
+
+    fn live(&self, session: &UserSession) -> Result<Arc<Identity>> {
         let identity = self.identity(&session.session_id)?;
         if identity.user.id != session.user.id || self.store.now_micros() >= identity.expires_at {
             return Err(unauthenticated());
         }
-        Ok(())
+        Ok(identity)
+    }
+
+    /// `session` with its user as it is now (roles and flags), if it is still live.
+    ///
+    /// # Errors
+    /// `Unauthenticated` once it is not.
+    pub(crate) fn current(&self, session: &UserSession) -> Result<UserSession> {
+        let identity = self.live(session)?;
+        Ok(UserSession {
+            user: identity.user.clone(),
+            session_id: session.session_id.clone(),
+        })
     }
 
     fn identity(&self, session_id: &str) -> Result<Arc<Identity>> {
