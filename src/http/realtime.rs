@@ -141,15 +141,38 @@ pub(super) async fn stream(
     let subscription = blocking(move || actor.collection::<Value>(&name).subscribe(filter, since))
         .await
         .map_err(fail)?;
+    let framing = Native {
+        collection,
+        skip: request.skip,
+        acknowledged: 0,
+    };
+    Ok(event_stream(subscription, framing, stopping))
+}
+
+/// How one route writes the events of a subscription as server-sent events.
+pub(super) trait Framing: Send + 'static {
+    /// What opens the stream (after `retry:`).
+    fn opened(&mut self, out: &mut String, subscription: &Subscription);
+    /// Writes one event; true if the stream ends after it.
+    fn event(&mut self, out: &mut String, event: FeedEvent) -> bool;
+    /// Writes the end of the stream for an error.
+    fn error(&mut self, out: &mut String, error: &Error);
+    /// Writes a heartbeat after [`HEARTBEAT`] of silence; `cursor` is where the subscription
+    /// has read to.
+    fn heartbeat(&mut self, out: &mut String, cursor: u64);
+}
+
+/// The answer streaming `subscription` through `framing`: its own task moves events into the
+/// body until the subscription or the client ends, or the server stops. Only that task waits
+/// for a slow client; writers never do.
+pub(super) fn event_stream(
+    subscription: Subscription,
+    framing: impl Framing,
+    stopping: Option<axum::Extension<toolkit::Stopping>>,
+) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::channel(QUEUED_FRAMES);
     let stopping = stopping.map(|axum::Extension(stopping)| stopping.0);
-    tokio::spawn(pump(
-        subscription,
-        collection,
-        request.skip,
-        sender,
-        stopping,
-    ));
+    tokio::spawn(pump(subscription, framing, sender, stopping));
     let mut response = Body::new(toolkit::ChannelBody::new(receiver)).into_response();
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -159,21 +182,27 @@ pub(super) async fn stream(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    response
 }
 
-/// Moves events from the subscription to the connection until either ends (or the server
-/// stops). Only this task waits for a slow client: writers never do.
+/// Resolves when the server stops (never without a server, as under a bare router).
+pub(super) async fn stopped(stopping: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    match stopping {
+        Some(stop) => {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn pump(
     mut subscription: Subscription,
-    collection: String,
-    mut skip: Option<(u64, usize)>,
+    mut framing: impl Framing,
     sender: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     mut stopping: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     let mut frames = format!("retry: {RETRY_MS}\n\n");
-    // The last position the client was given an `id:` for.
-    let mut acknowledged = subscription.cursor();
+    framing.opened(&mut frames, &subscription);
     loop {
         if !frames.is_empty() {
             let out = Bytes::from(std::mem::take(&mut frames));
@@ -181,67 +210,19 @@ async fn pump(
                 return; // the client went away
             }
         }
-        let stopped = async {
-            match &mut stopping {
-                Some(stop) => {
-                    let _ = stop.wait_for(|stopped| *stopped).await;
-                }
-                None => std::future::pending().await,
-            }
-        };
         let event = tokio::select! {
             event = subscription.recv() => event,
             () = tokio::time::sleep(HEARTBEAT) => {
-                let cursor = subscription.cursor();
-                if cursor > acknowledged {
-                    // The log moved past changes this subscriber may not see: keep its
-                    // Last-Event-ID up with it, so it never resumes from trimmed history.
-                    acknowledged = cursor;
-                    frame(&mut frames, Some(&cursor.to_string()), "checkpoint", &json!({"seq": cursor}));
-                } else {
-                    frames.push_str(": keepalive\n\n");
-                }
+                framing.heartbeat(&mut frames, subscription.cursor());
                 continue;
             }
-            () = stopped => return,
-        };
-        let Some(event) = event else {
-            return;
+            () = stopped(&mut stopping) => return,
         };
         let end = match event {
-            Ok(FeedEvent::Snapshot { seq, docs }) => {
-                for doc in docs {
-                    let id = doc.id.clone();
-                    let data = json!({"seq": seq, "op": "insert", "collection": collection, "id": id, "doc": doc});
-                    frame(&mut frames, None, "insert", &data);
-                }
-                false
-            }
-            Ok(FeedEvent::Ready { seq, epoch }) => {
-                acknowledged = seq;
-                frame(
-                    &mut frames,
-                    Some(&seq.to_string()),
-                    "ready",
-                    &json!({"seq": seq, "epoch": epoch.to_string()}),
-                );
-                false
-            }
-            Ok(FeedEvent::Batch(batch)) => {
-                acknowledged = batch.seq;
-                batch_frames(&mut frames, &collection, batch, skip.take());
-                false
-            }
-            Ok(FeedEvent::Reset { reason, seq, epoch }) => {
-                let data =
-                    json!({"seq": seq, "reason": reason.as_str(), "epoch": epoch.to_string()});
-                frame(&mut frames, None, "reset", &data);
-                true
-            }
-            Err(error) => {
-                let data =
-                    json!({"error": code_of(error.kind()), "message": public_message(&error)});
-                frame(&mut frames, None, "error", &data);
+            None => return,
+            Some(Ok(event)) => framing.event(&mut frames, event),
+            Some(Err(error)) => {
+                framing.error(&mut frames, &error);
                 true
             }
         };
@@ -249,6 +230,73 @@ async fn pump(
             let out = Bytes::from(std::mem::take(&mut frames));
             let _ = sender.send(Ok(out)).await;
             return;
+        }
+    }
+}
+
+/// The native route's events (see the module docs).
+struct Native {
+    collection: String,
+    /// Changes of a transaction already delivered before a cut: `(seq, count)`.
+    skip: Option<(u64, usize)>,
+    /// The last position the client was given an `id:` for.
+    acknowledged: u64,
+}
+
+impl Framing for Native {
+    fn opened(&mut self, _: &mut String, subscription: &Subscription) {
+        self.acknowledged = subscription.cursor();
+    }
+
+    fn event(&mut self, out: &mut String, event: FeedEvent) -> bool {
+        let collection = self.collection.as_str();
+        match event {
+            FeedEvent::Snapshot { seq, docs } => {
+                for doc in docs {
+                    let id = doc.id.clone();
+                    let data = json!({"seq": seq, "op": "insert", "collection": collection, "id": id, "doc": doc});
+                    frame(out, None, "insert", &data);
+                }
+                false
+            }
+            FeedEvent::Ready { seq, epoch } => {
+                self.acknowledged = seq;
+                let data = json!({"seq": seq, "epoch": epoch.to_string()});
+                frame(out, Some(&seq.to_string()), "ready", &data);
+                false
+            }
+            FeedEvent::Batch(batch) => {
+                self.acknowledged = batch.seq;
+                batch_frames(out, collection, batch, self.skip.take());
+                false
+            }
+            FeedEvent::Reset { reason, seq, epoch } => {
+                let data =
+                    json!({"seq": seq, "reason": reason.as_str(), "epoch": epoch.to_string()});
+                frame(out, None, "reset", &data);
+                true
+            }
+        }
+    }
+
+    fn error(&mut self, out: &mut String, error: &Error) {
+        let data = json!({"error": code_of(error.kind()), "message": public_message(error)});
+        frame(out, None, "error", &data);
+    }
+
+    fn heartbeat(&mut self, out: &mut String, cursor: u64) {
+        if cursor > self.acknowledged {
+            // The log moved past changes this subscriber may not see: keep its Last-Event-ID
+            // up with it, so it never resumes from trimmed history.
+            self.acknowledged = cursor;
+            frame(
+                out,
+                Some(&cursor.to_string()),
+                "checkpoint",
+                &json!({"seq": cursor}),
+            );
+        } else {
+            out.push_str(": keepalive\n\n");
         }
     }
 }
@@ -282,7 +330,7 @@ fn batch_frames(out: &mut String, collection: &str, batch: Batch, skip: Option<(
 }
 
 /// Appends one event: LF line ends, the JSON on one line with non-ASCII escaped.
-fn frame(out: &mut String, id: Option<&str>, event: &str, data: &Value) {
+pub(super) fn frame(out: &mut String, id: Option<&str>, event: &str, data: &Value) {
     if let Some(id) = id {
         let _ = writeln!(out, "id: {id}");
     }

@@ -176,6 +176,8 @@ fn cocobase() -> Router<AppState> {
 fn ekodb() -> Router<AppState> {
     Router::new()
         .route("/api/auth/token", post(ekodb::token))
+        .route("/api/ws", get(ekodb::realtime::socket))
+        .route("/api/subscribe/{collection}", get(ekodb::realtime::events))
         .route("/api/auth/register", post(ekodb::register))
         .route("/api/auth/keys", get(ekodb::list_keys))
         .route("/api/auth/keys/{key}", delete(ekodb::revoke_key))

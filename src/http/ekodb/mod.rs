@@ -24,6 +24,7 @@
 //! `/api/update/sequence/…`, and per-prefix KV grants (larder has no key-value store).
 
 mod query;
+pub(super) mod realtime;
 
 use std::collections::BTreeMap;
 
