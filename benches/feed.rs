@@ -23,6 +23,12 @@
 //! 4. **catch-up from the log**: 50,000 changes (in transactions of ten) written while a
 //!    subscriber was away, read from `Since::Seq(0)`. Target: >= 50,000 changes/s.
 //!
+//! 5. **idle SSE streams**: 10,000 `GET /api/realtime/items` streams held open on one server
+//!    (an in-memory database served as `larder serve` serves it, in a child process, since one
+//!    process may hold 20,000 files here): the server's resident-memory growth per stream, and
+//!    the time from one write's answer until every stream has read its event. Target: <= 16
+//!    KiB per stream.
+//!
 //! `LARDER_BENCH_SCALE` (default `1`) multiplies the counts; below 0.5 the subscriber count of
 //! 2 and 3 is 100 instead of 1,000, to keep smoke runs short.
 
@@ -37,6 +43,9 @@ use serde_json::{Value, json};
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 fn main() -> BenchResult<()> {
+    if std::env::var_os(SERVE_ENV).is_some() {
+        return serve_for_the_parent();
+    }
     let scale: f64 = match std::env::var("LARDER_BENCH_SCALE") {
         Ok(text) => text
             .trim()
@@ -109,9 +118,140 @@ fn main() -> BenchResult<()> {
         format!("4. catch-up of {changes} changes from the log"),
         rate
     );
+    let streams = scaled(10_000.0, 500);
+    let held = held_streams(streams)?;
+    println!(
+        "{:<46} {:>9.1} KiB each in the server; one write reached all in {:.0} ms",
+        format!("5. {} idle SSE streams on one server", held.streams),
+        held.bytes_per_stream / 1024.0,
+        held.fan_out_ms
+    );
     println!();
     println!("total bench time {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Set in the child process that serves for `held_streams`.
+const SERVE_ENV: &str = "LARDER_FEED_BENCH_SERVE";
+
+/// The child's side: an in-memory database served as `larder serve` serves it, its address
+/// and key on stdout; it runs until its stdin closes.
+fn serve_for_the_parent() -> BenchResult<()> {
+    let db = Db::in_memory()?;
+    db.collections().create("items", CollectionSpec::new())?;
+    let key = db
+        .keys()
+        .create(larder::NewApiKey::new(larder::KeyKind::Secret, "bench"))?
+        .secret;
+    let config = larder::ServerConfig {
+        max_connections: 12_000,
+        ..larder::ServerConfig::default()
+    };
+    let server = larder::Server::start_with(db, "127.0.0.1:0", config)?;
+    println!("{} {key}", server.addr());
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest);
+    server.shutdown();
+    Ok(())
+}
+
+struct Held {
+    streams: usize,
+    bytes_per_stream: f64,
+    fan_out_ms: f64,
+}
+
+/// Opens `count` event streams on a server in a child process (each process may hold 20,000
+/// files here, so the two ends live apart), measures the server's resident-memory growth, then
+/// one write's time until every stream has read it.
+fn held_streams(count: usize) -> BenchResult<Held> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env(SERVE_ENV, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let (addr, key) = line
+        .trim()
+        .split_once(' ')
+        .ok_or("the server did not start")?;
+    let addr: std::net::SocketAddr = addr.parse()?;
+    let rss = |pid: u32| -> BenchResult<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .ok_or("no VmRSS")?
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()?;
+        Ok(kib * 1024)
+    };
+    let request =
+        format!("GET /api/realtime/items HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {key}\r\n\r\n");
+    // Warm the server up with a few streams first, so the measure is per stream, not the
+    // runtime's first allocations.
+    let mut streams = Vec::with_capacity(count + 50);
+    let open = |streams: &mut Vec<std::net::TcpStream>| -> BenchResult<()> {
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.write_all(request.as_bytes())?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.windows(12).any(|w| w == b"event: ready") {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err("a stream closed before ready".into());
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        streams.push(stream);
+        Ok(())
+    };
+    for _ in 0..50 {
+        open(&mut streams)?;
+    }
+    let before = rss(child.id())?;
+    for _ in 0..count {
+        open(&mut streams)?;
+    }
+    let after = rss(child.id())?;
+    let body = r#"{"n": 1}"#;
+    let post = format!(
+        "POST /api/data/items HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut writer = std::net::TcpStream::connect(addr)?;
+    writer.write_all(post.as_bytes())?;
+    let mut answer = String::new();
+    writer.read_to_string(&mut answer)?;
+    if !answer.starts_with("HTTP/1.1 201") {
+        return Err(format!("the write failed: {answer}").into());
+    }
+    let written = Instant::now();
+    let mut buf = [0u8; 4096];
+    for stream in &mut streams {
+        let mut seen = Vec::new();
+        while !seen.windows(13).any(|w| w == b"event: insert") {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                return Err("a stream closed before the insert".into());
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+    let fan_out_ms = written.elapsed().as_secs_f64() * 1000.0;
+    drop(streams);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    Ok(Held {
+        streams: count,
+        bytes_per_stream: after.saturating_sub(before) as f64 / count as f64,
+        fan_out_ms,
+    })
 }
 
 fn open(path: &std::path::Path) -> BenchResult<(Db, Collection<Value>)> {

@@ -301,7 +301,9 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
     }
 
     /// The next event, waiting without blocking a thread; `None` once the subscription has
-    /// ended.
+    /// ended. Revocations end it at once; a credential that merely expires is noticed at the
+    /// next change, or when `recv` is called again (the blocking calls and the `Stream` also
+    /// look every 15 s while they wait).
     pub async fn recv(&mut self) -> Option<Result<FeedEvent<T>>> {
         loop {
             if let Some(event) = self.take() {
@@ -550,6 +552,11 @@ impl<T: Serialize + DeserializeOwned + 'static> futures_core::Stream for Subscri
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::future::Future;
         let this = self.get_mut();
+        if this.checked.elapsed() >= RECHECK {
+            // A credential that merely expires writes nothing to the log: look again now and
+            // then even while waiting.
+            this.fill();
+        }
         loop {
             if let Some(event) = this.take() {
                 this.listener = None;

@@ -9,10 +9,14 @@
 //! reads alike.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -22,11 +26,16 @@ use super::toolkit::{self, Caller, Params, blocking};
 use super::urbackend::{UrBackend, list_filter};
 use crate::data::feed::{Batch, FeedEvent, Since, Subscription};
 use crate::error::{Error, Result};
+use futures_core::Stream;
 
-/// How long a stream may stay silent before a heartbeat (a comment, or a `checkpoint`).
+/// How long a stream may stay silent before a heartbeat (a comment, a `checkpoint`, a ping).
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
-/// Frames queued for a connection before its task waits for the client to read.
-const QUEUED_FRAMES: usize = 16;
+/// The largest frame a WebSocket client may send.
+pub(super) const MAX_FRAME: usize = 1 << 20;
+/// A WebSocket that answered no ping for this long is closed.
+pub(super) const PONG_DEADLINE: Duration = Duration::from_secs(45);
+/// WebSocket close code for "the feed was reset: reconnect and read again".
+pub(super) const CLOSE_RESET: u16 = 4409;
 /// What the client waits before reconnecting, sent first (ms).
 const RETRY_MS: u64 = 2000;
 /// Parameters of the route that are not filters.
@@ -162,18 +171,31 @@ pub(super) trait Framing: Send + 'static {
     fn heartbeat(&mut self, out: &mut String, cursor: u64);
 }
 
-/// The answer streaming `subscription` through `framing`: its own task moves events into the
-/// body until the subscription or the client ends, or the server stops. Only that task waits
-/// for a slow client; writers never do.
+/// The answer streaming `subscription` through `framing`. The body itself reads the
+/// subscription when the connection can take more, so a stream costs no task and no queue of
+/// its own, and a slow client only holds back its own stream: writers never wait.
 pub(super) fn event_stream(
     subscription: Subscription,
-    framing: impl Framing,
+    mut framing: impl Framing + Unpin,
     stopping: Option<axum::Extension<toolkit::Stopping>>,
 ) -> Response {
-    let (sender, receiver) = tokio::sync::mpsc::channel(QUEUED_FRAMES);
-    let stopping = stopping.map(|axum::Extension(stopping)| stopping.0);
-    tokio::spawn(pump(subscription, framing, sender, stopping));
-    let mut response = Body::new(toolkit::ChannelBody::new(receiver)).into_response();
+    let mut opening = format!("retry: {RETRY_MS}\n\n");
+    framing.opened(&mut opening, &subscription);
+    let stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>> =
+        stopping.map(|axum::Extension(toolkit::Stopping(mut stop))| {
+            Box::pin(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            }) as Pin<Box<dyn Future<Output = ()> + Send>>
+        });
+    let body = EventBody {
+        subscription,
+        framing,
+        opening: Some(opening),
+        heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+        stop,
+        done: false,
+    };
+    let mut response = Body::new(body).into_response();
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
@@ -195,42 +217,83 @@ pub(super) async fn stopped(stopping: &mut Option<tokio::sync::watch::Receiver<b
     }
 }
 
-async fn pump(
-    mut subscription: Subscription,
-    mut framing: impl Framing,
-    sender: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    mut stopping: Option<tokio::sync::watch::Receiver<bool>>,
-) {
-    let mut frames = format!("retry: {RETRY_MS}\n\n");
-    framing.opened(&mut frames, &subscription);
-    loop {
-        if !frames.is_empty() {
-            let out = Bytes::from(std::mem::take(&mut frames));
-            if sender.send(Ok(out)).await.is_err() {
-                return; // the client went away
+/// The body of an event stream (see [`event_stream`]).
+struct EventBody<F> {
+    subscription: Subscription,
+    framing: F,
+    /// What opens the stream, until it is sent.
+    opening: Option<String>,
+    /// Fires after [`HEARTBEAT`] of silence.
+    heartbeat: Pin<Box<tokio::time::Sleep>>,
+    /// Fires when the server stops.
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The stream has ended (a reset, an error): nothing more after what was sent.
+    done: bool,
+}
+
+/// The most bytes of events one body frame gathers.
+const FRAME_BYTES: usize = 64 * 1024;
+
+impl<F: Framing + Unpin> http_body::Body for EventBody<F> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        let data = |text: String| Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(text)))));
+        if let Some(opening) = this.opening.take() {
+            return data(opening);
+        }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if let Some(stop) = &mut this.stop
+            && stop.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(None);
+        }
+        // Everything ready now goes out in one write.
+        let mut out = String::new();
+        while out.len() < FRAME_BYTES {
+            match Pin::new(&mut this.subscription).poll_next(cx) {
+                Poll::Ready(Some(Ok(event))) => {
+                    if this.framing.event(&mut out, event) {
+                        this.done = true;
+                        break;
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.framing.error(&mut out, &error);
+                    this.done = true;
+                    break;
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    break;
+                }
+                Poll::Pending => break,
             }
         }
-        let event = tokio::select! {
-            event = subscription.recv() => event,
-            () = tokio::time::sleep(HEARTBEAT) => {
-                framing.heartbeat(&mut frames, subscription.cursor());
-                continue;
-            }
-            () = stopped(&mut stopping) => return,
-        };
-        let end = match event {
-            None => return,
-            Some(Ok(event)) => framing.event(&mut frames, event),
-            Some(Err(error)) => {
-                framing.error(&mut frames, &error);
-                true
-            }
-        };
-        if end {
-            let out = Bytes::from(std::mem::take(&mut frames));
-            let _ = sender.send(Ok(out)).await;
-            return;
+        if !out.is_empty() {
+            this.heartbeat
+                .as_mut()
+                .reset(tokio::time::Instant::now() + HEARTBEAT);
+            return data(out);
         }
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.heartbeat.as_mut().poll(cx).is_ready() {
+            this.framing.heartbeat(&mut out, this.subscription.cursor());
+            this.heartbeat
+                .as_mut()
+                .reset(tokio::time::Instant::now() + HEARTBEAT);
+            return data(out);
+        }
+        Poll::Pending
     }
 }
 
@@ -327,6 +390,20 @@ fn batch_frames(out: &mut String, collection: &str, batch: Batch, skip: Option<(
         }
         frame(out, Some(&id), change.op.as_str(), &data);
     }
+}
+
+/// Closes a WebSocket with `code` and a reason (cut to what a close frame holds).
+pub(super) async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.chars().take(100).collect::<String>()),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// A JSON text frame.
+pub(super) fn text(value: Value) -> Message {
+    Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
 /// Appends one event: LF line ends, the JSON on one line with non-ASCII escaped.

@@ -104,6 +104,13 @@ fn cobru() -> Router<AppState> {
 /// Cocobase: auth collections, collections and documents, files.
 fn cocobase() -> Router<AppState> {
     Router::new()
+        .route(
+            "/realtime/collections/{name}",
+            get(cocobase::realtime::watch),
+        )
+        .route("/realtime/broadcast", get(cocobase::realtime::messaging))
+        .route("/realtime/rooms", get(cocobase::realtime::rooms))
+        .route("/realtime/rooms/{id}", get(cocobase::realtime::messaging))
         .route("/auth-collections/signup", post(cocobase::signup))
         .route("/auth-collections/login", post(cocobase::login))
         .route(

@@ -1,5 +1,6 @@
-//! Running a real Python SDK against `larder serve`: a virtualenv made once under cargo's
-//! target directory, the binary started on a free loopback port, a suite script run against it.
+//! Running real SDKs against `larder serve`: a Python virtualenv or an npm install made once
+//! per pinned version in a cache outside the checkout (`sdk_cache`), the binary started on a
+//! free loopback port, a suite script run against it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -80,25 +81,114 @@ fn run(command: &mut Command) {
     );
 }
 
-/// A virtualenv with `requirement` (e.g. `urbackend==0.1.0`) installed, made once.
+/// Where SDK installs are kept between runs: `$LARDER_SDK_CACHE`, else `~/.cache/larder-sdk`
+/// (outside the checkout, so a fresh clone reuses them). Each install is a folder named by its
+/// pinned versions, so a version change makes a new one.
+pub fn sdk_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LARDER_SDK_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("larder-sdk")
+}
+
+/// The folder `name` in the cache, made by `install` into a scratch folder and moved into place
+/// whole, so an interrupted or concurrent install never leaves a half-made one behind.
+fn cached(name: &str, install: impl FnOnce(&Path)) -> PathBuf {
+    let cache = sdk_cache();
+    let target = cache.join(name);
+    if target.join("installed").exists() {
+        return target;
+    }
+    std::fs::create_dir_all(&cache).unwrap();
+    let scratch = cache.join(format!(".{name}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    install(&scratch);
+    std::fs::write(scratch.join("installed"), b"").unwrap();
+    if std::fs::rename(&scratch, &target).is_err() {
+        // Another test process finished the same install first.
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    assert!(
+        target.join("installed").exists(),
+        "{} was not installed",
+        target.display()
+    );
+    target
+}
+
+/// A virtualenv with `requirement` (e.g. `urbackend==0.1.0`) installed, made once. A virtualenv
+/// cannot be moved, so it is made in place, under a lock folder.
 pub fn python_with(requirement: &str) -> PathBuf {
     let name = requirement.replace("==", "-");
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sdk-venv-{name}"));
+    let venv = sdk_cache().join(format!("python-{name}"));
     let python = venv.join("bin").join("python");
     let marker = venv.join("installed");
     if !marker.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-        run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            requirement,
-        ]));
-        std::fs::write(&marker, b"").unwrap();
+        std::fs::create_dir_all(sdk_cache()).unwrap();
+        let lock = sdk_cache().join(format!(".python-{name}.lock"));
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while std::fs::create_dir(&lock).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} stayed locked",
+                lock.display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !marker.exists() {
+            let _ = std::fs::remove_dir_all(&venv);
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+            run(Command::new(&python).args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                requirement,
+            ]));
+            std::fs::write(&marker, b"").unwrap();
+        }
+        let _ = std::fs::remove_dir(&lock);
     }
     python
+}
+
+/// `node_modules` with the given npm packages (`name@version`, pinned) installed, made once.
+pub fn node_modules(packages: &[&str]) -> PathBuf {
+    let name = format!("npm-{}", packages.join("+").replace(['/', '@'], "_"));
+    let folder = cached(&name, |scratch| {
+        let mut npm = Command::new("npm");
+        npm.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--prefix",
+        ])
+        .arg(scratch)
+        .args(packages);
+        run(&mut npm);
+    });
+    folder.join("node_modules")
+}
+
+/// Runs a Node suite script with the given environment; fails the test unless it passed.
+pub fn run_node_suite(script: &str, env: &[(&str, &str)]) {
+    let output = Command::new("node")
+        .arg(script)
+        .envs(env.iter().copied())
+        .output()
+        .expect("node runs (the suite needs Node.js 18 or later)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the SDK suite failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
 /// A random admin key for `LARDER_ADMIN_KEY`.

@@ -6,6 +6,8 @@
 //! 401, never a fallback; with neither a key nor a token the request is refused. On signup,
 //! login and the second-factor step the SDK sends stale tokens, so a Bearer is ignored there.
 
+pub(super) mod realtime;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Request};
 use axum::http::{HeaderMap, StatusCode, header};

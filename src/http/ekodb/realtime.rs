@@ -19,9 +19,9 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query as UrlQuery};
 use axum::response::Response;
 use futures_core::Stream;
@@ -34,15 +34,12 @@ use crate::data::feed::{Batch, ChangeOp, FeedEvent, Since, Subscription};
 use crate::data::query::Filter;
 use crate::error::{Error, Result};
 use crate::http::error::{public_message, status_of};
-use crate::http::realtime::{Framing, HEARTBEAT, event_stream, frame, stopped};
+use crate::http::realtime::{
+    CLOSE_RESET, Framing, HEARTBEAT, MAX_FRAME, PONG_DEADLINE, close, event_stream, frame, stopped,
+    text,
+};
 use crate::http::toolkit::{Stopping, blocking};
 
-/// The largest frame a client may send.
-const MAX_FRAME: usize = 1 << 20;
-/// A socket that answered no ping for this long is closed.
-const PONG_DEADLINE: Duration = Duration::from_secs(45);
-/// Close code for "the feed was reset: reconnect and read again".
-const CLOSE_RESET: u16 = 4409;
 /// Subscriptions one socket may hold.
 const MAX_SUBSCRIPTIONS: usize = 100;
 
@@ -172,18 +169,6 @@ async fn session(
             }
         }
     }
-}
-
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason.chars().take(100).collect::<String>()),
-    };
-    let _ = socket.send(Message::Close(Some(frame))).await;
-}
-
-fn text(value: Value) -> Message {
-    Message::Text(Utf8Bytes::from(value.to_string()))
 }
 
 fn error_frame(message_id: Option<&str>, error: &Error) -> Message {
