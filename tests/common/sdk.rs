@@ -128,7 +128,8 @@ pub fn python_with(requirement: &str) -> PathBuf {
     if !marker.exists() {
         std::fs::create_dir_all(sdk_cache()).unwrap();
         let lock = sdk_cache().join(format!(".python-{name}.lock"));
-        let deadline = Instant::now() + Duration::from_secs(600);
+        // A client built from source (ekodb-client) takes minutes on two cores.
+        let deadline = Instant::now() + Duration::from_secs(1800);
         while std::fs::create_dir(&lock).is_err() {
             assert!(
                 Instant::now() < deadline,
