@@ -43,9 +43,19 @@ enum Command {
         /// The size of the page cache in MiB: the main part of the process's memory under load.
         #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
         cache_mib: u32,
-        /// Most open connections; further clients wait in the accept queue.
+        /// Most open connections (event streams and sockets included); further clients wait
+        /// in the accept queue.
         #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         max_connections: u32,
+        /// Days of change history kept for subscribers that resume from a position.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        feed_keep_days: u32,
+        /// Most transactions of change history kept.
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+        feed_keep_changes: u64,
+        /// Most MiB of change history kept.
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+        feed_keep_mib: u64,
     },
     /// Manage API keys.
     #[command(subcommand)]
@@ -170,10 +180,21 @@ fn run(cli: Cli) -> Result<(), String> {
     // leaves nothing behind.
     let mut listener = None;
     if let Command::Serve {
-        cache_mib, addr, ..
+        cache_mib,
+        addr,
+        feed_keep_days,
+        feed_keep_changes,
+        feed_keep_mib,
+        ..
     } = &cli.command
     {
-        builder = builder.cache_bytes(mib_to_bytes(*cache_mib));
+        builder = builder
+            .cache_bytes(mib_to_bytes(*cache_mib))
+            .feed_retention(larder::Retention {
+                max_batches: *feed_keep_changes,
+                max_bytes: feed_keep_mib.saturating_mul(1 << 20),
+                max_age: std::time::Duration::from_secs(u64::from(*feed_keep_days) * 86_400),
+            });
         listener = Some(
             std::net::TcpListener::bind(addr)
                 .map_err(|e| format!("cannot listen on {addr}: {}", os_cause(&e)))?,
