@@ -333,6 +333,11 @@ impl Permit {
         Ok(())
     }
 
+    /// Whether [`Permit::project`] leaves every document as it is.
+    pub(crate) fn projects_nothing(&self) -> bool {
+        self.full || (self.hidden.is_empty() && self.select.is_none())
+    }
+
     /// Removes what the caller may not see from a document's data.
     pub(crate) fn project(&self, data: &mut Map<String, Value>) {
         if self.full {

@@ -97,6 +97,19 @@ pub struct Change<T = Value> {
     pub doc: Option<Doc<T>>,
     /// The document before the change, as the subscriber saw it (`None` for an insert).
     pub prev: Option<Doc<T>>,
+    /// `doc` and `prev` as JSON (ASCII only), encoded once per change for every subscriber
+    /// whose view leaves documents whole; `None` where the subscriber's view projects them.
+    shared: Option<(Option<Arc<str>>, Option<Arc<str>>)>,
+}
+
+impl<T> Change<T> {
+    /// `doc` and `prev` as JSON text shared by every subscriber that sees them whole (the
+    /// event streams splice it in instead of encoding the document once per subscriber).
+    pub(crate) fn shared_json(&self) -> Option<(Option<&str>, Option<&str>)> {
+        self.shared
+            .as_ref()
+            .map(|(doc, prev)| (doc.as_deref(), prev.as_deref()))
+    }
 }
 
 /// The visible changes of one committed transaction.
@@ -485,8 +498,19 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
         before: Option<&Image>,
         after: Option<&Image>,
     ) -> Result<Option<Change<T>>> {
-        let before = self.visible(id, before);
-        let after = self.visible(id, after);
+        let shared = self.permit.projects_nothing().then_some((before, after));
+        let before_doc = self.visible(id, before);
+        let after_doc = self.visible(id, after);
+        let shared = shared.map(|(before_image, after_image)| {
+            let encoded = |image: Option<&Image>, seen: bool| {
+                image.filter(|_| seen).map(|image| image.json(id))
+            };
+            (
+                encoded(after_image, after_doc.is_some()),
+                encoded(before_image, before_doc.is_some()),
+            )
+        });
+        let (before, after) = (before_doc, after_doc);
         let op = match (&before, &after) {
             (None, None) => return Ok(None),
             (None, Some(_)) => ChangeOp::Insert,
@@ -500,6 +524,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
             id: id.to_owned(),
             doc,
             prev,
+            shared,
         }))
     }
 
@@ -620,6 +645,9 @@ struct Image {
     created_at: i64,
     updated_at: i64,
     data: Map<String, Value>,
+    /// The whole document as JSON (ASCII only), made on first use and shared by every
+    /// subscriber that sees it whole.
+    json: std::sync::OnceLock<Arc<str>>,
 }
 
 impl Image {
@@ -632,7 +660,22 @@ impl Image {
             created_at: record.created_at,
             updated_at: record.updated_at,
             data: serde_json::from_slice(record.json).map_err(crate::error::Error::internal)?,
+            json: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// The document `id` as JSON with non-ASCII characters escaped, encoded once.
+    fn json(&self, id: &str) -> Arc<str> {
+        Arc::clone(self.json.get_or_init(|| {
+            let doc = Doc {
+                id: id.to_owned(),
+                created_at: format_rfc3339(self.created_at),
+                updated_at: format_rfc3339(self.updated_at),
+                data: &self.data,
+            };
+            let text = serde_json::to_string(&doc).unwrap_or_else(|_| "null".to_owned());
+            Arc::from(ascii_json(&text))
+        }))
     }
 }
 
@@ -748,4 +791,23 @@ impl FeedRing {
             }
         }
     }
+}
+
+/// JSON text with every non-ASCII character escaped (`\uXXXX`, surrogate pairs beyond the
+/// basic plane): still the same JSON, and every byte ASCII, which every event-stream parser
+/// reads alike (some decode each network chunk on its own).
+pub(crate) fn ascii_json(json: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
 }

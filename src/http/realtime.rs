@@ -378,6 +378,26 @@ fn batch_frames(out: &mut String, collection: &str, batch: Batch, skip: Option<(
         } else {
             format!("{}.{index}", batch.seq)
         };
+        if let Some((doc, prev)) = change.shared_json() {
+            // Documents every such subscriber sees whole: their JSON is encoded once per
+            // change and spliced in here.
+            let strings = json!([collection, change.id]);
+            let mut data = format!(
+                "{{\"seq\":{},\"op\":\"{}\",\"collection\":{},\"id\":{},\"doc\":{}",
+                batch.seq,
+                change.op.as_str(),
+                strings[0],
+                strings[1],
+                doc.unwrap_or("null")
+            );
+            if let Some(prev) = prev {
+                data.push_str(",\"prev\":");
+                data.push_str(prev);
+            }
+            data.push('}');
+            frame_json(out, Some(&id), change.op.as_str(), &data);
+            continue;
+        }
         let mut data = json!({
             "seq": batch.seq,
             "op": change.op.as_str(),
@@ -408,21 +428,20 @@ pub(super) fn text(value: Value) -> Message {
 
 /// Appends one event: LF line ends, the JSON on one line with non-ASCII escaped.
 pub(super) fn frame(out: &mut String, id: Option<&str>, event: &str, data: &Value) {
+    frame_json(out, id, event, &data.to_string());
+}
+
+/// [`frame`] for data already encoded as one line of JSON.
+fn frame_json(out: &mut String, id: Option<&str>, event: &str, json: &str) {
     if let Some(id) = id {
         let _ = writeln!(out, "id: {id}");
     }
     let _ = writeln!(out, "event: {event}");
     out.push_str("data: ");
-    let json = data.to_string();
-    for c in json.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                let _ = write!(out, "\\u{unit:04x}");
-            }
-        }
+    if json.is_ascii() {
+        out.push_str(json);
+    } else {
+        out.push_str(&crate::data::feed::ascii_json(json));
     }
     out.push_str("\n\n");
 }
