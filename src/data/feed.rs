@@ -97,19 +97,46 @@ pub struct Change<T = Value> {
     pub doc: Option<Doc<T>>,
     /// The document before the change, as the subscriber saw it (`None` for an insert).
     pub prev: Option<Doc<T>>,
-    /// `doc` and `prev` as JSON (ASCII only), encoded once per change for every subscriber
-    /// whose view leaves documents whole; `None` where the subscriber's view projects them.
-    shared: Option<(Option<Arc<str>>, Option<Arc<str>>)>,
+    /// The stored images behind `doc` and `prev`, when the subscriber sees documents whole:
+    /// their JSON is then encoded once for every such subscriber.
+    shared: Option<Whole>,
+}
+
+/// The images a change's `doc` and `prev` show unchanged (read by the event streams).
+#[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
+struct Whole {
+    doc: Option<Arc<Image>>,
+    prev: Option<Arc<Image>>,
+}
+
+impl PartialEq for Whole {
+    /// A cache of what `doc` and `prev` say: it never tells two changes apart.
+    fn eq(&self, _: &Whole) -> bool {
+        true
+    }
 }
 
 impl<T> Change<T> {
-    /// `doc` and `prev` as JSON text shared by every subscriber that sees them whole (the
-    /// event streams splice it in instead of encoding the document once per subscriber).
-    pub(crate) fn shared_json(&self) -> Option<(Option<&str>, Option<&str>)> {
-        self.shared
-            .as_ref()
-            .map(|(doc, prev)| (doc.as_deref(), prev.as_deref()))
+    /// `doc` and `prev` as JSON text (ASCII only) shared by every subscriber that sees them
+    /// whole: the event streams splice it in instead of encoding the document once per
+    /// subscriber. `None` where this subscriber's view projects documents.
+    #[cfg(feature = "http")]
+    pub(crate) fn shared_json(&self) -> Option<SharedJson> {
+        let whole = self.shared.as_ref()?;
+        let json = |image: &Option<Arc<Image>>| image.as_ref().map(|image| image.json(&self.id));
+        Some(SharedJson {
+            doc: json(&whole.doc),
+            prev: json(&whole.prev),
+        })
     }
+}
+
+/// A change's `doc` and `prev` as shared JSON text (see [`Change::shared_json`]).
+#[cfg(feature = "http")]
+pub(crate) struct SharedJson {
+    pub(crate) doc: Option<Arc<str>>,
+    pub(crate) prev: Option<Arc<str>>,
 }
 
 /// The visible changes of one committed transaction.
@@ -462,7 +489,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
                     before,
                     after,
                 } if *collection == name => {
-                    if let Some(change) = self.view(id, before.as_deref(), after.as_deref())? {
+                    if let Some(change) = self.view(id, before.as_ref(), after.as_ref())? {
                         changes.push(change);
                     }
                 }
@@ -495,20 +522,15 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
     fn view(
         &self,
         id: &str,
-        before: Option<&Image>,
-        after: Option<&Image>,
+        before: Option<&Arc<Image>>,
+        after: Option<&Arc<Image>>,
     ) -> Result<Option<Change<T>>> {
         let shared = self.permit.projects_nothing().then_some((before, after));
-        let before_doc = self.visible(id, before);
-        let after_doc = self.visible(id, after);
-        let shared = shared.map(|(before_image, after_image)| {
-            let encoded = |image: Option<&Image>, seen: bool| {
-                image.filter(|_| seen).map(|image| image.json(id))
-            };
-            (
-                encoded(after_image, after_doc.is_some()),
-                encoded(before_image, before_doc.is_some()),
-            )
+        let before_doc = self.visible(id, before.map(|image| &**image));
+        let after_doc = self.visible(id, after.map(|image| &**image));
+        let shared = shared.map(|(before_image, after_image)| Whole {
+            doc: after_image.filter(|_| after_doc.is_some()).cloned(),
+            prev: before_image.filter(|_| before_doc.is_some()).cloned(),
         });
         let (before, after) = (before_doc, after_doc);
         let op = match (&before, &after) {
@@ -629,8 +651,8 @@ enum DecodedRow {
     Document {
         collection: String,
         id: String,
-        before: Option<Box<Image>>,
-        after: Option<Box<Image>>,
+        before: Option<Arc<Image>>,
+        after: Option<Arc<Image>>,
     },
     Reset {
         collection: String,
@@ -647,16 +669,17 @@ struct Image {
     data: Map<String, Value>,
     /// The whole document as JSON (ASCII only), made on first use and shared by every
     /// subscriber that sees it whole.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     json: std::sync::OnceLock<Arc<str>>,
 }
 
 impl Image {
-    fn decode(bytes: Option<&[u8]>) -> Result<Option<Box<Image>>> {
+    fn decode(bytes: Option<&[u8]>) -> Result<Option<Arc<Image>>> {
         let Some(bytes) = bytes else {
             return Ok(None);
         };
         let record = DocRecord::decode(bytes)?;
-        Ok(Some(Box::new(Image {
+        Ok(Some(Arc::new(Image {
             created_at: record.created_at,
             updated_at: record.updated_at,
             data: serde_json::from_slice(record.json).map_err(crate::error::Error::internal)?,
@@ -665,6 +688,7 @@ impl Image {
     }
 
     /// The document `id` as JSON with non-ASCII characters escaped, encoded once.
+    #[cfg(feature = "http")]
     fn json(&self, id: &str) -> Arc<str> {
         Arc::clone(self.json.get_or_init(|| {
             let doc = Doc {
@@ -796,6 +820,7 @@ impl FeedRing {
 /// JSON text with every non-ASCII character escaped (`\uXXXX`, surrogate pairs beyond the
 /// basic plane): still the same JSON, and every byte ASCII, which every event-stream parser
 /// reads alike (some decode each network chunk on its own).
+#[cfg(feature = "http")]
 pub(crate) fn ascii_json(json: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(json.len());

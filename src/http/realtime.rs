@@ -378,7 +378,7 @@ fn batch_frames(out: &mut String, collection: &str, batch: Batch, skip: Option<(
         } else {
             format!("{}.{index}", batch.seq)
         };
-        if let Some((doc, prev)) = change.shared_json() {
+        if let Some(crate::data::feed::SharedJson { doc, prev }) = change.shared_json() {
             // Documents every such subscriber sees whole: their JSON is encoded once per
             // change and spliced in here.
             let strings = json!([collection, change.id]);
@@ -388,11 +388,11 @@ fn batch_frames(out: &mut String, collection: &str, batch: Batch, skip: Option<(
                 change.op.as_str(),
                 strings[0],
                 strings[1],
-                doc.unwrap_or("null")
+                doc.as_deref().unwrap_or("null")
             );
             if let Some(prev) = prev {
                 data.push_str(",\"prev\":");
-                data.push_str(prev);
+                data.push_str(&prev);
             }
             data.push('}');
             frame_json(out, Some(&id), change.op.as_str(), &data);
