@@ -22,6 +22,13 @@ fn db_with(name: &str, spec: CollectionSpec) -> Db {
     db
 }
 
+/// A new user, signed in.
+fn signup(db: &Db, email: &str) -> larder::SignedIn {
+    db.users()
+        .signup(NewUser::new(email, PASSWORD), &Client::unknown())
+        .unwrap()
+}
+
 /// The next event, failing the test instead of hanging.
 fn next(sub: &mut Subscription) -> FeedEvent {
     match sub.next_timeout(WAIT) {
@@ -290,20 +297,8 @@ fn owner_rules_decide_who_sees_a_change_and_a_transfer_moves_it() {
             .owner_field("owner")
             .hidden_field("secret"),
     );
-    let ada = db
-        .users()
-        .signup(
-            NewUser::new("ada@example.com", PASSWORD),
-            &Client::unknown(),
-        )
-        .unwrap();
-    let bob = db
-        .users()
-        .signup(
-            NewUser::new("bob@example.com", PASSWORD),
-            &Client::unknown(),
-        )
-        .unwrap();
+    let ada = signup(&db, "ada@example.com");
+    let bob = signup(&db, "bob@example.com");
     let as_ada = db.as_user(&ada.access_token).unwrap();
     let as_bob = db.as_user(&bob.access_token).unwrap();
     let mut ada_feed = as_ada
@@ -417,13 +412,7 @@ fn a_filter_on_a_hidden_field_is_refused_at_subscribe() {
 #[test]
 fn ending_the_session_ends_the_stream_with_an_error() {
     let db = db_with("items", CollectionSpec::new().rules(Rules::signed_in()));
-    let ada = db
-        .users()
-        .signup(
-            NewUser::new("ada@example.com", PASSWORD),
-            &Client::unknown(),
-        )
-        .unwrap();
+    let ada = signup(&db, "ada@example.com");
     let mut feed = db
         .as_user(&ada.access_token)
         .unwrap()
@@ -593,20 +582,8 @@ fn pages_of_changes_a_subscriber_may_not_see_do_not_hold_back_the_one_it_may() {
             .rules(Rules::owner_only())
             .owner_field("owner"),
     );
-    let ada = db
-        .users()
-        .signup(
-            NewUser::new("ada@example.com", PASSWORD),
-            &Client::unknown(),
-        )
-        .unwrap();
-    let bob = db
-        .users()
-        .signup(
-            NewUser::new("bob@example.com", PASSWORD),
-            &Client::unknown(),
-        )
-        .unwrap();
+    let ada = signup(&db, "ada@example.com");
+    let bob = signup(&db, "bob@example.com");
     let as_ada = db.as_user(&ada.access_token).unwrap();
     let mut feed = as_ada
         .collection::<Value>("items")
@@ -635,13 +612,7 @@ fn a_lost_role_or_grant_resets_the_subscription() {
         ..Rules::admin_only()
     };
     let db = db_with("drafts", CollectionSpec::new().rules(rules));
-    let ada = db
-        .users()
-        .signup(
-            NewUser::new("ada@example.com", PASSWORD),
-            &Client::unknown(),
-        )
-        .unwrap();
+    let ada = signup(&db, "ada@example.com");
     db.users()
         .set_roles(&ada.user.id, &["editor".to_owned()])
         .unwrap();
@@ -714,12 +685,10 @@ fn model_each_subscriber_sees_exactly_its_own_view_across_resumes() {
             .owner_field("owner")
             .hidden_field("secret"),
     );
-    let signup = |email: &str| {
-        db.users()
-            .signup(NewUser::new(email, PASSWORD), &Client::unknown())
-            .unwrap()
-    };
-    let (ada, bob) = (signup("ada@example.com"), signup("bob@example.com"));
+    let (ada, bob) = (
+        signup(&db, "ada@example.com"),
+        signup(&db, "bob@example.com"),
+    );
     let actors = [
         db.as_user(&ada.access_token).unwrap(),
         db.as_user(&bob.access_token).unwrap(),

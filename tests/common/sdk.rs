@@ -177,19 +177,7 @@ pub fn node_modules(packages: &[&str]) -> PathBuf {
 
 /// Runs a Node suite script with the given environment; fails the test unless it passed.
 pub fn run_node_suite(script: &str, env: &[(&str, &str)]) {
-    let output = Command::new("node")
-        .arg(script)
-        .envs(env.iter().copied())
-        .output()
-        .expect("node runs (the suite needs Node.js 18 or later)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "the SDK suite failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    run_script(Path::new("node"), script, env, "all checks passed");
 }
 
 /// A random admin key for `LARDER_ADMIN_KEY`.
@@ -239,11 +227,16 @@ pub fn serve(db: &Path, admin_key: &str) -> (Running, String) {
 /// Runs a suite script with `python` and the given environment; fails the test unless every
 /// check passed.
 pub fn run_suite(python: &Path, script: &str, env: &[(&str, &str)]) {
-    let output = Command::new(python)
+    run_script(python, script, env, ", 0 failed");
+}
+
+/// Runs `script` with `interpreter`; fails the test unless it exits 0 and says `passed`.
+fn run_script(interpreter: &Path, script: &str, env: &[(&str, &str)], passed: &str) {
+    let output = Command::new(interpreter)
         .arg(script)
         .envs(env.iter().copied())
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{} does not run: {e}", interpreter.display()));
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     assert!(
@@ -251,5 +244,5 @@ pub fn run_suite(python: &Path, script: &str, env: &[(&str, &str)]) {
         "the SDK suite failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains(", 0 failed"), "{stdout}");
+    assert!(stdout.contains(passed), "{stdout}");
 }

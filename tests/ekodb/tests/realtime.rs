@@ -17,6 +17,17 @@ async fn bounded<T>(test: impl Future<Output = T>) -> T {
         .expect("the test finished within a minute")
 }
 
+/// A server with an empty `orders` collection.
+fn server_with_orders() -> TestServer {
+    let server = TestServer::start().unwrap();
+    server
+        .db
+        .collections()
+        .create("orders", CollectionSpec::new())
+        .unwrap();
+    server
+}
+
 fn client(server: &TestServer, key: &str) -> Client {
     Client::builder()
         .base_url(server.url())
@@ -55,12 +66,7 @@ fn id_of(record: &Record) -> String {
 
 #[tokio::test]
 async fn websocket_subscribers_receive_each_write_as_a_notification() {
-    let server = TestServer::start().unwrap();
-    server
-        .db
-        .collections()
-        .create("orders", CollectionSpec::new())
-        .unwrap();
+    let server = server_with_orders();
     bounded(async {
         let client = client(&server, &server.admin_key);
         let ws = client.connect_ws().await.unwrap();
@@ -129,12 +135,7 @@ async fn websocket_subscribers_receive_each_write_as_a_notification() {
 
 #[tokio::test]
 async fn a_filtered_subscription_gets_only_matching_changes_deletes_included() {
-    let server = TestServer::start().unwrap();
-    server
-        .db
-        .collections()
-        .create("orders", CollectionSpec::new())
-        .unwrap();
+    let server = server_with_orders();
     bounded(async {
         let client = client(&server, &server.admin_key);
         let ws = client.connect_ws().await.unwrap();
@@ -179,11 +180,8 @@ async fn a_filtered_subscription_gets_only_matching_changes_deletes_included() {
 
 #[tokio::test]
 async fn a_key_without_a_grant_cannot_subscribe() {
-    let server = TestServer::start().unwrap();
+    let server = server_with_orders();
     let db = &server.db;
-    db.collections()
-        .create("orders", CollectionSpec::new())
-        .unwrap();
     db.collections()
         .create("notes", CollectionSpec::new())
         .unwrap();
@@ -213,12 +211,7 @@ async fn a_key_without_a_grant_cannot_subscribe() {
 
 #[tokio::test]
 async fn server_sent_event_subscribers_receive_mutations() {
-    let server = TestServer::start().unwrap();
-    server
-        .db
-        .collections()
-        .create("orders", CollectionSpec::new())
-        .unwrap();
+    let server = server_with_orders();
     bounded(async {
         let client = client(&server, &server.admin_key);
         let mut events = client
