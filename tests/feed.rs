@@ -863,3 +863,48 @@ fn in_async_code_a_subscription_is_a_stream() {
     };
     assert_eq!(batch.changes[0].doc.as_ref().unwrap().data["n"], 1);
 }
+
+#[test]
+fn the_byte_budget_and_the_age_limit_trim_old_history_too() {
+    let (db, clock) = {
+        let clock =
+            larder::ManualClock::at(std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let db = Db::builder()
+            .clock(clock.clone())
+            .feed_retention(Retention {
+                max_bytes: 4_000,
+                max_age: Duration::from_secs(3600),
+                ..Retention::default()
+            })
+            .in_memory()
+            .unwrap();
+        (db, clock)
+    };
+    db.collections()
+        .create("notes", CollectionSpec::new())
+        .unwrap();
+    let notes = db.collection::<Value>("notes");
+    let body = "x".repeat(200);
+    for n in 0..40 {
+        notes.insert(&json!({"n": n, "body": body})).unwrap();
+    }
+    let oldest = |db: &Db| match db
+        .collection::<Value>("notes")
+        .subscribe(Filter::All, Since::Seq(0))
+        .unwrap()
+        .next_timeout(WAIT)
+    {
+        Some(Ok(FeedEvent::Reset { reason, seq, .. })) => {
+            assert_eq!(reason, ResetReason::TooOld);
+            seq
+        }
+        other => panic!("expected a reset, got {other:?}"),
+    };
+    let by_bytes = oldest(&db);
+    // Each batch takes about 300 bytes of the 4,000: some ten of the forty are kept.
+    assert!((25..=35).contains(&by_bytes), "{by_bytes}");
+    // An hour later, one more commit trims everything older than an hour (the newest stays).
+    clock.advance(Duration::from_secs(3601));
+    notes.insert(&json!({"n": "late"})).unwrap();
+    assert!(oldest(&db) > by_bytes);
+}

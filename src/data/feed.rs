@@ -30,7 +30,7 @@ use crate::data::query::{Filter, Plan, Query, Row, RowData, RowId};
 use crate::error::{ErrorKind, Result};
 use crate::store::changes::{self, Entry, LogState, ResetReason, What};
 use crate::store::clock::format_rfc3339;
-use crate::store::schema::{CHANGES, COLLECTIONS, DocRecord, FEED_RESETS, META};
+use crate::store::schema::{CHANGES, COLLECTIONS, DocRecord, FEED_RESETS};
 
 /// The most batches one read of the log takes (a page).
 const PAGE_BATCHES: u64 = 256;
@@ -256,7 +256,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
         Plan::compile(&filter, &[])?;
         let store = handle.store().clone();
         store.read(|txn| {
-            let log = LogState::read(&txn.open_table(META)?)?;
+            let log = LogState::read(txn)?;
             let target = Target::load(&txn.open_table(COLLECTIONS)?, handle.name())?;
             let permit = handle.permit(Action::List, &target.spec)?;
             let narrowed = handle.visible_filter(&permit, &filter, std::iter::empty())?;
@@ -460,7 +460,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Subscription<T> {
         }
         let store = self.handle.store().clone();
         let (log, batches) = store.read(|txn| {
-            let log = LogState::read(&txn.open_table(META)?)?;
+            let log = LogState::read(txn)?;
             let batches = if self.read_to + 1 < log.first_seq {
                 Vec::new()
             } else {

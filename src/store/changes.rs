@@ -5,7 +5,9 @@
 //! [`ChangeBatch`]) takes the next commit sequence number and stores its changes under it, as
 //! rows `(seq, 0..n)` of [`CHANGES`]. Because the number is taken inside the transaction, an
 //! operation that aborts leaves no number behind (no gaps), and since redb runs one write
-//! transaction at a time, sequence order is commit order. Only the number is published in
+//! transaction at a time, sequence order is commit order. The log's position is its own first
+//! and last rows (each row carries its commit time and the running byte total), so a commit
+//! writes no other table for the log's sake. Only the number is published in
 //! memory after the commit ([`FeedSignal`]); the rows in the file stay the source of truth, so
 //! a change cannot exist only in memory and a crash between commit and publish loses nothing.
 //!
@@ -22,12 +24,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::store::schema::{self, CHANGES, FEED_RESETS, META};
 
-/// The row of [`META`] holding the newest sequence number taken (0: none yet).
-const LAST_SEQ_KEY: &str = "feed_last_seq";
-/// The row of [`META`] holding the oldest sequence number still kept (1 until a trim).
-const FIRST_SEQ_KEY: &str = "feed_first_seq";
-/// The row of [`META`] holding the bytes the kept history takes.
-const BYTES_KEY: &str = "feed_bytes";
 /// The row of [`META`] holding this log's random epoch: positions of another log (a file
 /// replaced by an older copy, another database) are told apart by it.
 const EPOCH_KEY: &str = "feed_epoch";
@@ -93,16 +89,23 @@ impl ResetReason {
 pub(crate) struct Entry<'a> {
     /// When the batch committed (µs, the database clock).
     pub(crate) committed_at: i64,
+    /// The bytes the log has taken since it began, up to and including this row (the
+    /// retention budget is the difference between the newest and the oldest kept row).
+    pub(crate) total: u64,
     pub(crate) what: What<'a>,
 }
 
+/// The fixed head of every row: the commit time and the running byte total.
+const HEAD: usize = 16;
+
 impl<'a> Entry<'a> {
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Entry<'a>> {
-        let Some((stamp, rest)) = bytes.split_first_chunk::<8>() else {
-            return Err(Error::internal(schema::CorruptRecord));
-        };
+        let corrupt = || Error::internal(schema::CorruptRecord);
+        let (stamp, rest) = bytes.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let (total, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
         Ok(Entry {
             committed_at: i64::from_le_bytes(*stamp),
+            total: u64::from_le_bytes(*total),
             what: postcard::from_bytes(rest).map_err(Error::internal)?,
         })
     }
@@ -183,7 +186,7 @@ impl ChangeBatch {
 
     fn push(&mut self, what: &What<'_>) -> Result<()> {
         let mut bytes = std::mem::take(&mut self.bytes);
-        bytes.extend_from_slice(&[0; 8]);
+        bytes.extend_from_slice(&[0; HEAD]);
         self.bytes = postcard::to_extend(what, bytes).map_err(Error::internal)?;
         self.ends.push(self.bytes.len());
         Ok(())
@@ -299,13 +302,26 @@ pub(crate) struct LogState {
 }
 
 impl LogState {
-    /// Reads the log's position rows.
-    pub(crate) fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<LogState> {
-        let get = |key| -> Result<Option<u64>> { Ok(meta.get(key)?.map(|v| v.value())) };
+    /// Where the log stands: its first and last rows (the newest batch is never trimmed, so
+    /// the log is empty only before its first batch) and the epoch in `meta`.
+    pub(crate) fn read(txn: &redb::ReadTransaction) -> Result<LogState> {
+        let changes = txn.open_table(CHANGES)?;
+        let meta = txn.open_table(META)?;
+        LogState::of(&changes, &meta)
+    }
+
+    fn of(
+        changes: &impl ReadableTable<(u64, u32), &'static [u8]>,
+        meta: &impl ReadableTable<&'static str, u64>,
+    ) -> Result<LogState> {
+        let last_seq = changes.last()?.map_or(0, |(key, _)| key.value().0);
+        let first_seq = changes
+            .first()?
+            .map_or(last_seq + 1, |(key, _)| key.value().0);
         Ok(LogState {
-            last_seq: get(LAST_SEQ_KEY)?.unwrap_or(0),
-            first_seq: get(FIRST_SEQ_KEY)?.unwrap_or(1),
-            epoch: get(EPOCH_KEY)?.unwrap_or(0),
+            last_seq,
+            first_seq,
+            epoch: meta.get(EPOCH_KEY)?.map_or(0, |v| v.value()),
         })
     }
 }
@@ -334,18 +350,21 @@ pub(crate) fn append(
     if batch.is_empty() {
         return Ok(None);
     }
-    let mut meta = txn.open_table(META)?;
-    let state = LogState::read(&meta)?;
-    let seq = state.last_seq + 1;
-    let mut bytes = meta.get(BYTES_KEY)?.map(|v| v.value()).unwrap_or(0);
     let mut changes = txn.open_table(CHANGES)?;
+    // Where the log stands, from its own first and last rows: a commit changes no other
+    // table for the log's sake.
+    let (last_seq, mut total) = match changes.last()? {
+        Some((key, row)) => (key.value().0, Entry::decode(row.value())?.total),
+        None => (0, 0),
+    };
+    let seq = last_seq + 1;
     let ranges: Vec<_> = batch.ranges().collect();
     for (position, range) in ranges.into_iter().enumerate() {
+        total += row_cost(range.len());
         batch.bytes[range.start..range.start + 8].copy_from_slice(&now.to_le_bytes());
+        batch.bytes[range.start + 8..range.start + HEAD].copy_from_slice(&total.to_le_bytes());
         let position = u32::try_from(position).map_err(|_| Error::too_large("a batch", 0))?;
-        let row = &batch.bytes[range];
-        changes.insert((seq, position), row)?;
-        bytes += row_cost(row.len());
+        changes.insert((seq, position), &batch.bytes[range])?;
     }
     if !batch.resets.is_empty() {
         let mut resets = txn.open_table(FEED_RESETS)?;
@@ -354,31 +373,27 @@ pub(crate) fn append(
             resets.insert(collection.as_str(), value.as_slice())?;
         }
     }
-    let mut first = state.first_seq;
     let oldest_allowed = now.saturating_sub(micros(retention.max_age));
-    let mut trimmed = 0;
-    while first < seq && trimmed < TRIM_PER_COMMIT {
-        let over_count = seq - first + 1 > retention.max_batches;
-        let over_bytes = bytes > retention.max_bytes;
-        let too_old = match changes.get((first, 0))? {
-            Some(row) => Entry::decode(row.value())?.committed_at < oldest_allowed,
-            None => true,
+    for _ in 0..TRIM_PER_COMMIT {
+        let Some((key, row)) = changes.first()? else {
+            break;
         };
-        if !(over_count || over_bytes || too_old) {
+        let first = key.value().0;
+        if first >= seq {
+            break; // the newest batch always stays
+        }
+        let entry = Entry::decode(row.value())?;
+        // The bytes kept: everything after the oldest row, and that row itself.
+        let kept = total - entry.total + row_cost(row.value().len());
+        let over_count = seq - first + 1 > retention.max_batches;
+        let too_old = entry.committed_at < oldest_allowed;
+        drop((key, row));
+        if !(over_count || kept > retention.max_bytes || too_old) {
             break;
         }
-        let removed = changes.extract_from_if((first, 0)..(first + 1, 0), |_, _| true)?;
-        for row in removed {
-            let (_, value) = row?;
-            bytes = bytes.saturating_sub(row_cost(value.value().len()));
+        for removed in changes.extract_from_if((first, 0)..(first + 1, 0), |_, _| true)? {
+            removed?;
         }
-        first += 1;
-        trimmed += 1;
-    }
-    meta.insert(LAST_SEQ_KEY, seq)?;
-    meta.insert(BYTES_KEY, bytes)?;
-    if first != state.first_seq || meta.get(FIRST_SEQ_KEY)?.is_none() {
-        meta.insert(FIRST_SEQ_KEY, first)?;
     }
     Ok(Some(seq))
 }

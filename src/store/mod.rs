@@ -198,7 +198,7 @@ impl Store {
     pub(crate) fn new(opened: Opened, clock: Arc<dyn Clock>, limits: Limits) -> Result<Store> {
         let log = {
             let txn = opened.redb.begin_read()?;
-            LogState::read(&txn.open_table(META)?)?
+            LogState::read(&txn)?
         };
         Ok(Store {
             inner: Arc::new(Inner {
