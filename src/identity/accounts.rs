@@ -245,6 +245,24 @@ impl Users<'_> {
         Sessions::new(self.store).signed_in(user.public(), session_id, refresh)
     }
 
+    /// A new session for user `id` without a password: for test fixtures
+    /// (`TestServer::sign_in_as`), never a door.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown user; `Forbidden` for a disabled one.
+    #[cfg(feature = "testing")]
+    pub(crate) fn session_for(&self, id: &str) -> Result<SignedIn> {
+        let (user, session_id, refresh) = Sessions::new(self.store).write_auth(|txn| {
+            let user = load_user(&txn.open_table(USERS)?, id)?;
+            if user.disabled {
+                return Err(Error::forbidden("this account is disabled"));
+            }
+            let (session_id, refresh) = Sessions::new(self.store).create_session(txn, id)?;
+            Ok((user.public(), session_id, refresh))
+        })?;
+        Sessions::new(self.store).signed_in(user, session_id, refresh)
+    }
+
     /// Updates the caller's own profile from a JSON object: `username`, `roles` (each must be
     /// self-assignable), `data` (a merge patch of the profile fields), and any other key as a
     /// profile field. Server-managed fields (`id`, `email`, `email_verified`, `password`,

@@ -30,6 +30,18 @@ pub struct ThrottleConfig {
     pub window: Duration,
 }
 
+impl ThrottleConfig {
+    /// No throttling at all: for test fixtures that log in and sign up in bulk.
+    pub fn off() -> Self {
+        ThrottleConfig {
+            login_failures_per_account: u32::MAX,
+            login_failures_per_address: u32::MAX,
+            signups_per_address: u32::MAX,
+            window: Duration::from_secs(1),
+        }
+    }
+}
+
 impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
