@@ -1,5 +1,6 @@
-//! The real urBackend Python SDK (PyPI `urbackend==0.1.0`) against `larder serve` on a free
-//! loopback port: `tests/sdk/urbackend_suite.py` must pass every check.
+//! The real urBackend SDKs against `larder serve` on a free loopback port: the Python SDK (PyPI
+//! `urbackend==0.1.0`) must pass every check of `tests/sdk/urbackend_suite.py`, and the
+//! TypeScript SDK (npm `@urbackend/sdk@0.4.8`) every check of `tests/sdk/urbackend_ts.mjs`.
 #![cfg(feature = "cli")]
 
 mod common;
@@ -41,6 +42,34 @@ fn the_urbackend_sdk_works_against_larder_serve() {
         &python,
         "tests/sdk/urbackend_suite.py",
         &[
+            ("LARDER_URL", &url),
+            ("LARDER_SK", &admin_key),
+            ("LARDER_PK", &publishable),
+        ],
+    );
+}
+
+#[test]
+fn the_urbackend_typescript_sdk_works_against_larder_serve() {
+    let modules = sdk::node_modules(&["@urbackend/sdk@0.4.8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sdk.redb");
+    let admin_key = sdk::random_secret();
+    let publishable = {
+        let db = Db::open(&path).unwrap();
+        db.collections()
+            .create("products", CollectionSpec::new().index("price"))
+            .unwrap();
+        db.keys()
+            .create(NewApiKey::new(KeyKind::Publishable, "app"))
+            .unwrap()
+            .secret
+    };
+    let (_server, url) = sdk::serve(&path, &admin_key);
+    sdk::run_node_suite(
+        "tests/sdk/urbackend_ts.mjs",
+        &[
+            ("NODE_MODULES", modules.to_str().unwrap()),
             ("LARDER_URL", &url),
             ("LARDER_SK", &admin_key),
             ("LARDER_PK", &publishable),

@@ -63,6 +63,7 @@ fn urbackend() -> Router<AppState> {
             get(urbackend::social_start),
         )
         .route("/api/mail/send", post(urbackend::send_mail))
+        .route("/api/schemas/{collection}", get(urbackend::schema))
         .route(
             "/api/data/{collection}",
             get(urbackend::list).post(urbackend::insert),

@@ -627,6 +627,38 @@ fn documents_of(
     Ok(caller.actor().map_err(fail)?.collection(&collection))
 }
 
+/// `GET /api/schemas/{collection}`: the TypeScript SDK's `schema.getSchema`. larder's
+/// collections are schemaless, so the model lists what the collection declares that the caller
+/// may see: its owner field and its indexed fields. A collection the caller may not list is
+/// as missing as one that does not exist.
+pub(super) async fn schema(caller: Caller, Path(collection): Path<String>) -> Answer {
+    let name = data_collection(&collection).map_err(fail)?;
+    let actor = caller.actor().map_err(fail)?;
+    let info = blocking(move || {
+        actor
+            .listable_collections()?
+            .into_iter()
+            .find(|info| info.name == name)
+            .ok_or_else(|| Error::not_found(format!("collection `{name}`")))
+    })
+    .await
+    .map_err(fail)?;
+    let spec = &info.spec;
+    let visible = |path: &String| !spec.hidden_fields.contains(path);
+    let mut model: Vec<Value> = Vec::new();
+    if let Some(owner) = spec.owner_field.as_ref().filter(|path| visible(path)) {
+        model.push(json!({"key": owner, "type": "String", "required": false}));
+    }
+    for path in spec.indexes.iter().filter(|path| visible(path)) {
+        if spec.owner_field.as_ref() != Some(path) {
+            model.push(json!({"key": path, "type": "Mixed", "required": false}));
+        }
+    }
+    let message = "Schema fetched successfully";
+    let data = json!({"message": message, "collection": {"name": info.name, "model": model}});
+    Ok(ok(StatusCode::OK, data, message))
+}
+
 pub(super) async fn list(
     caller: Caller,
     Path(collection): Path<String>,
