@@ -407,16 +407,33 @@ fn the_write_matrix_and_owner_rules() {
     );
     assert_eq!(f.posts(), before, "refusals changed nothing");
 
-    // PUT replaces, keeping the owner; PATCH merges.
+    // PUT is the hosted service's `$set`: the given fields are set whole (a dotted key sets
+    // one nested field), the others and the owner are kept; PATCH merges too.
     let put = f.call(
         "PUT",
         &format!("/api/data/posts/{id}"),
         &as_ada,
-        Some(json!({"title": "replaced"})),
+        Some(json!({"title": "replaced", "meta": {"a": 1, "b": 2}})),
     );
-    assert_eq!(put.status, 200);
+    assert_eq!(put.status, 200, "{}", put.json);
     assert_eq!(put.json["data"]["userId"], ada["_id"]);
-    assert!(put.json["data"]["n"].is_null());
+    assert_eq!(put.json["data"]["n"], 2, "fields left out are kept");
+    let put = f.call(
+        "PUT",
+        &format!("/api/data/posts/{id}"),
+        &as_ada,
+        Some(json!({"meta": {"c": 3}, "stats.likes": 4, "note": null})),
+    );
+    assert_eq!(
+        put.json["data"]["meta"],
+        json!({"c": 3}),
+        "an object is set whole"
+    );
+    assert_eq!(put.json["data"]["stats"], json!({"likes": 4}));
+    assert!(
+        put.json["data"].as_object().unwrap().contains_key("note"),
+        "null is stored"
+    );
     let patched = f.call(
         "PATCH",
         &format!("/api/data/posts/{id}"),

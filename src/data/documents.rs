@@ -380,6 +380,33 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
         self.typed(stored)
     }
 
+    /// Sets the given fields and keeps the others, as MongoDB's `$set` does (urBackend's `PUT`
+    /// and `PATCH` on the hosted service): each top-level value replaces the field whole (an
+    /// object is not merged into, `null` is stored as `null`), and a dotted key (`stats.likes`)
+    /// sets one nested field.
+    ///
+    /// # Errors
+    /// As [`Collection::patch`].
+    #[cfg(feature = "http")]
+    pub(crate) fn set_fields(&self, id: &str, fields: &Value) -> Result<Doc<T>> {
+        let stored = self.store.write_changes(|txn, changes| {
+            let mut tables = self.tables(txn, changes, Action::Update)?;
+            self.update_in(&mut tables, id, UpdateKind::Patch, |existing| {
+                let Value::Object(fields) = fields else {
+                    return Err(Error::invalid("the fields to set must be a JSON object"));
+                };
+                let mut fields = fields.clone();
+                strip_server_managed(&mut fields, existing)?;
+                let mut data = existing.data.clone();
+                for (key, value) in fields {
+                    set_dotted(&mut data, &key, value);
+                }
+                Ok(data)
+            })
+        })?;
+        self.typed(stored)
+    }
+
     /// Applies several merge patches in one transaction: all of them or none.
     ///
     /// # Errors
@@ -1395,6 +1422,27 @@ fn apply_patch(patch: &Value, existing: &Existing) -> Result<Map<String, Value>>
     let mut data = existing.data.clone();
     merge_patch(&mut data, patch);
     Ok(data)
+}
+
+/// Sets `path` (dotted for nested fields) to `value`, making the objects on the way.
+#[cfg(feature = "http")]
+fn set_dotted(data: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            data.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = data
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = entry {
+                set_dotted(inner, rest, value);
+            }
+        }
+    }
 }
 
 /// RFC 7396 on an object target.

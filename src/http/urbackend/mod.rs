@@ -700,9 +700,11 @@ pub(super) async fn replace(
     Path((collection, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Answer {
+    // The hosted service's PUT is MongoDB's `$set`, a merge like its PATCH, although its docs
+    // say "replace": larder does what the service does.
     let document = document_body(&body).map_err(fail)?;
     let doc = on_documents(&caller, &collection, move |docs| {
-        docs.replace(&id, &document)
+        docs.set_fields(&id, &document)
     })
     .await?;
     Ok(ok(StatusCode::OK, doc_view(doc), "Document updated"))
