@@ -528,7 +528,8 @@ fn parents_are_objects(data: &Map<String, Value>, path: &str) -> bool {
     true
 }
 
-fn set_path(data: &mut Map<String, Value>, path: &str, value: Value) {
+/// Sets `path` (dotted for nested fields) to `value`, making the objects on the way.
+pub(crate) fn set_path(data: &mut Map<String, Value>, path: &str, value: Value) {
     match path.split_once('.') {
         None => {
             data.insert(path.to_owned(), value);

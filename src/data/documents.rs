@@ -399,7 +399,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Collection<T> {
                 strip_server_managed(&mut fields, existing)?;
                 let mut data = existing.data.clone();
                 for (key, value) in fields {
-                    set_dotted(&mut data, &key, value);
+                    policy::set_path(&mut data, &key, value);
                 }
                 Ok(data)
             })
@@ -1422,27 +1422,6 @@ fn apply_patch(patch: &Value, existing: &Existing) -> Result<Map<String, Value>>
     let mut data = existing.data.clone();
     merge_patch(&mut data, patch);
     Ok(data)
-}
-
-/// Sets `path` (dotted for nested fields) to `value`, making the objects on the way.
-#[cfg(feature = "http")]
-fn set_dotted(data: &mut Map<String, Value>, path: &str, value: Value) {
-    match path.split_once('.') {
-        None => {
-            data.insert(path.to_owned(), value);
-        }
-        Some((head, rest)) => {
-            let entry = data
-                .entry(head.to_owned())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if !entry.is_object() {
-                *entry = Value::Object(Map::new());
-            }
-            if let Value::Object(inner) = entry {
-                set_dotted(inner, rest, value);
-            }
-        }
-    }
 }
 
 /// RFC 7396 on an object target.

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -80,11 +79,10 @@ pub(in crate::http) async fn messaging(upgrade: WebSocketUpgrade) -> Response {
 }
 
 /// `GET /realtime/rooms`: the room list of a feature larder does not offer.
-pub(in crate::http) async fn rooms() -> Response {
-    crate::http::json_response(
-        StatusCode::NOT_IMPLEMENTED,
-        json!({"detail": "realtime rooms are not supported by larder"}),
-    )
+pub(in crate::http) async fn rooms() -> std::result::Result<Response, crate::http::ApiError> {
+    Err(super::fail(Error::unsupported(
+        "realtime rooms are not supported by larder",
+    )))
 }
 
 /// Ends a session with one of the hosted service's error frames.
